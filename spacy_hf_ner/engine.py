@@ -1,0 +1,358 @@
+"""Loading and running a transformers classifier: the engine under every component.
+
+The engine owns the tokenizer and the model, and runs them the fast way:
+the fast tokenizer's offsets, long texts cut into overlapping windows (never
+truncated), windows of all docs in a batch sorted by length, dynamic padding,
+and `torch.inference_mode`. It returns logits per window; what they mean is up
+to the component.
+"""
+import os
+from contextlib import contextmanager
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from .errors import Errors
+
+# models whose position ids start after the padding index (max_position_embeddings
+# counts two extra positions)
+_POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"}
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+class Window(NamedTuple):
+    """One window of one text: model tokens and their offsets."""
+
+    doc: int  # index of the text in the batch
+    ids: np.ndarray  # (n,) input ids, special tokens included
+    offsets: np.ndarray  # (n, 2) character offsets in the whole text
+    special: np.ndarray  # (n,) bool, special tokens
+
+
+def looks_like_path(model: str) -> bool:
+    """True for values that can only be a local path, never a hub id."""
+    return (
+        os.path.isabs(os.path.expanduser(model))
+        or model.startswith((".", "~"))
+        or model.count("/") > 1
+        or "\\" in model
+    )
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No progress bars while a component loads its model."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def resolve_device(device: str, name: str) -> Any:
+    import torch
+
+    if not _DEVICE_RE.match(device):
+        raise ValueError(Errors.E006.format(name=name, device=device))
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(Errors.E007.format(name=name, device=device, reason="no CUDA"))
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            reason = f"{torch.cuda.device_count()} CUDA device(s)"
+            raise ValueError(Errors.E007.format(name=name, device=device, reason=reason))
+    if device == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError(Errors.E007.format(name=name, device=device, reason="no MPS"))
+    return torch.device(device)
+
+
+class HFEngine:
+    """A tokenizer and a model, loaded lazily, run in batched windows.
+
+    model: hub id or local directory. revision: hub revision (branch, tag, commit).
+    task: "token" for *ForTokenClassification, "sequence" for
+        *ForSequenceClassification.
+    max_length: window length in model tokens (special tokens included); None
+        takes the model's own limit.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        revision: Optional[str],
+        task: str,
+        device: str,
+        dtype: str,
+        max_length: Optional[int],
+        name: str,
+        factory: str,
+    ) -> None:
+        if not _DEVICE_RE.match(device):
+            raise ValueError(Errors.E006.format(name=name, device=device))
+        if max_length is not None and max_length < 4:
+            raise ValueError(
+                Errors.E009.format(
+                    name=name,
+                    key="max_length",
+                    value=max_length,
+                    problem="is too short for a window",
+                    fix="leave it unset (null) to use the model's limit, or give >= 16",
+                )
+            )
+        self.model_name = model
+        self.revision = revision
+        self.task = task
+        self.device_name = device
+        self.dtype = dtype
+        self.max_length_cfg = max_length
+        self.name = name
+        self.factory = factory
+        self.tokenizer: Any = None
+        self.model: Any = None
+        self.device: Any = None
+        self._token_lengths: Optional[np.ndarray] = None
+
+    # -- loading -------------------------------------------------------------
+
+    @property
+    def is_loaded(self) -> bool:
+        return self.model is not None
+
+    def load(self, path: Optional[Path] = None) -> None:
+        """Load from `path` (a saved pipeline, always offline) or from the config's
+        `model` and `revision`."""
+        import torch
+        from transformers import AutoConfig, AutoTokenizer
+
+        source = str(path) if path is not None else self.model_name
+        local = path is not None or os.path.isdir(os.path.expanduser(source))
+        if path is None and not local and looks_like_path(source):
+            raise ValueError(Errors.E001.format(name=self.name, model=source))
+        if local:
+            source = os.path.expanduser(source)
+        kwargs: Dict[str, Any] = {"local_files_only": True} if path is not None else {}
+        if path is None and self.revision:
+            kwargs["revision"] = self.revision
+        try:
+            config = AutoConfig.from_pretrained(source, **kwargs)
+        except (OSError, ValueError) as e:
+            raise ValueError(
+                Errors.E002.format(
+                    name=self.name, model=source, revision=self.revision, error=e
+                )
+            ) from e
+        self._check_architecture(config)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        except (OSError, ValueError) as e:
+            raise ValueError(
+                Errors.E002.format(name=self.name, model=source, revision=self.revision, error=e)
+            ) from e
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(Errors.E004.format(name=self.name, model=source))
+        auto_cls = self._auto_class()
+        with warnings.catch_warnings(), _quiet_transformers():
+            warnings.filterwarnings("ignore", message=".*were not initialized.*")
+            model = auto_cls.from_pretrained(source, config=config, **kwargs)
+        device = resolve_device(self.device_name, self.name)
+        dtype = getattr(torch, self.dtype)
+        model.to(device=device, dtype=dtype)
+        model.eval()
+        n_labels = len(config.id2label)
+        n_out = config.num_labels
+        if n_labels != n_out:
+            raise ValueError(Errors.E010.format(name=self.name, n_labels=n_labels, n_out=n_out))
+        self.tokenizer, self.model, self.device = tokenizer, model, device
+        self._token_lengths = None
+        self.window  # validate now
+
+    def _auto_class(self) -> Any:
+        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+        if self.task == "token":
+            return AutoModelForTokenClassification
+        return AutoModelForSequenceClassification
+
+    def _check_architecture(self, config: Any) -> None:
+        suffix = "ForTokenClassification" if self.task == "token" else "ForSequenceClassification"
+        architectures = getattr(config, "architectures", None) or []
+        if architectures and not any(a.endswith(suffix) for a in architectures):
+            other = "hf_textcat" if self.task == "token" else "hf_ner"
+            hint = (
+                f"; a *ForSequenceClassification model belongs in `{other}`"
+                if any(a.endswith("ForSequenceClassification") for a in architectures)
+                else ""
+            )
+            if self.task == "sequence" and any(
+                a.endswith("ForTokenClassification") for a in architectures
+            ):
+                hint = f"; a *ForTokenClassification model belongs in `{other}`"
+            msg = Errors.E003.format(
+                name=self.name,
+                model=self.model_name,
+                architectures="/".join(architectures),
+                factory=self.factory,
+                hint=hint,
+            )
+            if self.task == "sequence":
+                msg = msg.replace("token classifier", "sequence classifier").replace(
+                    "*ForTokenClassification", "*ForSequenceClassification"
+                )
+            raise ValueError(msg)
+
+    def save(self, path: Path) -> None:
+        """Write model and tokenizer to `path` (loadable by plain transformers)."""
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+
+    # -- properties of the loaded model --------------------------------------
+
+    @property
+    def id2label(self) -> List[str]:
+        id2label = self.model.config.id2label
+        return [str(id2label[i]) for i in range(len(id2label))]
+
+    @property
+    def n_special(self) -> int:
+        return int(self.tokenizer.num_special_tokens_to_add(pair=False))
+
+    @property
+    def window(self) -> int:
+        """Window length in model tokens, special tokens included."""
+        if self.max_length_cfg is not None:
+            return int(self.max_length_cfg)
+        limits = []
+        model_max = getattr(self.tokenizer, "model_max_length", None)
+        if model_max and 0 < model_max < 1_000_000:
+            limits.append(int(model_max))
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if positions:
+            if getattr(self.model.config, "model_type", "") in _POSITION_OFFSET_MODELS:
+                positions -= 2
+            limits.append(int(positions))
+        return min(limits) if limits else 512
+
+    @property
+    def word_aware(self) -> bool:
+        """Whether the tokenizer marks continuing subwords (transformers' test)."""
+        backend = getattr(self.tokenizer, "_tokenizer", None)
+        return bool(backend and getattr(backend.model, "continuing_subword_prefix", None))
+
+    @property
+    def token_lengths(self) -> np.ndarray:
+        """Length of each vocabulary entry's string, by id."""
+        if self._token_lengths is None:
+            tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+            self._token_lengths = np.array([len(t or "") for t in tokens], dtype=np.int64)
+        return self._token_lengths
+
+    @property
+    def unk_id(self) -> int:
+        unk = self.tokenizer.unk_token_id
+        return -1 if unk is None else int(unk)
+
+    def check_stride(self, stride: int) -> None:
+        limit = self.window - self.n_special - 1
+        if stride < 0 or stride > limit:
+            raise ValueError(
+                Errors.E005.format(
+                    name=self.name,
+                    stride=stride,
+                    window=self.window - self.n_special,
+                    max_length=self.window,
+                    special=self.n_special,
+                    limit=limit,
+                    suggest=max(0, min(limit, self.window // 8)),
+                )
+            )
+
+    # -- running -------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str], stride: int) -> List[Window]:
+        """Tokenize texts into windows of at most `window` tokens overlapping by
+        `stride` tokens, as transformers' pipeline does with `stride`."""
+        enc = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.window,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            padding=False,
+        )
+        mapping = enc["overflow_to_sample_mapping"]
+        windows = []
+        for i, doc in enumerate(mapping):
+            offsets = np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
+            windows.append(
+                Window(
+                    doc=int(doc),
+                    ids=np.asarray(enc["input_ids"][i], dtype=np.int64),
+                    offsets=offsets,
+                    special=np.asarray(enc["special_tokens_mask"][i], dtype=bool),
+                )
+            )
+        return windows
+
+    def logits(self, windows: Sequence[Window], batch_size: int) -> List[np.ndarray]:
+        """Raw float32 logits for each window (token task: (n, labels); sequence
+        task: (labels,)), computed in length-sorted batches."""
+        import torch
+
+        out: List[Optional[np.ndarray]] = [None] * len(windows)
+        if not windows:
+            return []
+        lengths = np.array([len(w.ids) for w in windows])
+        order = np.argsort(-lengths, kind="stable")
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = 0
+        wants_types = "token_type_ids" in getattr(self.tokenizer, "model_input_names", [])
+        with torch.inference_mode():
+            for b in range(0, len(order), batch_size):
+                rows = order[b : b + batch_size]
+                width = int(lengths[rows].max())
+                ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+                mask = np.zeros((len(rows), width), dtype=np.int64)
+                for r, i in enumerate(rows.tolist()):
+                    n = lengths[i]
+                    ids[r, :n] = windows[i].ids
+                    mask[r, :n] = 1
+                inputs = {
+                    "input_ids": torch.from_numpy(ids).to(self.device),
+                    "attention_mask": torch.from_numpy(mask).to(self.device),
+                }
+                if wants_types:
+                    inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+                logits = self.model(**inputs).logits.float().cpu().numpy()
+                for r, i in enumerate(rows.tolist()):
+                    out[i] = logits[r, : lengths[i]] if self.task == "token" else logits[r]
+        return out  # type: ignore[return-value]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis, as transformers computes it."""
+    maxes = np.max(logits, axis=-1, keepdims=True)
+    shifted = np.exp(logits - maxes)
+    return shifted / shifted.sum(axis=-1, keepdims=True)

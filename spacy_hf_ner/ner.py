@@ -1,0 +1,512 @@
+"""`hf_ner`: a Hugging Face token-classification model as spaCy's entity recognizer."""
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence, Union
+
+import numpy as np
+import srsly
+from spacy.attrs import IDX, IS_SPACE, LENGTH
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.scorer import Scorer, get_ner_prf
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example
+from spacy.util import minibatch, registry
+from spacy.vocab import Vocab
+
+from .aggregation import (
+    STRATEGIES,
+    Entity,
+    TokenEntity,
+    aggregate_on_tokens,
+    aggregate_window,
+    merge_overlapping,
+    subword_flags,
+)
+from .alignment import Placed, resolve_overlaps, snap, strip_offsets, strip_span
+from .engine import HFEngine, Window, softmax
+from .errors import Errors, HFNerWarning, Warnings
+from .serialize import EngineSerializer
+from .tags import detect_scheme, entity_type
+
+SCORE_ATTR = "hf_score"
+
+Strategy = Literal["none", "simple", "first", "average", "max"]
+
+
+@Language.factory(
+    "hf_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    default_config={
+        "model": "dslim/bert-base-NER",
+        "revision": None,
+        "aggregation_strategy": "first",
+        "words": "spacy",
+        "ignore_labels": ["O"],
+        "stride": None,
+        "max_length": None,
+        "batch_size": 64,
+        "device": "auto",
+        "dtype": "float32",
+        "annotate": "ents",
+        "spans_key": "hf_ner",
+        "label_map": {},
+        "threshold": 0.0,
+        "existing_ents": "replace",
+        "scorer": {"@scorers": "spacy-hf-ner.ner_scorer.v1"},
+    },
+    default_score_weights={
+        "ents_f": 1.0,
+        "ents_p": 0.0,
+        "ents_r": 0.0,
+        "ents_per_type": None,
+    },
+)
+def make_hf_ner(
+    nlp: Language,
+    name: str,
+    model: str,
+    revision: Optional[str],
+    aggregation_strategy: Strategy,
+    words: Literal["spacy", "model"],
+    ignore_labels: List[str],
+    stride: Optional[int],
+    max_length: Optional[int],
+    batch_size: int,
+    device: str,
+    dtype: Literal["float32", "float16", "bfloat16"],
+    annotate: Literal["ents", "spans", "both"],
+    spans_key: str,
+    label_map: Dict[str, str],
+    threshold: float,
+    existing_ents: Literal["replace", "overwrite", "keep"],
+    scorer: Optional[Callable],
+) -> "HFNer":
+    """Create an `hf_ner` component. See `HFNer` for the arguments."""
+    return HFNer(
+        nlp.vocab,
+        name=name,
+        model=model,
+        revision=revision,
+        aggregation_strategy=aggregation_strategy,
+        words=words,
+        ignore_labels=ignore_labels,
+        stride=stride,
+        max_length=max_length,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        annotate=annotate,
+        spans_key=spans_key,
+        label_map=label_map,
+        threshold=threshold,
+        existing_ents=existing_ents,
+        scorer=scorer,
+    )
+
+
+def ner_score(
+    examples: Iterable[Example],
+    *,
+    annotate: str = "ents",
+    spans_key: str = "hf_ner",
+    **kwargs: Any,
+) -> Dict[str, Any]:
+    """Score entities: ents_p/r/f and ents_per_type (as spaCy's ner), and with
+    spans output spans_{key}_p/r/f and per type."""
+    examples = list(examples)
+    scores: Dict[str, Any] = {}
+    if annotate in ("ents", "both"):
+        scores.update(get_ner_prf(examples))
+    if annotate in ("spans", "both"):
+        scores.update(
+            Scorer.score_spans(
+                examples,
+                f"spans_{spans_key}",
+                getter=lambda doc, attr: doc.spans.get(spans_key, []),
+                has_annotation=lambda doc: spans_key in doc.spans,
+                allow_overlap=True,
+                **kwargs,
+            )
+        )
+    return scores
+
+
+@registry.scorers("spacy-hf-ner.ner_scorer.v1")
+def make_ner_scorer() -> Callable:
+    return ner_score
+
+
+class HFNer(Pipe, EngineSerializer):
+    """Run a Hugging Face token-classification model and write its entities to
+    `doc.ents` and/or `doc.spans[spans_key]`, each with a score.
+
+    The model is loaded on `nlp.initialize()` or on the first doc, so that
+    `spacy.load` of a saved pipeline reads the weights saved with it and never
+    the hub.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        name: str = "hf_ner",
+        *,
+        model: str,
+        revision: Optional[str] = None,
+        aggregation_strategy: str = "first",
+        words: str = "spacy",
+        ignore_labels: Sequence[str] = ("O",),
+        stride: Optional[int] = None,
+        max_length: Optional[int] = None,
+        batch_size: int = 64,
+        device: str = "auto",
+        dtype: str = "float32",
+        annotate: str = "ents",
+        spans_key: str = "hf_ner",
+        label_map: Optional[Dict[str, str]] = None,
+        threshold: float = 0.0,
+        existing_ents: str = "replace",
+        scorer: Optional[Callable] = ner_score,
+    ) -> None:
+        """Initialize the component.
+
+        model (str): Hugging Face hub id or local directory of a token classifier.
+        revision (Optional[str]): hub revision (branch, tag or commit).
+        aggregation_strategy (str): "none", "simple", "first", "average" or "max",
+            with the semantics of transformers' TokenClassificationPipeline.
+        words (str): "spacy" aggregates subword scores over spaCy's tokens; "model"
+            finds words as transformers does (exact transformers entities, then
+            snapped to spaCy tokens).
+        ignore_labels (Sequence[str]): labels (or entity groups) never written.
+        stride (Optional[int]): overlap between windows of a long text, in model
+            tokens; None: an eighth of the window.
+        max_length (Optional[int]): window length in model tokens; None: the
+            model's own limit.
+        batch_size (int): windows per forward pass.
+        device (str): "auto", "cpu", "cuda", "cuda:N" or "mps".
+        dtype (str): "float32", "float16" or "bfloat16" weights.
+        annotate (str): write "ents", "spans" or "both".
+        spans_key (str): key in doc.spans for annotate "spans"/"both".
+        label_map (Optional[Dict[str, str]]): rename entity labels, e.g. PER->PERSON.
+        threshold (float): entities scoring below it are not written.
+        existing_ents (str): entities already in doc.ents: "replace" drops them,
+            "overwrite" keeps those that don't overlap new ones, "keep" keeps all
+            and adds only new ones that don't overlap them.
+        scorer (Optional[Callable]): scoring method, default ner_score.
+        """
+        self.vocab = vocab
+        self.name = name
+        if words == "spacy" and aggregation_strategy in ("none", "simple"):
+            raise ValueError(Errors.E008.format(name=name, strategy=aggregation_strategy))
+        if aggregation_strategy not in STRATEGIES:
+            raise ValueError(
+                Errors.E009.format(
+                    name=name,
+                    key="aggregation_strategy",
+                    value=aggregation_strategy,
+                    problem="is not a strategy",
+                    fix=f"use one of {', '.join(STRATEGIES)}",
+                )
+            )
+        for key, value, ok, fix in (
+            ("batch_size", batch_size, batch_size >= 1, "use a positive number, e.g. 64"),
+            ("threshold", threshold, 0.0 <= threshold <= 1.0, "use a score in [0, 1]"),
+            ("stride", stride, stride is None or stride >= 0, "use null or a count >= 0"),
+        ):
+            if not ok:
+                raise ValueError(
+                    Errors.E009.format(
+                        name=name, key=key, value=value, problem="is out of range", fix=fix
+                    )
+                )
+        self.cfg: Dict[str, Any] = {
+            "aggregation_strategy": aggregation_strategy,
+            "words": words,
+            "ignore_labels": list(ignore_labels),
+            "stride": stride,
+            "batch_size": batch_size,
+            "annotate": annotate,
+            "spans_key": spans_key,
+            "label_map": dict(label_map or {}),
+            "threshold": threshold,
+            "existing_ents": existing_ents,
+        }
+        self.engine = HFEngine(
+            model,
+            revision=revision,
+            task="token",
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            name=name,
+            factory="hf_ner",
+        )
+        self.scorer = scorer
+        self.stats: Counter = Counter()
+        if not Span.has_extension(SCORE_ATTR):
+            Span.set_extension(SCORE_ATTR, default=None)
+
+    # -- spaCy API ------------------------------------------------------------
+
+    def initialize(
+        self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp: Optional[Language] = None
+    ) -> None:
+        """Load the model (if it is not loaded yet)."""
+        self._ensure_loaded()
+
+    @property
+    def labels(self) -> List[str]:
+        """Entity labels the component can write (after `label_map`)."""
+        self._ensure_loaded()
+        types = {entity_type(l) for l in self.engine.id2label}
+        ignore = set(self.cfg["ignore_labels"])
+        mapping = self.cfg["label_map"]
+        return sorted({mapping.get(t, t) for t in types if t not in ignore})
+
+    def __call__(self, doc: Doc) -> Doc:
+        error_handler = self.get_error_handler()
+        try:
+            self.set_annotations([doc], self.predict([doc]))
+        except Exception as e:
+            error_handler(self.name, self, [doc], e)
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Annotate docs in batches. `batch_size` docs (nlp.pipe's) are tokenized
+        together and their windows sorted by length, then run in forward passes of
+        the component's own `batch_size` windows."""
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                self.set_annotations(docs, self.predict(docs))
+            except Exception as e:
+                error_handler(self.name, self, docs, e)
+            yield from docs
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        if self.scorer is None:
+            return {}
+        return self.scorer(
+            examples, annotate=self.cfg["annotate"], spans_key=self.cfg["spans_key"], **kwargs
+        )
+
+    # -- prediction -------------------------------------------------------------
+
+    def _ensure_loaded(self) -> None:
+        if not self.engine.is_loaded:
+            self.engine.load()
+            self._after_load()
+
+    def _after_load(self) -> None:
+        engine = self.engine
+        self._stride = self.cfg["stride"]
+        if self._stride is None:
+            self._stride = max(0, min(engine.window // 8, engine.window - engine.n_special - 1))
+        engine.check_stride(self._stride)
+        self._scheme = detect_scheme(engine.id2label, self.cfg["ignore_labels"])
+        if (
+            self.cfg["words"] == "model"
+            and self.cfg["aggregation_strategy"] in ("first", "average", "max")
+            and not engine.word_aware
+        ):
+            warnings.warn(Warnings.W002.format(name=self.name, model=engine.model_name), HFNerWarning)
+
+    def predict(self, docs: Sequence[Doc]) -> List[List[Union[Entity, TokenEntity]]]:
+        """The entities of each doc, before they are written.
+
+        With `words` = "model": `Entity` objects in character offsets, exactly as
+        transformers' pipeline returns them (same strategy, ignore_labels and
+        stride). With `words` = "spacy": `TokenEntity` objects over the doc's tokens.
+        """
+        self._ensure_loaded()
+        engine = self.engine
+        results: List[List[Union[Entity, TokenEntity]]] = [[] for _ in docs]
+        texts = [doc.text for doc in docs]
+        windows = engine.encode(texts, self._stride)
+        if not windows:
+            return results
+        logits = engine.logits(windows, self.cfg["batch_size"])
+        per_doc: List[List[int]] = [[] for _ in docs]
+        for i, window in enumerate(windows):
+            per_doc[window.doc].append(i)
+        for d, doc in enumerate(docs):
+            mine = [(windows[i], softmax(logits[i])) for i in per_doc[d]]
+            if self.cfg["words"] == "model":
+                results[d] = list(self._model_words(texts[d], mine))
+            else:
+                results[d] = list(self._spacy_words(doc, mine))
+        return results
+
+    def _model_words(self, text: str, windows: List[Any]) -> List[Entity]:
+        engine = self.engine
+        entities: List[Entity] = []
+        for window, probs in windows:
+            keep = ~window.special
+            ids = window.ids[keep]
+            starts, ends = window.offsets[keep, 0], window.offsets[keep, 1]
+            is_subword = subword_flags(
+                engine.token_lengths[ids],
+                starts,
+                ends,
+                ids == engine.unk_id,
+                text,
+                engine.word_aware,
+            )
+            entities.extend(
+                aggregate_window(
+                    probs[keep],
+                    starts,
+                    ends,
+                    is_subword,
+                    np.flatnonzero(keep),
+                    engine.id2label,
+                    self.cfg["aggregation_strategy"],
+                    self.cfg["ignore_labels"],
+                )
+            )
+        if len(windows) > 1:
+            entities = merge_overlapping(entities)
+        return entities
+
+    def _spacy_words(self, doc: Doc, windows: List[Any]) -> List[TokenEntity]:
+        starts_l, ends_l, probs_l, central_l = [], [], [], []
+        for window, probs in windows:
+            keep = np.flatnonzero(~window.special)
+            if len(keep) == 0:
+                continue
+            # distance to the window's edge: an overlapped token is taken from
+            # the window where it has the most context
+            central_l.append(np.minimum(keep - keep[0], keep[-1] - keep))
+            starts_l.append(window.offsets[keep, 0])
+            ends_l.append(window.offsets[keep, 1])
+            probs_l.append(probs[keep])
+        if not starts_l or len(doc) == 0:
+            return []
+        starts, ends = np.concatenate(starts_l), np.concatenate(ends_l)
+        probs, central = np.concatenate(probs_l), np.concatenate(central_l)
+        starts, ends, nonempty = strip_offsets(doc.text, starts, ends)
+        order = np.lexsort((-central, starts))
+        order = order[nonempty[order]]
+        starts, ends, probs = starts[order], ends[order], probs[order]
+        if len(windows) > 1:
+            first = np.ones(len(starts), dtype=bool)
+            first[1:] = starts[1:] != starts[:-1]
+            starts, ends, probs = starts[first], ends[first], probs[first]
+        tok_starts, tok_ends, tok_space = _token_arrays(doc)
+        return aggregate_on_tokens(
+            probs,
+            starts,
+            ends,
+            tok_starts,
+            tok_ends,
+            tok_space,
+            self.engine.id2label,
+            self.cfg["aggregation_strategy"],
+            self._scheme,
+            self.cfg["ignore_labels"],
+        )
+
+    # -- annotation -------------------------------------------------------------
+
+    def set_annotations(
+        self, docs: Sequence[Doc], predictions: Sequence[Sequence[Union[Entity, TokenEntity]]]
+    ) -> None:
+        """Write predicted entities to the docs (doc.ents and/or doc.spans)."""
+        cfg = self.cfg
+        label_map = cfg["label_map"]
+        strip_prefix = cfg["aggregation_strategy"] == "none"
+        problems: List[str] = []
+        reasons: Counter = Counter()
+        for doc, entities in zip(docs, predictions):
+            placed: List[Placed] = []
+            tok_arrays = None
+            for i, ent in enumerate(entities):
+                self.stats["predicted"] += 1
+                if ent.score < cfg["threshold"]:
+                    self.stats["below_threshold"] += 1
+                    continue
+                label = entity_type(ent.label) if strip_prefix else ent.label
+                label = label_map.get(label, label)
+                if isinstance(ent, TokenEntity):
+                    placed.append(Placed(label, ent.score, ent.start, ent.end, i, False))
+                    continue
+                if tok_arrays is None:
+                    tok_arrays = _token_arrays(doc)
+                start, end = strip_span(doc.text, ent.start, ent.end)
+                where = snap(start, end, *tok_arrays)
+                if where is None:
+                    self.stats["unplaced"] += 1
+                    reasons["covers no text"] += 1
+                    problems.append(f"{doc.text[ent.start:ent.end]!r} ({label}) at {ent.start}")
+                    continue
+                placed.append(Placed(label, ent.score, where[0], where[1], i, where[2]))
+            kept, merged, lost = resolve_overlaps(placed)
+            self.stats["snapped"] += sum(p.snapped for p in kept)
+            self.stats["merged"] += len(merged)
+            self.stats["conflicts"] += len(lost)
+            for p in lost:
+                reasons["overlap with a higher-scoring entity"] += 1
+                problems.append(f"{doc[p.start:p.end].text!r} ({p.label})")
+            if cfg["annotate"] in ("spans", "both"):
+                group = sorted(kept + lost, key=lambda p: (p.start, p.end))
+                doc.spans[cfg["spans_key"]] = SpanGroup(
+                    doc,
+                    name=cfg["spans_key"],
+                    spans=[self._span(doc, p) for p in group],
+                    attrs={"scores": [p.score for p in group]},
+                )
+            if cfg["annotate"] in ("ents", "both"):
+                self._write_ents(doc, [self._span(doc, p) for p in kept], reasons, problems)
+            self.stats["written"] += len(kept)
+        if problems:
+            count = len(problems)
+            hint = (
+                f"; annotate='both' keeps overlapping ones in doc.spans['{cfg['spans_key']}']"
+                if cfg["annotate"] == "ents"
+                else ""
+            )
+            warnings.warn(
+                Warnings.W001.format(
+                    name=self.name,
+                    count=count,
+                    ies="y" if count == 1 else "ies",
+                    reasons=", ".join(f"{n} {r}" for r, n in reasons.items()),
+                    examples="; ".join(problems[:3]),
+                    hint=hint,
+                ),
+                HFNerWarning,
+            )
+
+    def _span(self, doc: Doc, placed: Placed) -> Span:
+        span = Span(doc, placed.start, placed.end, label=placed.label)
+        span._.set(SCORE_ATTR, placed.score)
+        return span
+
+    def _write_ents(self, doc: Doc, spans: List[Span], reasons: Counter, problems: List[str]) -> None:
+        policy = self.cfg["existing_ents"]
+        existing = list(doc.ents)
+        if policy == "replace" or not existing:
+            doc.set_ents(spans, default="outside")
+            return
+        first, second = (existing, spans) if policy == "keep" else (spans, existing)
+        taken = np.zeros(len(doc), dtype=bool)
+        for span in first:
+            taken[span.start : span.end] = True
+        final = list(first)
+        for span in second:
+            if taken[span.start : span.end].any():
+                if policy == "keep":
+                    self.stats["kept_existing"] += 1
+                    reasons["overlap with an existing entity (existing_ents='keep')"] += 1
+                    problems.append(f"{span.text!r} ({span.label_})")
+                continue
+            final.append(span)
+        doc.set_ents(sorted(final, key=lambda s: s.start), default="outside")
+
+
+def _token_arrays(doc: Doc):
+    """Token start/end offsets (end without trailing whitespace) and is_space."""
+    arr = doc.to_array([IDX, LENGTH, IS_SPACE]).astype(np.int64)
+    starts = arr[:, 0]
+    return starts, starts + arr[:, 1], arr[:, 2].astype(bool)

@@ -1,0 +1,61 @@
+"""Saving and loading a component's transformers model with the spaCy pipeline."""
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, Union
+
+import srsly
+
+MODEL_DIR = "model"
+
+
+class EngineSerializer:
+    """to_disk/from_disk/to_bytes/from_bytes for a component with an `engine`.
+
+    `nlp.to_disk(path)` writes the model and tokenizer into `path/<name>/model`
+    (plain `save_pretrained` output, so transformers loads it too), and
+    `spacy.load(path)` reads them from there, never from the hub.
+    """
+
+    engine: Any
+    cfg: Dict[str, Any]
+
+    def _ensure_loaded(self) -> None:  # pragma: no cover - provided by components
+        raise NotImplementedError
+
+    def _after_load(self) -> None:  # pragma: no cover - provided by components
+        raise NotImplementedError
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._ensure_loaded()
+        srsly.write_json(
+            path / "cfg",
+            {"source": self.engine.model_name, "revision": self.engine.revision},
+        )
+        self.engine.save(path / MODEL_DIR)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> Any:
+        self.engine.load(Path(path) / MODEL_DIR)
+        self._after_load()
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            self.to_disk(tmp, exclude=exclude)
+            root = Path(tmp)
+            files = {
+                str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()
+            }
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> Any:
+        files = srsly.msgpack_loads(bytes_data)
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            for name, data in files.items():
+                target = root / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            self.from_disk(root, exclude=exclude)
+        return self

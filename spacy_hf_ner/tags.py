@@ -1,0 +1,70 @@
+"""Tag schemes of token-classification labels (BIO, BIOES, BILUO, bare).
+
+Pure logic: no spaCy, no torch.
+"""
+from typing import Iterable, Literal, Tuple
+
+Scheme = Literal["bio", "bioes", "biluo"]
+
+_BIOES = frozenset("BIOES")
+_BILUO = frozenset("BILUO")
+
+
+def hf_get_tag(label: str) -> Tuple[str, str]:
+    """Split a label exactly as transformers' `TokenClassificationPipeline.get_tag`.
+
+    "B-PER" -> ("B", "PER"), "I-PER" -> ("I", "PER"), anything else -> ("I", label):
+    a label without a B-/I- prefix continues a run of the same label.
+    """
+    if label.startswith("B-"):
+        return "B", label[2:]
+    if label.startswith("I-"):
+        return "I", label[2:]
+    return "I", label
+
+
+def entity_type(label: str) -> str:
+    """The entity type of a label, as transformers names an entity group:
+    everything after the first hyphen ("B-WORK-OF-ART" -> "WORK-OF-ART"), or the
+    whole label when it has none."""
+    return label.split("-", 1)[-1]
+
+
+def detect_scheme(labels: Iterable[str], outside: Iterable[str] = ("O",)) -> Scheme:
+    """Guess the tag scheme from a model's label set.
+
+    BIOES/BILUO are recognised only when every non-outside label carries one of
+    their one-letter prefixes and at least one of the prefixes that BIO lacks is
+    present; everything else is decoded with transformers' BIO rules.
+    """
+    outside = set(outside)
+    prefixes = set()
+    for label in labels:
+        if label in outside:
+            continue
+        if len(label) < 3 or label[1] != "-":
+            return "bio"
+        prefixes.add(label[0])
+    if prefixes <= _BIOES and prefixes & {"E", "S"}:
+        return "bioes"
+    if prefixes <= _BILUO and prefixes & {"L", "U"}:
+        return "biluo"
+    return "bio"
+
+
+def split_tag(label: str, scheme: Scheme) -> Tuple[str, str]:
+    """Split a label into (prefix, type) under `scheme`.
+
+    The prefix is one of "B" (begin), "I" (inside), "E" (end) or "S" (single);
+    BILUO's L and U are mapped to E and S. Labels without a prefix of the scheme
+    are treated as "I" of their own type, like transformers does.
+    """
+    if scheme == "bio":
+        return hf_get_tag(label)
+    if len(label) > 2 and label[1] == "-":
+        prefix = label[0]
+        if scheme == "biluo":
+            prefix = {"L": "E", "U": "S"}.get(prefix, prefix)
+        if prefix in ("B", "I", "E", "S"):
+            return prefix, label[2:]
+    return "I", label

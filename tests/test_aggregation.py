@@ -1,0 +1,221 @@
+"""The aggregation logic on hand-made scores: no model, no spaCy."""
+import numpy as np
+import pytest
+
+from spacy_hf_ner.aggregation import (
+    Entity,
+    TokenEntity,
+    aggregate_on_tokens,
+    aggregate_window,
+    merge_overlapping,
+    subword_flags,
+)
+
+LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+def probs_for(labels, conf=0.9):
+    """Rows where `label` has probability `conf` (or the given float per row)."""
+    rows = []
+    for item in labels:
+        label, c = item if isinstance(item, tuple) else (item, conf)
+        row = np.full(len(LABELS), (1 - c) / (len(LABELS) - 1), dtype=np.float32)
+        row[LABELS.index(label)] = c
+        rows.append(row)
+    return np.stack(rows)
+
+
+def window(text, pieces):
+    """Offsets of `pieces` (substrings, in order) in `text`."""
+    starts, ends, pos = [], [], 0
+    for piece in pieces:
+        s = text.index(piece, pos)
+        starts.append(s)
+        ends.append(s + len(piece))
+        pos = s + len(piece)
+    return np.array(starts), np.array(ends)
+
+
+def run(text, pieces, labels, strategy, subword=None, ignore=("O",)):
+    starts, ends = window(text, pieces)
+    probs = probs_for(labels)
+    is_sub = np.array(subword if subword is not None else [False] * len(pieces))
+    return aggregate_window(probs, starts, ends, is_sub, np.arange(1, len(pieces) + 1), LABELS, strategy, ignore)
+
+
+TEXT = "Sarah Jessica Parker works at Google"
+PIECES = ["Sarah", "Jess", "ica", "Parker", "works", "at", "Google"]
+SUB = [False, False, True, False, False, False, False]
+
+
+def test_simple_groups_bio_runs():
+    ents = run(TEXT, PIECES, ["B-PER", "I-PER", "I-PER", "I-PER", "O", "O", "B-ORG"], "simple", SUB)
+    assert [(e.label, e.start, e.end) for e in ents] == [("PER", 0, 20), ("ORG", 30, 36)]
+    assert ents[0].score == pytest.approx(0.9)
+
+
+def test_b_starts_new_group_and_i_after_o_starts_one():
+    ents = run(TEXT, PIECES, ["B-PER", "B-PER", "I-PER", "O", "O", "I-ORG", "I-ORG"], "simple", SUB)
+    assert [(e.label, TEXT[e.start:e.end]) for e in ents] == [
+        ("PER", "Sarah"), ("PER", "Jessica"), ("ORG", "at Google")
+    ]
+
+
+def test_bare_labels_continue_runs():
+    labels = ["O", "PER", "LOC"]
+    text = "Sarah Jessica Paris"
+    starts, ends = window(text, ["Sarah", "Jessica", "Paris"])
+    probs = np.array([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]], dtype=np.float32)
+    ents = aggregate_window(probs, starts, ends, np.zeros(3, bool), np.arange(3), labels, "simple")
+    assert [(e.label, text[e.start:e.end]) for e in ents] == [("PER", "Sarah Jessica"), ("LOC", "Paris")]
+
+
+def test_simple_splits_a_word_when_subwords_disagree():
+    ents = run(TEXT, PIECES, ["B-PER", "B-PER", "B-LOC", "I-PER", "O", "O", "O"], "simple", SUB)
+    assert [(e.label, TEXT[e.start:e.end]) for e in ents] == [
+        ("PER", "Sarah"), ("PER", "Jess"), ("LOC", "ica"), ("PER", "Parker")
+    ]
+
+
+@pytest.mark.parametrize(
+    "strategy,expected",
+    [("first", [("PER", "Sarah"), ("PER", "Jessica")]), ("max", [("PER", "Sarah"), ("LOC", "Jessica")])],
+)
+def test_word_strategies_force_agreement(strategy, expected):
+    labels = ["B-PER", ("B-PER", 0.6), ("B-LOC", 0.95), "O", "O", "O", "O"]
+    starts, ends = window(TEXT, PIECES)
+    probs = probs_for(labels)
+    ents = aggregate_window(probs, starts, ends, np.array(SUB), np.arange(7), LABELS, strategy)
+    assert [(e.label, TEXT[e.start:e.end]) for e in ents] == expected
+
+
+def test_average_pools_subword_scores():
+    starts, ends = window(TEXT, PIECES)
+    probs = probs_for(["B-PER", "B-PER", "B-LOC", "O", "O", "O", "O"])
+    probs[1] = [0.0, 0.5, 0.0, 0.0, 0.0, 0.5, 0.0]
+    probs[2] = [0.0, 0.3, 0.0, 0.0, 0.0, 0.7, 0.0]
+    ents = aggregate_window(probs, starts, ends, np.array(SUB), np.arange(7), LABELS, "average")
+    assert [(e.label, TEXT[e.start:e.end]) for e in ents] == [("PER", "Sarah"), ("LOC", "Jessica")]
+    assert ents[1].score == pytest.approx(0.6)
+
+
+def test_first_subword_flag_is_ignored_on_first_token():
+    starts, ends = window(TEXT, PIECES)
+    probs = probs_for(["B-PER", "I-PER", "I-PER", "I-PER", "O", "O", "O"])
+    sub = np.array([True] + SUB[1:])
+    ents = aggregate_window(probs, starts, ends, sub, np.arange(7), LABELS, "first")
+    assert [(e.label, TEXT[e.start:e.end]) for e in ents] == [("PER", "Sarah Jessica Parker")]
+
+
+def test_none_returns_raw_tokens_with_index():
+    ents = run(TEXT, PIECES, ["B-PER", "I-PER", "I-PER", "O", "O", "O", "B-ORG"], "none", SUB)
+    assert [(e.label, e.index, TEXT[e.start:e.end]) for e in ents] == [
+        ("B-PER", 1, "Sarah"), ("I-PER", 2, "Jess"), ("I-PER", 3, "ica"), ("B-ORG", 7, "Google")
+    ]
+
+
+def test_ignore_labels_filters_groups_and_raw_labels():
+    labels = ["B-PER", "I-PER", "I-PER", "I-PER", "O", "O", "B-ORG"]
+    assert [e.label for e in run(TEXT, PIECES, labels, "first", SUB, ignore=["O", "ORG"])] == ["PER"]
+    assert {e.label for e in run(TEXT, PIECES, labels, "none", SUB, ignore=["O", "B-ORG"])} == {"B-PER", "I-PER"}
+
+
+def test_empty_window():
+    empty = np.zeros((0, len(LABELS)), np.float32)
+    z = np.zeros(0, np.int64)
+    assert aggregate_window(empty, z, z, z.astype(bool), z, LABELS, "first") == []
+
+
+def test_unknown_strategy():
+    with pytest.raises(ValueError):
+        run(TEXT, PIECES, ["O"] * 7, "mean")
+
+
+def test_subword_flags_word_aware_and_unknown():
+    text = "Jessica 😀x"
+    starts, ends = np.array([0, 4, 8, 9]), np.array([4, 7, 9, 10])
+    lengths = np.array([4, 5, 5, 3])  # "Jess", "##ica", "[UNK]", "##x"
+    unk = np.array([False, False, True, False])
+    assert subword_flags(lengths, starts, ends, unk, text, True).tolist() == [False, True, False, True]
+
+
+def test_subword_flags_fallback_heuristic():
+    text = "New York,ok"
+    starts, ends = np.array([0, 4, 8, 9]), np.array([3, 8, 9, 11])
+    flags = subword_flags(np.zeros(4, int), starts, ends, np.zeros(4, bool), text, False)
+    assert flags.tolist() == [False, False, True, True]
+
+
+def test_merge_overlapping_prefers_longer_then_higher_score():
+    ents = [
+        Entity("PER", 0.9, 0, 5, 1), Entity("PER", 0.8, 0, 13, 1), Entity("LOC", 0.7, 20, 25, 5),
+        Entity("LOC", 0.95, 20, 25, 1), Entity("ORG", 0.5, 30, 35, 9),
+    ]
+    merged = merge_overlapping(ents)
+    assert [(e.label, e.start, e.end, e.score) for e in merged] == [
+        ("PER", 0, 13, 0.8), ("LOC", 20, 25, 0.95), ("ORG", 30, 35, 0.5)
+    ]
+    assert merge_overlapping([]) == []
+
+
+# -- aggregation over given words (spaCy tokens) ----------------------------
+
+
+def words_of(text, words):
+    starts, ends = window(text, words)
+    return starts, ends, np.array([w.isspace() for w in words])
+
+
+def on_tokens(text, words, pieces, labels, strategy="first", scheme="bio", label_set=LABELS):
+    ts, te, sp = words_of(text, words)
+    starts, ends = window(text, pieces)
+    return aggregate_on_tokens(probs_for(labels), starts, ends, ts, te, sp, label_set, strategy, scheme)
+
+
+def test_newline_breaks_an_entity():
+    text = "Angela Merkel\nParis"
+    words = ["Angela", "Merkel", "\n", "Paris"]
+    ents = on_tokens(text, words, ["Angela", "Merkel", "Paris"], ["B-PER", "I-PER", "I-PER"])
+    assert ents == [TokenEntity("PER", pytest.approx(0.9), 0, 2), TokenEntity("PER", pytest.approx(0.9), 3, 4)]
+
+
+def test_subwords_pool_into_their_token():
+    text = "Jessica works"
+    ents = on_tokens(text, ["Jessica", "works"], ["Jess", "ica", "works"], ["B-PER", "B-LOC", "O"])
+    assert [(e.label, e.start, e.end) for e in ents] == [("PER", 0, 1)]
+    ents = on_tokens(text, ["Jessica", "works"], ["Jess", "ica", "works"], ["B-PER", ("B-LOC", 0.99), "O"], "max")
+    assert [(e.label, e.start, e.end) for e in ents] == [("LOC", 0, 1)]
+
+
+def test_model_token_spanning_two_words_continues_the_entity():
+    # spaCy splits "NewYork" differently from the model: "New|York" vs one piece
+    text = "in NewYork today"
+    ents = on_tokens(text, ["in", "New", "York", "today"], ["in", "NewYork", "today"], ["O", "B-LOC", "O"])
+    assert [(e.label, e.start, e.end) for e in ents] == [("LOC", 1, 3)]
+
+
+def test_word_without_model_tokens_is_outside():
+    text = "Paris \u200b Berlin"
+    words = ["Paris", "\u200b", "Berlin"]
+    ents = on_tokens(text, words, ["Paris", "Berlin"], ["B-LOC", "I-LOC"])
+    assert [(e.start, e.end) for e in ents] == [(0, 1), (2, 3)]
+
+
+def test_bioes_scheme_closes_entities():
+    labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    text = "Ann Lee Bo Jo"
+    words = ["Ann", "Lee", "Bo", "Jo"]
+    ts, te, sp = words_of(text, words)
+    probs = np.eye(5, dtype=np.float32)[[1, 3, 4, 4]]
+    ents = aggregate_on_tokens(probs, ts, te, ts, te, sp, labels, "first", "bioes")
+    assert [(e.label, e.start, e.end) for e in ents] == [("PER", 0, 2), ("PER", 2, 3), ("PER", 3, 4)]
+
+
+def test_on_tokens_rejects_strategies_without_words():
+    with pytest.raises(ValueError):
+        on_tokens("a", ["a"], ["a"], ["O"], "simple")
+
+
+def test_on_tokens_empty_inputs():
+    z = np.zeros(0, np.int64)
+    assert aggregate_on_tokens(np.zeros((0, 7), np.float32), z, z, z, z, z.astype(bool), LABELS, "first", "bio") == []
