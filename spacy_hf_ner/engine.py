@@ -43,6 +43,21 @@ def looks_like_path(model: str) -> bool:
     )
 
 
+def _single_thread_after_fork() -> None:
+    """In a forked child (spaCy's `nlp.pipe(n_process=...)`), torch's inherited
+    OpenMP pool deadlocks on the first parallel op: run single-threaded there,
+    as torch's own DataLoader workers do."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_single_thread_after_fork)
+
+
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """No progress bars while a component loads its model."""

@@ -257,8 +257,11 @@ class HFNer(Pipe, EngineSerializer):
 
     @property
     def labels(self) -> List[str]:
-        """Entity labels the component can write (after `label_map`)."""
-        self._ensure_loaded()
+        """Entity labels the component can write (after `label_map`); empty until
+        the model is loaded (spaCy reads labels for `nlp.meta`, which must not load
+        a model)."""
+        if not self.engine.is_loaded:
+            return []
         types = {entity_type(l) for l in self.engine.id2label}
         ignore = set(self.cfg["ignore_labels"])
         mapping = self.cfg["label_map"]
@@ -457,8 +460,10 @@ class HFNer(Pipe, EngineSerializer):
                     attrs={"scores": [p.score for p in group]},
                 )
             if cfg["annotate"] in ("ents", "both"):
-                self._write_ents(doc, [self._span(doc, p) for p in kept], reasons, problems)
-            self.stats["written"] += len(kept)
+                written = self._write_ents(doc, [self._span(doc, p) for p in kept], reasons, problems)
+            else:
+                written = len(kept)
+            self.stats["written"] += written
         if problems:
             count = len(problems)
             hint = (
@@ -483,12 +488,14 @@ class HFNer(Pipe, EngineSerializer):
         span._.set(SCORE_ATTR, placed.score)
         return span
 
-    def _write_ents(self, doc: Doc, spans: List[Span], reasons: Counter, problems: List[str]) -> None:
+    def _write_ents(self, doc: Doc, spans: List[Span], reasons: Counter, problems: List[str]) -> int:
+        """Write spans to doc.ents under the `existing_ents` policy; returns how many
+        of them were written."""
         policy = self.cfg["existing_ents"]
         existing = list(doc.ents)
         if policy == "replace" or not existing:
             doc.set_ents(spans, default="outside")
-            return
+            return len(spans)
         first, second = (existing, spans) if policy == "keep" else (spans, existing)
         taken = np.zeros(len(doc), dtype=bool)
         for span in first:
@@ -503,6 +510,7 @@ class HFNer(Pipe, EngineSerializer):
                 continue
             final.append(span)
         doc.set_ents(sorted(final, key=lambda s: s.start), default="outside")
+        return len(spans) if policy == "overwrite" else len(final) - len(existing)
 
 
 def _token_arrays(doc: Doc):

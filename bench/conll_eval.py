@@ -1,0 +1,440 @@
+"""Evaluate `hf_ner` on CoNLL-2003 against transformers' pipeline, the gold
+annotation and spacy-huggingface-pipelines' `hf_token_pipe`.
+
+Each CoNLL sentence becomes a Doc whose tokens are exactly the CoNLL words
+(text = " ".join(words)); gold entities are character spans built from the IOB2
+tags. Reported:
+
+1. words="model", every strategy: parity with transformers'
+   `pipeline("token-classification")` entity by entity (label, start, end, score
+   within 1e-4), how many HF entities lie on token boundaries, how many of ours
+   were written exactly vs snapped, entity P/R/F1 vs gold of the raw HF output
+   and of our doc.ents.
+2. words="spacy" (first/average/max): entity P/R/F1 via doc.ents, plus seqeval
+   F1 of the token IOB tags (comparable with the model's own word-level F1 in
+   metrics.json).
+3. spacy-huggingface-pipelines `hf_token_pipe` ("first", "simple").
+4. docs/s of every run.
+
+Usage:
+    python bench/conll_eval.py [--model DIR] [--split test] [--limit N] [--out JSON]
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("MKL_NUM_THREADS", "2")
+os.environ.setdefault("RAYON_NUM_THREADS", "2")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Sequence, Set, Tuple
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+from conll import fetch_conll, read_conll  # noqa: E402
+
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+import spacy  # noqa: E402
+from seqeval.metrics import f1_score as seqeval_f1  # noqa: E402
+from spacy.tokens import Doc  # noqa: E402
+from transformers import pipeline  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+import spacy_hf_ner  # noqa: E402,F401  (registers hf_ner)
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+STRATEGIES = ["none", "simple", "first", "average", "max"]
+WORD_STRATEGIES = ["first", "average", "max"]
+HFTP_STRATEGIES = ["first", "simple"]
+HF_BATCH = 64
+PIPE_BATCH = 1000
+SCORE_TOL = 1e-4
+N_EXAMPLES = 10
+
+CharEnt = Tuple[int, int, int, str]  # (doc index, start, end, label)
+
+
+# -- data ----------------------------------------------------------------------
+
+
+def gold_char_spans(words: Sequence[str], tags: Sequence[str]) -> List[Tuple[int, int, str]]:
+    """Character spans (in " ".join(words)) of the IOB2 entities. An I- tag that
+    does not continue an entity of its type starts one (conlleval's rule)."""
+    starts, pos = [], 0
+    for w in words:
+        starts.append(pos)
+        pos += len(w) + 1
+    spans: List[Tuple[int, int, str]] = []
+    cur = None  # [start_word, end_word, type]
+    for i, tag in enumerate(tags):
+        if tag == "O":
+            prefix, typ = "O", None
+        else:
+            prefix, typ = tag.split("-", 1)
+        if cur is not None and (prefix != "I" or typ != cur[2]):
+            spans.append(cur)
+            cur = None
+        if typ is not None:
+            if cur is None:
+                cur = [i, i + 1, typ]
+            else:
+                cur[1] = i + 1
+    if cur is not None:
+        spans.append(cur)
+    return [(starts[a], starts[b - 1] + len(words[b - 1]), t) for a, b, t in spans]
+
+
+def make_docs(nlp, sents) -> List[Doc]:
+    docs = []
+    for words, _ in sents:
+        n = len(words)
+        docs.append(Doc(nlp.vocab, words=list(words), spaces=[True] * (n - 1) + [False]))
+    return docs
+
+
+# -- scoring -------------------------------------------------------------------
+
+
+def prf(pred: Iterable[CharEnt], gold: Set[CharEnt]) -> Dict[str, Any]:
+    pred_c = Counter(pred)
+    n_pred = sum(pred_c.values())
+    tp = sum(min(c, 1) for e, c in pred_c.items() if e in gold)
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / len(gold) if gold else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"p": round(p, 4), "r": round(r, 4), "f1": round(f, 4), "tp": tp,
+            "n_pred": n_pred, "n_gold": len(gold)}
+
+
+def ents_of_docs(docs: Sequence[Doc]) -> List[CharEnt]:
+    return [(d, e.start_char, e.end_char, e.label_) for d, doc in enumerate(docs) for e in doc.ents]
+
+
+def iob_tags(doc: Doc) -> List[str]:
+    return ["O" if t.ent_iob_ in ("O", "") else f"{t.ent_iob_}-{t.ent_type_}" for t in doc]
+
+
+def strip_prefix(label: str) -> str:
+    return label.split("-", 1)[-1]
+
+
+# -- runners -------------------------------------------------------------------
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def rate(n: int, secs: float) -> float:
+    return round(n / secs, 1) if secs > 0 else float("inf")
+
+
+def make_hf_ner(model: str, strategy: str, words: str):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "hf_ner",
+        config={
+            "model": model,
+            "words": words,
+            "aggregation_strategy": strategy,
+            "batch_size": HF_BATCH,
+            "device": "cpu",
+        },
+    )
+    nlp.initialize()
+    return nlp
+
+
+def run_hf_pipeline(model: str, strategy: str, texts: List[str]):
+    hf = pipeline("token-classification", model=model, aggregation_strategy=strategy, device=-1)
+    hf(texts[:8], batch_size=HF_BATCH)  # warm-up
+    out, secs = timed(lambda: hf(texts, batch_size=HF_BATCH))
+    key = "entity" if strategy == "none" else "entity_group"
+    ents = [
+        [(e[key], float(e["score"]), int(e["start"]), int(e["end"])) for e in doc_out]
+        for doc_out in out
+    ]
+    return ents, secs
+
+
+def run_nlp_pipe(nlp, docs: List[Doc]):
+    """nlp.pipe over already-built docs (the pipeline's components only)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, secs = timed(lambda: list(nlp.pipe(docs, batch_size=PIPE_BATCH)))
+    return secs, len(caught), [str(w.message)[:300] for w in caught[:3]]
+
+
+def warm_up(nlp, sents):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        list(nlp.pipe(make_docs(nlp, sents[:8])))
+
+
+def compare(hf_ents, our_ents, texts) -> Dict[str, Any]:
+    """Match HF entities with ours doc by doc (label, start, end, |score diff| <= tol)."""
+    n_hf = n_ours = identical = same_list_docs = 0
+    max_diff = 0.0
+    examples = []
+    for d, (hf_doc, our_doc) in enumerate(zip(hf_ents, our_ents)):
+        n_hf += len(hf_doc)
+        n_ours += len(our_doc)
+        pool = list(our_doc)
+        for lab, score, s, e in hf_doc:
+            for j, (l2, sc2, s2, e2) in enumerate(pool):
+                if (l2, s2, e2) == (lab, s, e) and abs(sc2 - score) <= SCORE_TOL:
+                    max_diff = max(max_diff, abs(sc2 - score))
+                    pool.pop(j)
+                    identical += 1
+                    break
+        doc_ok = len(hf_doc) == len(our_doc) and all(
+            (a[0], a[2], a[3]) == (b[0], b[2], b[3]) and abs(a[1] - b[1]) <= SCORE_TOL
+            for a, b in zip(hf_doc, our_doc)
+        )
+        if doc_ok:
+            same_list_docs += 1
+        elif len(examples) < N_EXAMPLES:
+            examples.append(
+                {
+                    "doc": d,
+                    "text": texts[d][:200],
+                    "hf": [(l, round(sc, 5), s, e, texts[d][s:e]) for l, sc, s, e in hf_doc],
+                    "ours": [(l, round(sc, 5), s, e, texts[d][s:e]) for l, sc, s, e in our_doc],
+                }
+            )
+    return {
+        "n_hf": n_hf,
+        "n_ours": n_ours,
+        "identical": identical,
+        "docs_identical": same_list_docs,
+        "max_score_diff_matched": max_diff,
+        "examples": examples,
+    }
+
+
+# -- main ----------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(REPO_ROOT / "build" / "models" / "minilm-conll03"))
+    ap.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--out", default=str(REPO_ROOT / "build" / "conll_eval.json"))
+    args = ap.parse_args()
+    model = str(Path(args.model).resolve())
+
+    paths = fetch_conll()
+    sents = read_conll(paths[args.split], limit=args.limit)
+    texts = [" ".join(w) for w, _ in sents]
+    n = len(sents)
+    base = spacy.blank("en")
+    gold: Set[CharEnt] = {
+        (d, s, e, t) for d, (w, tags) in enumerate(sents) for s, e, t in gold_char_spans(w, tags)
+    }
+    gold_tags = [list(tags) for _, tags in sents]
+    print(f"[conll_eval] split={args.split} sentences={n} tokens={sum(len(w) for w, _ in sents)} "
+          f"gold entities={len(gold)} model={model} torch threads={torch.get_num_threads()}",
+          flush=True)
+
+    metrics_path = Path(model) / "metrics.json"
+    model_f1 = None
+    if metrics_path.is_file():
+        model_f1 = json.loads(metrics_path.read_text()).get(args.split, {}).get("f1")
+
+    result: Dict[str, Any] = {
+        "split": args.split,
+        "limit": args.limit,
+        "n_docs": n,
+        "n_gold": len(gold),
+        "model": model,
+        "model_metrics_f1": model_f1,
+        "torch_threads": torch.get_num_threads(),
+        "versions": {},
+        "model_words": {},
+        "spacy_words": {},
+        "hf_token_pipe": {},
+    }
+    import transformers
+
+    result["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__,
+                          "spacy": spacy.__version__, "spacy_hf_ner": spacy_hf_ner.__version__}
+
+    # 1. words="model": parity with transformers' pipeline
+    for strategy in STRATEGIES:
+        hf_ents, hf_secs = run_hf_pipeline(model, strategy, texts)
+        nlp = make_hf_ner(model, strategy, "model")
+        warm_up(nlp, sents)
+        ner = nlp.get_pipe("hf_ner")
+        ner.stats.clear()
+        docs = make_docs(base, sents)
+        pipe_secs, n_warn, warn_ex = run_nlp_pipe(nlp, docs)
+        stats = dict(ner.stats)
+        pred_docs = make_docs(base, sents)
+        predicted, pred_secs = timed(
+            lambda: [e for b in range(0, n, PIPE_BATCH) for e in ner.predict(pred_docs[b:b + PIPE_BATCH])]
+        )
+        ours = [[(e.label, float(e.score), e.start, e.end) for e in doc_ents] for doc_ents in predicted]
+        parity = compare(hf_ents, ours, texts)
+        on_tokens = sum(
+            docs[d].char_span(s, e) is not None for d, doc_ents in enumerate(hf_ents) for _, _, s, e in doc_ents
+        )
+        relabel = strip_prefix if strategy == "none" else (lambda x: x)
+        hf_raw = [(d, s, e, relabel(l)) for d, doc_ents in enumerate(hf_ents) for l, _, s, e in doc_ents]
+        written = stats.get("written", 0)
+        snapped = stats.get("snapped", 0)
+        row = {
+            **{k: v for k, v in parity.items() if k != "examples"},
+            "hf_on_token_boundaries": on_tokens,
+            "stats": stats,
+            "written_exact": written - snapped,
+            "written_snapped": snapped,
+            "n_warnings": n_warn,
+            "warning_examples": warn_ex,
+            "prf_hf_raw": prf(hf_raw, gold),
+            "prf_ours_ents": prf(ents_of_docs(docs), gold),
+            "seqeval_f1_ours": round(seqeval_f1(gold_tags, [iob_tags(d) for d in docs]), 4),
+            "docs_per_s_hf_pipeline": rate(n, hf_secs),
+            "docs_per_s_hf_ner_pipe": rate(n, pipe_secs),
+            "docs_per_s_hf_ner_predict": rate(n, pred_secs),
+            "mismatch_examples": parity["examples"],
+        }
+        if strategy == "none":
+            row["note"] = "labels stripped of B-/I-; each subword is an entity: P/R/F1 not meaningful"
+        result["model_words"][strategy] = row
+        print(f"[model/{strategy}] hf={row['n_hf']} identical={row['identical']} "
+              f"ours={row['n_ours']} on_tokens={on_tokens} stats={stats} "
+              f"F1 hf={row['prf_hf_raw']['f1']} ours={row['prf_ours_ents']['f1']} "
+              f"docs/s hf={row['docs_per_s_hf_pipeline']} ours={row['docs_per_s_hf_ner_pipe']}",
+              flush=True)
+        del nlp, ner
+
+    # 2. words="spacy"
+    for strategy in WORD_STRATEGIES:
+        nlp = make_hf_ner(model, strategy, "spacy")
+        warm_up(nlp, sents)
+        ner = nlp.get_pipe("hf_ner")
+        ner.stats.clear()
+        docs = make_docs(base, sents)
+        pipe_secs, n_warn, warn_ex = run_nlp_pipe(nlp, docs)
+        row = {
+            "prf_ents": prf(ents_of_docs(docs), gold),
+            "seqeval_f1": round(seqeval_f1(gold_tags, [iob_tags(d) for d in docs]), 4),
+            "stats": dict(ner.stats),
+            "n_warnings": n_warn,
+            "warning_examples": warn_ex,
+            "docs_per_s": rate(n, pipe_secs),
+        }
+        result["spacy_words"][strategy] = row
+        print(f"[spacy/{strategy}] F1={row['prf_ents']['f1']} seqeval={row['seqeval_f1']} "
+              f"stats={row['stats']} docs/s={row['docs_per_s']}", flush=True)
+        del nlp, ner
+
+    # 3. spacy-huggingface-pipelines
+    try:
+        import spacy_huggingface_pipelines  # noqa: F401
+        from importlib.metadata import version
+
+        result["versions"]["spacy_huggingface_pipelines"] = version("spacy-huggingface-pipelines")
+    except ImportError as e:
+        result["hf_token_pipe"] = {"error": f"not installed: {e}"}
+    else:
+        for strategy in HFTP_STRATEGIES:
+            nlp = spacy.blank("en")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                nlp.add_pipe(
+                    "hf_token_pipe",
+                    config={
+                        "model": model,
+                        "aggregation_strategy": strategy,
+                        "annotate": "ents",
+                        "kwargs": {"batch_size": HF_BATCH},
+                    },
+                )
+            warm_up(nlp, sents)
+            docs = make_docs(base, sents)
+            pipe_secs, n_warn, warn_ex = run_nlp_pipe(nlp, docs)
+            row = {
+                "prf_ents": prf(ents_of_docs(docs), gold),
+                "seqeval_f1": round(seqeval_f1(gold_tags, [iob_tags(d) for d in docs]), 4),
+                "n_warnings": n_warn,
+                "warning_examples": warn_ex,
+                "docs_per_s": rate(n, pipe_secs),
+            }
+            result["hf_token_pipe"][strategy] = row
+            print(f"[hf_token_pipe/{strategy}] F1={row['prf_ents']['f1']} "
+                  f"seqeval={row['seqeval_f1']} warnings={n_warn} docs/s={row['docs_per_s']}",
+                  flush=True)
+            del nlp
+
+    print_tables(result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(f"\n[conll_eval] wrote {out}")
+
+
+def print_tables(r: Dict[str, Any]) -> None:
+    print(f"\n== CoNLL-2003 {r['split']}: {r['n_docs']} sentences, {r['n_gold']} gold entities; "
+          f"model's own seqeval F1 (metrics.json) = {r['model_metrics_f1']} ==")
+    print("\n-- words='model' vs transformers pipeline (entity P/R/F1: exact char span + label) --")
+    hdr = (f"{'strategy':<8} {'HF ents':>7} {'identical':>9} {'ours':>6} {'on tok':>6} "
+           f"{'exact':>6} {'snapped':>7} {'merged':>6} {'confl':>5} {'unpl':>4} "
+           f"{'HF P/R/F1':>20} {'ours P/R/F1':>20} {'HF d/s':>7} {'ours d/s':>8}")
+    print(hdr)
+    for s, row in r["model_words"].items():
+        st = row["stats"]
+        hp, op = row["prf_hf_raw"], row["prf_ours_ents"]
+        print(f"{s:<8} {row['n_hf']:>7} {row['identical']:>9} {row['n_ours']:>6} "
+              f"{row['hf_on_token_boundaries']:>6} {row['written_exact']:>6} "
+              f"{row['written_snapped']:>7} {st.get('merged', 0):>6} {st.get('conflicts', 0):>5} "
+              f"{st.get('unplaced', 0):>4} "
+              f"{hp['p']:>6.4f}/{hp['r']:.4f}/{hp['f1']:.4f} "
+              f"{op['p']:>6.4f}/{op['r']:.4f}/{op['f1']:.4f} "
+              f"{row['docs_per_s_hf_pipeline']:>7} {row['docs_per_s_hf_ner_pipe']:>8}")
+    print("  ('none': labels stripped of B-/I-, one entity per subword: P/R/F1 not meaningful)")
+    print("\n-- words='spacy' (hf_ner) and hf_token_pipe (spacy-huggingface-pipelines 0.0.4) --")
+    print(f"{'component':<24} {'P':>6} {'R':>6} {'F1':>6} {'seqeval F1':>10} {'docs/s':>7}")
+    for s, row in r["spacy_words"].items():
+        p = row["prf_ents"]
+        print(f"{'hf_ner spacy/' + s:<24} {p['p']:>6.4f} {p['r']:>6.4f} {p['f1']:>6.4f} "
+              f"{row['seqeval_f1']:>10.4f} {row['docs_per_s']:>7}")
+    for s, row in r["model_words"].items():
+        if s == "none":
+            continue
+        p = row["prf_ours_ents"]
+        print(f"{'hf_ner model/' + s:<24} {p['p']:>6.4f} {p['r']:>6.4f} {p['f1']:>6.4f} "
+              f"{row['seqeval_f1_ours']:>10.4f} {row['docs_per_s_hf_ner_pipe']:>7}")
+    for s, row in r["hf_token_pipe"].items():
+        if not isinstance(row, dict) or "prf_ents" not in row:
+            continue
+        p = row["prf_ents"]
+        print(f"{'hf_token_pipe/' + s:<24} {p['p']:>6.4f} {p['r']:>6.4f} {p['f1']:>6.4f} "
+              f"{row['seqeval_f1']:>10.4f} {row['docs_per_s']:>7}")
+    for s, row in r["model_words"].items():
+        if row["identical"] != row["n_hf"] or row["n_ours"] != row["n_hf"]:
+            print(f"\n[parity] {s}: {row['n_hf'] - row['identical']} HF entities not matched, "
+                  f"ours {row['n_ours']} vs HF {row['n_hf']}; examples:")
+            for ex in row["mismatch_examples"][:3]:
+                print(f"  doc {ex['doc']}: {ex['text'][:120]!r}\n    HF:   {ex['hf']}\n    ours: {ex['ours']}")
+
+
+if __name__ == "__main__":
+    main()

