@@ -24,10 +24,11 @@ from .aggregation import (
     merge_overlapping,
     subword_flags,
 )
-from .alignment import Placed, resolve_overlaps, snap, strip_offsets, strip_span
+from .alignment import Placed, resolve_overlaps, snap, strip_span
 from .engine import HFEngine, Window, softmax
 from .errors import Errors, HFNerWarning, Warnings
 from .serialize import EngineSerializer
+from .tokenscores import merge_windows
 from .tags import detect_scheme, entity_type
 
 SCORE_ATTR = "hf_score"
@@ -373,29 +374,11 @@ class HFNer(Pipe, EngineSerializer):
         return entities
 
     def _spacy_words(self, doc: Doc, windows: List[Any]) -> List[TokenEntity]:
-        starts_l, ends_l, probs_l, central_l = [], [], [], []
-        for window, probs in windows:
-            keep = np.flatnonzero(~window.special)
-            if len(keep) == 0:
-                continue
-            # distance to the window's edge: an overlapped token is taken from
-            # the window where it has the most context
-            central_l.append(np.minimum(keep - keep[0], keep[-1] - keep))
-            starts_l.append(window.offsets[keep, 0])
-            ends_l.append(window.offsets[keep, 1])
-            probs_l.append(probs[keep])
-        if not starts_l or len(doc) == 0:
+        if len(doc) == 0:
             return []
-        starts, ends = np.concatenate(starts_l), np.concatenate(ends_l)
-        probs, central = np.concatenate(probs_l), np.concatenate(central_l)
-        starts, ends, nonempty = strip_offsets(doc.text, starts, ends)
-        order = np.lexsort((-central, starts))
-        order = order[nonempty[order]]
-        starts, ends, probs = starts[order], ends[order], probs[order]
-        if len(windows) > 1:
-            first = np.ones(len(starts), dtype=bool)
-            first[1:] = starts[1:] != starts[:-1]
-            starts, ends, probs = starts[first], ends[first], probs[first]
+        starts, ends, probs = merge_windows(
+            doc.text, [(window.offsets, window.special, probs) for window, probs in windows]
+        )
         tok_starts, tok_ends, tok_space = _token_arrays(doc)
         return aggregate_on_tokens(
             probs,
