@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,6 +31,7 @@ class Window(NamedTuple):
     ids: np.ndarray  # (n,) input ids, special tokens included
     offsets: np.ndarray  # (n, 2) character offsets in the whole text
     special: np.ndarray  # (n,) bool, special tokens
+    types: Optional[np.ndarray] = None  # (n,) token type ids (text pairs); None: all 0
 
 
 def looks_like_path(model: str) -> bool:
@@ -330,6 +331,47 @@ class HFEngine:
             )
         return windows
 
+    def encode_pairs(
+        self, texts: Sequence[str], pairs: Sequence[str]
+    ) -> Tuple[List[Window], List[bool]]:
+        """Tokenize each text with its pair as one window (`tokenizer(text,
+        text_pair)`), truncating only the first text to `window` tokens. Returns
+        the windows (offsets of pair tokens are in the pair's text) and whether
+        each text was truncated."""
+        windows: List[Window] = []
+        truncated: List[bool] = []
+        for d, (text, pair) in enumerate(zip(texts, pairs)):
+            kwargs: Dict[str, Any] = dict(
+                max_length=self.window,
+                return_offsets_mapping=True,
+                return_special_tokens_mask=True,
+                return_attention_mask=False,
+                return_token_type_ids=True,
+                padding=False,
+            )
+            full = self.tokenizer(text, pair, truncation=False, return_attention_mask=False, verbose=False)
+            too_long = len(full["input_ids"]) > self.window
+            if too_long:
+                n_pair = len(self.tokenizer(pair, add_special_tokens=False)["input_ids"])
+                n_fixed = self.tokenizer.num_special_tokens_to_add(pair=True) + n_pair
+                strategy = "only_first" if n_fixed < self.window else "longest_first"
+                enc = self.tokenizer(text, pair, truncation=strategy, **kwargs)
+            else:
+                enc = self.tokenizer(text, pair, truncation=False, **kwargs)
+            ids = np.asarray(enc["input_ids"], dtype=np.int64)
+            types = enc.get("token_type_ids")
+            windows.append(
+                Window(
+                    doc=d,
+                    ids=ids,
+                    offsets=np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
+                    special=np.asarray(enc["special_tokens_mask"], dtype=bool),
+                    types=None if types is None else np.asarray(types, dtype=np.int64),
+                )
+            )
+            truncated.append(too_long)
+        return windows, truncated
+
     def logits(self, windows: Sequence[Window], batch_size: int) -> List[np.ndarray]:
         """Raw float32 logits for each window (token task: (n, labels); sequence
         task: (labels,)), computed in length-sorted batches."""
@@ -350,16 +392,19 @@ class HFEngine:
                 width = int(lengths[rows].max())
                 ids = np.full((len(rows), width), pad_id, dtype=np.int64)
                 mask = np.zeros((len(rows), width), dtype=np.int64)
+                types = np.zeros((len(rows), width), dtype=np.int64)
                 for r, i in enumerate(rows.tolist()):
                     n = lengths[i]
                     ids[r, :n] = windows[i].ids
                     mask[r, :n] = 1
+                    if windows[i].types is not None:
+                        types[r, :n] = windows[i].types
                 inputs = {
                     "input_ids": torch.from_numpy(ids).to(self.device),
                     "attention_mask": torch.from_numpy(mask).to(self.device),
                 }
                 if wants_types:
-                    inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+                    inputs["token_type_ids"] = torch.from_numpy(types).to(self.device)
                 logits = self.model(**inputs).logits.float().cpu().numpy()
                 for r, i in enumerate(rows.tolist()):
                     out[i] = logits[r, : lengths[i]] if self.task == "token" else logits[r]

@@ -1,0 +1,354 @@
+"""`hf_textcat`: a Hugging Face sequence-classification model as spaCy's text
+classifier, writing `doc.cats`.
+
+Scores are those of transformers' TextClassificationPipeline (same
+`function_to_apply` rule, same `top_k`) for every text that fits in one window.
+
+Long texts (`long_text` = "windows", the default): a text longer than the
+model's window is cut into overlapping windows (`stride` tokens of overlap, as
+`hf_ner` does), the model's logits of all windows are averaged (mean-pooled),
+and the activation is applied once to the pooled logits. Nothing is truncated.
+With `long_text` = "truncate_warn" only the first window is classified (what the
+pipeline gives with `truncation=True`), with a warning.
+
+Text pairs: set `doc._.hf_text_pair` to a string and the doc's text and that
+string are encoded together, `tokenizer(text, text_pair)`, as the pipeline's
+`{"text": ..., "text_pair": ...}` input. Pairs are never windowed: if too long,
+the doc's text is truncated ("only_first"), with a warning.
+"""
+import warnings
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence
+
+import numpy as np
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.scorer import Scorer
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import minibatch, registry
+from spacy.vocab import Vocab
+
+from .classify import FUNCTIONS, activate, is_multi_label, pool_logits, resolve_function, top_k_scores
+from .engine import HFEngine, Window
+from .errors import Errors, HFNerWarning
+from .serialize import EngineSerializer
+
+PAIR_ATTR = "hf_text_pair"
+LONG_TEXT = ("windows", "truncate_warn")
+
+Function = Literal["auto", "sigmoid", "softmax", "none"]
+
+_W_TRUNCATED = (
+    "[{name}] {count} doc(s) were longer than the model's window of {window} tokens "
+    "and were truncated ({why}). Examples: {examples}. Fix: {fix}."
+)
+
+
+@Language.factory(
+    "hf_textcat",
+    assigns=["doc.cats"],
+    default_config={
+        "model": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+        "revision": None,
+        "function_to_apply": "auto",
+        "top_k": None,
+        "long_text": "windows",
+        "stride": None,
+        "max_length": None,
+        "batch_size": 64,
+        "device": "auto",
+        "dtype": "float32",
+        "label_map": {},
+        "scorer": {"@scorers": "spacy-hf-ner.textcat_scorer.v1"},
+    },
+    default_score_weights={
+        "cats_score": 1.0,
+        "cats_score_desc": None,
+        "cats_micro_p": None,
+        "cats_micro_r": None,
+        "cats_micro_f": None,
+        "cats_macro_p": None,
+        "cats_macro_r": None,
+        "cats_macro_f": None,
+        "cats_macro_auc": None,
+        "cats_f_per_type": None,
+    },
+)
+def make_hf_textcat(
+    nlp: Language,
+    name: str,
+    model: str,
+    revision: Optional[str],
+    function_to_apply: Function,
+    top_k: Optional[int],
+    long_text: Literal["windows", "truncate_warn"],
+    stride: Optional[int],
+    max_length: Optional[int],
+    batch_size: int,
+    device: str,
+    dtype: Literal["float32", "float16", "bfloat16"],
+    label_map: Dict[str, str],
+    scorer: Optional[Callable],
+) -> "HFTextcat":
+    """Create an `hf_textcat` component. See `HFTextcat` for the arguments."""
+    return HFTextcat(
+        nlp.vocab,
+        name=name,
+        model=model,
+        revision=revision,
+        function_to_apply=function_to_apply,
+        top_k=top_k,
+        long_text=long_text,
+        stride=stride,
+        max_length=max_length,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        label_map=label_map,
+        scorer=scorer,
+    )
+
+
+def textcat_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+    """Score doc.cats as spaCy's textcat does: cats_score, cats_micro/macro_p/r/f,
+    cats_macro_auc, cats_f_per_type and cats_auc_per_type. The component passes
+    `labels` and `multi_label`."""
+    return Scorer.score_cats(examples, "cats", **kwargs)
+
+
+@registry.scorers("spacy-hf-ner.textcat_scorer.v1")
+def make_textcat_scorer() -> Callable:
+    return textcat_score
+
+
+class HFTextcat(Pipe, EngineSerializer):
+    """Run a Hugging Face sequence-classification model and write its label
+    scores to `doc.cats`.
+
+    The model is loaded on `nlp.initialize()` or on the first doc, so that
+    `spacy.load` of a saved pipeline reads the weights saved with it and never
+    the hub.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        name: str = "hf_textcat",
+        *,
+        model: str,
+        revision: Optional[str] = None,
+        function_to_apply: str = "auto",
+        top_k: Optional[int] = None,
+        long_text: str = "windows",
+        stride: Optional[int] = None,
+        max_length: Optional[int] = None,
+        batch_size: int = 64,
+        device: str = "auto",
+        dtype: str = "float32",
+        label_map: Optional[Dict[str, str]] = None,
+        scorer: Optional[Callable] = textcat_score,
+    ) -> None:
+        """Initialize the component.
+
+        model (str): Hugging Face hub id or local directory of a sequence classifier.
+        revision (Optional[str]): hub revision (branch, tag or commit).
+        function_to_apply (str): "sigmoid", "softmax" or "none" (raw logits);
+            "auto" follows transformers: sigmoid for multi-label models or a single
+            output, none for regression, else softmax.
+        top_k (Optional[int]): write only the k highest-scoring labels; None: all.
+        long_text (str): "windows" mean-pools the logits of overlapping windows;
+            "truncate_warn" classifies the first window only, with a warning.
+        stride (Optional[int]): overlap between windows, in model tokens; None: an
+            eighth of the window.
+        max_length (Optional[int]): window length in model tokens; None: the
+            model's own limit.
+        batch_size (int): windows per forward pass.
+        device (str): "auto", "cpu", "cuda", "cuda:N" or "mps".
+        dtype (str): "float32", "float16" or "bfloat16" weights.
+        label_map (Optional[Dict[str, str]]): rename labels, e.g. POSITIVE->POS.
+        scorer (Optional[Callable]): scoring method, default textcat_score.
+        """
+        self.vocab = vocab
+        self.name = name
+        for key, value, ok, fix in (
+            (
+                "function_to_apply",
+                function_to_apply,
+                function_to_apply in FUNCTIONS,
+                f"use one of {', '.join(FUNCTIONS)}",
+            ),
+            ("long_text", long_text, long_text in LONG_TEXT, f"use one of {', '.join(LONG_TEXT)}"),
+            ("top_k", top_k, top_k is None or top_k >= 1, "use null (all labels) or a count >= 1"),
+            ("batch_size", batch_size, batch_size >= 1, "use a positive number, e.g. 64"),
+            ("stride", stride, stride is None or stride >= 0, "use null or a count >= 0"),
+        ):
+            if not ok:
+                raise ValueError(
+                    Errors.E009.format(
+                        name=name, key=key, value=value, problem="is not allowed", fix=fix
+                    )
+                )
+        self.cfg: Dict[str, Any] = {
+            "function_to_apply": function_to_apply,
+            "top_k": top_k,
+            "long_text": long_text,
+            "stride": stride,
+            "batch_size": batch_size,
+            "label_map": dict(label_map or {}),
+        }
+        self.engine = HFEngine(
+            model,
+            revision=revision,
+            task="sequence",
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+            name=name,
+            factory="hf_textcat",
+        )
+        self.scorer = scorer
+        if not Doc.has_extension(PAIR_ATTR):
+            Doc.set_extension(PAIR_ATTR, default=None)
+
+    # -- spaCy API ------------------------------------------------------------
+
+    def initialize(
+        self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp: Optional[Language] = None
+    ) -> None:
+        """Load the model (if it is not loaded yet)."""
+        self._ensure_loaded()
+
+    @property
+    def labels(self) -> List[str]:
+        """The model's labels (after `label_map`), in the model's order; empty
+        until the model is loaded."""
+        if not self.engine.is_loaded:
+            return []
+        mapping = self.cfg["label_map"]
+        return [mapping.get(l, l) for l in self.engine.id2label]
+
+    @property
+    def function(self) -> str:
+        """The activation applied: "sigmoid", "softmax" or "none" (loads the model)."""
+        self._ensure_loaded()
+        return self._function
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether labels are scored independently (loads the model)."""
+        self._ensure_loaded()
+        return self._multi_label
+
+    def __call__(self, doc: Doc) -> Doc:
+        error_handler = self.get_error_handler()
+        try:
+            self.set_annotations([doc], self.predict([doc]))
+        except Exception as e:
+            error_handler(self.name, self, [doc], e)
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Annotate docs in batches. `batch_size` docs (nlp.pipe's) are tokenized
+        together and their windows sorted by length, then run in forward passes of
+        the component's own `batch_size` windows."""
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                self.set_annotations(docs, self.predict(docs))
+            except Exception as e:
+                error_handler(self.name, self, docs, e)
+            yield from docs
+
+    def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        if self.scorer is None:
+            return {}
+        self._ensure_loaded()
+        kwargs.setdefault("labels", self.labels)
+        kwargs.setdefault("multi_label", self._multi_label)
+        return self.scorer(examples, **kwargs)
+
+    # -- prediction -------------------------------------------------------------
+
+    def _ensure_loaded(self) -> None:
+        if not self.engine.is_loaded:
+            self.engine.load()
+            self._after_load()
+
+    def _after_load(self) -> None:
+        engine = self.engine
+        self._stride = self.cfg["stride"]
+        if self._stride is None:
+            self._stride = max(0, min(engine.window // 8, engine.window - engine.n_special - 1))
+        engine.check_stride(self._stride)
+        config = engine.model.config
+        problem_type = getattr(config, "problem_type", None)
+        n_labels = int(config.num_labels)
+        self._function = resolve_function(self.cfg["function_to_apply"], problem_type, n_labels)
+        self._multi_label = is_multi_label(self._function, problem_type, n_labels)
+
+    def predict(self, docs: Sequence[Doc]) -> List[np.ndarray]:
+        """The scores of each doc, (labels,) in the model's label order, after the
+        activation."""
+        self._ensure_loaded()
+        engine = self.engine
+        singles = [d for d, doc in enumerate(docs) if doc._.get(PAIR_ATTR) is None]
+        paired = [d for d, doc in enumerate(docs) if doc._.get(PAIR_ATTR) is not None]
+        windows: List[Window] = []
+        cut_single: List[int] = []
+        cut_pair: List[int] = []
+        if singles:
+            windowed = self.cfg["long_text"] == "windows"
+            seen = set()
+            for w in engine.encode([docs[d].text for d in singles], self._stride if windowed else 0):
+                d = singles[w.doc]
+                if d in seen and not windowed:
+                    if not cut_single or cut_single[-1] != d:
+                        cut_single.append(d)
+                    continue
+                seen.add(d)
+                windows.append(w._replace(doc=d))
+        if paired:
+            pair_windows, cut = engine.encode_pairs(
+                [docs[d].text for d in paired], [str(docs[d]._.get(PAIR_ATTR)) for d in paired]
+            )
+            for w, was_cut in zip(pair_windows, cut):
+                windows.append(w._replace(doc=paired[w.doc]))
+                if was_cut:
+                    cut_pair.append(paired[w.doc])
+        if cut_single:
+            self._warn_truncated(
+                [docs[d] for d in cut_single],
+                "`long_text` = 'truncate_warn'",
+                "set `long_text` = 'windows' to mean-pool the logits of all windows",
+            )
+        if cut_pair:
+            self._warn_truncated(
+                [docs[d] for d in cut_pair],
+                "text pairs are not windowed; the doc's text is cut ('only_first')",
+                "shorten the text, or classify it without `doc._.hf_text_pair`",
+            )
+        logits = engine.logits(windows, self.cfg["batch_size"])
+        per_doc: List[List[np.ndarray]] = [[] for _ in docs]
+        for w, row in zip(windows, logits):
+            per_doc[w.doc].append(row)
+        return [activate(pool_logits(rows), self._function) for rows in per_doc]
+
+    def _warn_truncated(self, docs: List[Doc], why: str, fix: str) -> None:
+        examples = "; ".join(repr(doc.text[:40] + "...") for doc in docs[:3])
+        warnings.warn(
+            _W_TRUNCATED.format(
+                name=self.name, count=len(docs), window=self.engine.window, why=why, examples=examples, fix=fix
+            ),
+            HFNerWarning,
+        )
+
+    # -- annotation -------------------------------------------------------------
+
+    def set_annotations(self, docs: Sequence[Doc], scores: Sequence[np.ndarray]) -> None:
+        """Write the scores to doc.cats (highest first; only `top_k` if set).
+        Labels the model has are replaced; other labels in doc.cats are kept."""
+        labels = self.labels
+        for doc, doc_scores in zip(docs, scores):
+            for label in labels:
+                doc.cats.pop(label, None)
+            doc.cats.update(top_k_scores(doc_scores, labels, self.cfg["top_k"]))
