@@ -8,11 +8,11 @@ import numpy as np
 import srsly
 from spacy.attrs import IDX, IS_SPACE, LENGTH
 from spacy.language import Language
-from spacy.pipeline import Pipe
+
 from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
-from spacy.util import minibatch, registry
+from spacy.util import registry
 from spacy.vocab import Vocab
 
 from .aggregation import (
@@ -27,7 +27,7 @@ from .aggregation import (
 from .alignment import Placed, resolve_overlaps, snap, strip_span
 from .engine import HFEngine, Window, softmax
 from .errors import Errors, HFNerWarning, Warnings
-from .serialize import EngineSerializer
+from .serialize import HFPipe
 from .tokenscores import merge_windows
 from .tags import detect_scheme, entity_type
 
@@ -139,7 +139,7 @@ def make_ner_scorer() -> Callable:
     return ner_score
 
 
-class HFNer(Pipe, EngineSerializer):
+class HFNer(HFPipe):
     """Run a Hugging Face token-classification model and write its entities to
     `doc.ents` and/or `doc.spans[spans_key]`, each with a score.
 
@@ -267,26 +267,6 @@ class HFNer(Pipe, EngineSerializer):
         ignore = set(self.cfg["ignore_labels"])
         mapping = self.cfg["label_map"]
         return sorted({mapping.get(t, t) for t in types if t not in ignore})
-
-    def __call__(self, doc: Doc) -> Doc:
-        error_handler = self.get_error_handler()
-        try:
-            self.set_annotations([doc], self.predict([doc]))
-        except Exception as e:
-            error_handler(self.name, self, [doc], e)
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """Annotate docs in batches. `batch_size` docs (nlp.pipe's) are tokenized
-        together and their windows sorted by length, then run in forward passes of
-        the component's own `batch_size` windows."""
-        error_handler = self.get_error_handler()
-        for docs in minibatch(stream, size=batch_size):
-            try:
-                self.set_annotations(docs, self.predict(docs))
-            except Exception as e:
-                error_handler(self.name, self, docs, e)
-            yield from docs
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         if self.scorer is None:

@@ -1,9 +1,12 @@
 """Saving and loading a component's transformers model with the spaCy pipeline."""
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, Union
+from typing import Any, Dict, Iterable, Iterator, Union
 
 import srsly
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc
+from spacy.util import minibatch
 
 MODEL_DIR = "model"
 
@@ -59,3 +62,28 @@ class EngineSerializer:
                 target.write_bytes(data)
             self.from_disk(root, exclude=exclude)
         return self
+
+
+class HFPipe(Pipe, EngineSerializer):
+    """What every component shares: running `predict` + `set_annotations` on one
+    doc or on batches, with runtime failures routed through spaCy's error handler."""
+
+    def __call__(self, doc: Doc) -> Doc:
+        error_handler = self.get_error_handler()
+        try:
+            self.set_annotations([doc], self.predict([doc]))
+        except Exception as e:
+            error_handler(self.name, self, [doc], e)
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Annotate docs in batches. `batch_size` docs (nlp.pipe's) are tokenized
+        together and their windows sorted by length, then run in forward passes of
+        the component's own `batch_size` windows."""
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                self.set_annotations(docs, self.predict(docs))
+            except Exception as e:
+                error_handler(self.name, self, docs, e)
+            yield from docs

@@ -7,17 +7,17 @@ import numpy as np
 from spacy.attrs import IDX, IS_SPACE, LENGTH, POS, TAG
 from spacy.language import Language
 from spacy.parts_of_speech import IDS as POS_IDS
-from spacy.pipeline import Pipe
+
 from spacy.scorer import Scorer
 from spacy.tokens import Doc, Token
 from spacy.training import Example
-from spacy.util import minibatch, registry
+from spacy.util import registry
 from spacy.vocab import Vocab
 
 from .aggregation import WORD_STRATEGIES
 from .engine import HFEngine, softmax
 from .errors import Errors
-from .serialize import EngineSerializer
+from .serialize import HFPipe
 from .tokenscores import NO_LABEL, merge_windows, token_scores
 
 SCORE_ATTR = "hf_tag_score"
@@ -98,7 +98,7 @@ def make_tagger_scorer() -> Callable:
     return tagger_score
 
 
-class HFTagger(Pipe, EngineSerializer):
+class HFTagger(HFPipe):
     """Run a Hugging Face token-classification model whose labels are tags (UPOS
     or a fine-grained tag set) and write one label per spaCy token to `token.pos`
     or `token.tag`, with its score in `token._.hf_tag_score`.
@@ -221,26 +221,6 @@ class HFTagger(Pipe, EngineSerializer):
         """The attribute written, "pos" or "tag" ("auto" is resolved on load)."""
         self._ensure_loaded()
         return self._attr  # type: ignore[return-value]
-
-    def __call__(self, doc: Doc) -> Doc:
-        error_handler = self.get_error_handler()
-        try:
-            self.set_annotations([doc], self.predict([doc]))
-        except Exception as e:
-            error_handler(self.name, self, [doc], e)
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """Annotate docs in batches. `batch_size` docs (nlp.pipe's) are tokenized
-        together and their windows sorted by length, then run in forward passes of
-        the component's own `batch_size` windows."""
-        error_handler = self.get_error_handler()
-        for docs in minibatch(stream, size=batch_size):
-            try:
-                self.set_annotations(docs, self.predict(docs))
-            except Exception as e:
-                error_handler(self.name, self, docs, e)
-            yield from docs
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         if self.scorer is None:

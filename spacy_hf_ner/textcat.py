@@ -21,17 +21,17 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optio
 
 import numpy as np
 from spacy.language import Language
-from spacy.pipeline import Pipe
+
 from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
-from spacy.util import minibatch, registry
+from spacy.util import registry
 from spacy.vocab import Vocab
 
 from .classify import FUNCTIONS, activate, is_multi_label, pool_logits, resolve_function, top_k_scores
 from .engine import HFEngine, Window
 from .errors import Errors, HFNerWarning
-from .serialize import EngineSerializer
+from .serialize import HFPipe
 
 PAIR_ATTR = "hf_text_pair"
 LONG_TEXT = ("windows", "truncate_warn")
@@ -121,7 +121,7 @@ def make_textcat_scorer() -> Callable:
     return textcat_score
 
 
-class HFTextcat(Pipe, EngineSerializer):
+class HFTextcat(HFPipe):
     """Run a Hugging Face sequence-classification model and write its label
     scores to `doc.cats`.
 
@@ -238,26 +238,6 @@ class HFTextcat(Pipe, EngineSerializer):
         """Whether labels are scored independently (loads the model)."""
         self._ensure_loaded()
         return self._multi_label
-
-    def __call__(self, doc: Doc) -> Doc:
-        error_handler = self.get_error_handler()
-        try:
-            self.set_annotations([doc], self.predict([doc]))
-        except Exception as e:
-            error_handler(self.name, self, [doc], e)
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """Annotate docs in batches. `batch_size` docs (nlp.pipe's) are tokenized
-        together and their windows sorted by length, then run in forward passes of
-        the component's own `batch_size` windows."""
-        error_handler = self.get_error_handler()
-        for docs in minibatch(stream, size=batch_size):
-            try:
-                self.set_annotations(docs, self.predict(docs))
-            except Exception as e:
-                error_handler(self.name, self, docs, e)
-            yield from docs
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         if self.scorer is None:
