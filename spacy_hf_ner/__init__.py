@@ -1,6 +1,20 @@
 """spacy-hf-ner: Hugging Face token and text classifiers as spaCy components."""
 from .errors import HFNerWarning
 from .ner import HFNer, make_hf_ner, ner_score
+from .tagger import HFTagger, make_hf_tagger, tagger_score
+from .textcat import HFTextcat, make_hf_textcat, textcat_score
 
 __version__ = "0.1.0"
-__all__ = ["HFNer", "HFNerWarning", "make_hf_ner", "ner_score", "__version__"]
+__all__ = [
+    "HFNer",
+    "HFNerWarning",
+    "HFTagger",
+    "HFTextcat",
+    "make_hf_ner",
+    "make_hf_tagger",
+    "make_hf_textcat",
+    "ner_score",
+    "tagger_score",
+    "textcat_score",
+    "__version__",
+]

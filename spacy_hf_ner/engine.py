@@ -22,6 +22,32 @@ from .errors import Errors
 _POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"}
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DTYPES = ("float32", "float16", "bfloat16")
+# models that ship inside this package: `model = "spacy-hf-ner:<name>"`
+BUNDLED_PREFIX = "spacy-hf-ner:"
+BUNDLED_DIR = Path(__file__).parent / "models"
+
+
+def bundled_models() -> List[str]:
+    """Names of the models shipped with the package."""
+    if not BUNDLED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def resolve_model(model: str, name: str) -> str:
+    """The hub id or local directory that `model` stands for: "spacy-hf-ner:NAME"
+    is a model shipped in this package, a directory is expanded (~)."""
+    if model.startswith(BUNDLED_PREFIX):
+        bundled = model[len(BUNDLED_PREFIX):]
+        path = BUNDLED_DIR / bundled
+        if not (path / "config.json").is_file():
+            raise ValueError(
+                Errors.E012.format(name=name, model=model, available=", ".join(
+                    BUNDLED_PREFIX + m for m in bundled_models()) or "none")
+            )
+        return str(path)
+    expanded = os.path.expanduser(model)
+    return expanded if os.path.isdir(expanded) else model
 
 
 class Window(NamedTuple):
@@ -61,14 +87,18 @@ if hasattr(os, "register_at_fork"):
 
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """No progress bars while a component loads its model."""
+    """No progress bars or load reports while a component loads or saves its
+    model (errors still show)."""
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         yield
     finally:
+        hf_logging.set_verbosity(verbosity)
         if enabled:
             hf_logging.enable_progress_bar()
 
@@ -151,18 +181,28 @@ class HFEngine:
     def is_loaded(self) -> bool:
         return self.model is not None
 
-    def load(self, path: Optional[Path] = None) -> None:
+    def load(
+        self,
+        path: Optional[Path] = None,
+        *,
+        labels: Optional[Sequence[str]] = None,
+        problem_type: Optional[str] = None,
+    ) -> None:
         """Load from `path` (a saved pipeline, always offline) or from the config's
-        `model` and `revision`."""
+        `model` and `revision`.
+
+        labels: give the model a new classification head with these labels (for
+            fine-tuning); the encoder may then be any base model (e.g. a plain
+            BertModel checkpoint). problem_type: the head's problem type
+            ("single_label_classification" / "multi_label_classification").
+        """
         import torch
         from transformers import AutoConfig, AutoTokenizer
 
-        source = str(path) if path is not None else self.model_name
-        local = path is not None or os.path.isdir(os.path.expanduser(source))
+        source = str(path) if path is not None else resolve_model(self.model_name, self.name)
+        local = path is not None or os.path.isdir(source)
         if path is None and not local and looks_like_path(source):
             raise ValueError(Errors.E001.format(name=self.name, model=source))
-        if local:
-            source = os.path.expanduser(source)
         kwargs: Dict[str, Any] = {"local_files_only": True} if path is not None else {}
         if path is None and self.revision:
             kwargs["revision"] = self.revision
@@ -174,7 +214,17 @@ class HFEngine:
                     name=self.name, model=source, revision=self.revision, error=e
                 )
             ) from e
-        self._check_architecture(config)
+        new_head = labels is not None
+        if new_head:
+            old = [str(config.id2label[i]) for i in range(len(config.id2label))]
+            same_size_other_labels = len(old) == len(labels) and old != list(labels)
+            config.id2label = {i: str(l) for i, l in enumerate(labels)}
+            config.label2id = {str(l): i for i, l in enumerate(labels)}
+            config.num_labels = len(labels)
+            if problem_type is not None:
+                config.problem_type = problem_type
+        else:
+            self._check_architecture(config)
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as e:
@@ -186,7 +236,15 @@ class HFEngine:
         auto_cls = self._auto_class()
         with warnings.catch_warnings(), _quiet_transformers():
             warnings.filterwarnings("ignore", message=".*were not initialized.*")
-            model = auto_cls.from_pretrained(source, config=config, **kwargs)
+            warnings.filterwarnings("ignore", message=".*newly initialized.*")
+            if new_head:
+                kwargs["ignore_mismatched_sizes"] = True
+            try:
+                model = auto_cls.from_pretrained(source, config=config, **kwargs)
+            except RuntimeError as e:
+                raise _size_mismatch(self.name, source, e) or e
+        if new_head and same_size_other_labels:
+            _reset_head(model)
         device = resolve_device(self.device_name, self.name)
         dtype = getattr(torch, self.dtype)
         model.to(device=device, dtype=dtype)
@@ -198,6 +256,50 @@ class HFEngine:
         self.tokenizer, self.model, self.device = tokenizer, model, device
         self._token_lengths = None
         self.window  # validate now
+
+    def head_labels(self) -> Optional[List[str]]:
+        """The labels of the model's classification head for this task, or None
+        when `model` is not such a classifier (e.g. a plain encoder to fine-tune).
+        Reads only the config when the model is not loaded."""
+        if self.is_loaded:
+            return self.id2label
+        from transformers import AutoConfig
+
+        source = resolve_model(self.model_name, self.name)
+        kwargs: Dict[str, Any] = {"revision": self.revision} if self.revision else {}
+        try:
+            config = AutoConfig.from_pretrained(source, **kwargs)
+        except (OSError, ValueError) as e:
+            raise ValueError(
+                Errors.E002.format(name=self.name, model=source, revision=self.revision, error=e)
+            ) from e
+        suffix = "ForTokenClassification" if self.task == "token" else "ForSequenceClassification"
+        if not any(a.endswith(suffix) for a in getattr(config, "architectures", None) or []):
+            return None
+        return [str(config.id2label[i]) for i in range(len(config.id2label))]
+
+    def torch_inputs(self, windows: Sequence[Window]) -> Dict[str, Any]:
+        """The padded torch inputs of a batch of windows, on the model's device."""
+        import torch
+
+        lengths = [len(w.ids) for w in windows]
+        width = max(lengths)
+        pad_id = self.tokenizer.pad_token_id
+        ids = np.full((len(windows), width), 0 if pad_id is None else pad_id, dtype=np.int64)
+        mask = np.zeros((len(windows), width), dtype=np.int64)
+        types = np.zeros((len(windows), width), dtype=np.int64)
+        for r, (window, n) in enumerate(zip(windows, lengths)):
+            ids[r, :n] = window.ids
+            mask[r, :n] = 1
+            if window.types is not None:
+                types[r, :n] = window.types
+        inputs = {
+            "input_ids": torch.from_numpy(ids).to(self.device),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
+        }
+        if "token_type_ids" in getattr(self.tokenizer, "model_input_names", []):
+            inputs["token_type_ids"] = torch.from_numpy(types).to(self.device)
+        return inputs
 
     def _auto_class(self) -> Any:
         from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
@@ -236,8 +338,9 @@ class HFEngine:
     def save(self, path: Path) -> None:
         """Write model and tokenizer to `path` (loadable by plain transformers)."""
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path)
-        self.tokenizer.save_pretrained(path)
+        with _quiet_transformers():
+            self.model.save_pretrained(path)
+            self.tokenizer.save_pretrained(path)
 
     # -- properties of the loaded model --------------------------------------
 
@@ -382,33 +485,52 @@ class HFEngine:
             return []
         lengths = np.array([len(w.ids) for w in windows])
         order = np.argsort(-lengths, kind="stable")
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = 0
-        wants_types = "token_type_ids" in getattr(self.tokenizer, "model_input_names", [])
+        self.model.eval()
         with torch.inference_mode():
             for b in range(0, len(order), batch_size):
-                rows = order[b : b + batch_size]
-                width = int(lengths[rows].max())
-                ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-                mask = np.zeros((len(rows), width), dtype=np.int64)
-                types = np.zeros((len(rows), width), dtype=np.int64)
-                for r, i in enumerate(rows.tolist()):
-                    n = lengths[i]
-                    ids[r, :n] = windows[i].ids
-                    mask[r, :n] = 1
-                    if windows[i].types is not None:
-                        types[r, :n] = windows[i].types
-                inputs = {
-                    "input_ids": torch.from_numpy(ids).to(self.device),
-                    "attention_mask": torch.from_numpy(mask).to(self.device),
-                }
-                if wants_types:
-                    inputs["token_type_ids"] = torch.from_numpy(types).to(self.device)
+                rows = order[b : b + batch_size].tolist()
+                inputs = self.torch_inputs([windows[i] for i in rows])
                 logits = self.model(**inputs).logits.float().cpu().numpy()
-                for r, i in enumerate(rows.tolist()):
+                for r, i in enumerate(rows):
                     out[i] = logits[r, : lengths[i]] if self.task == "token" else logits[r]
         return out  # type: ignore[return-value]
+
+
+def _size_mismatch(name: str, source: str, error: Exception) -> Optional[ValueError]:
+    """transformers refuses a checkpoint whose classifier has another number of
+    outputs than `config.id2label` has labels, before the engine's own check can
+    run: say so in the engine's words (E010)."""
+    text = str(error).lower()
+    if "mismatched_sizes" not in text and "size mismatch" not in text:
+        return None
+    n_labels: Any = "a different number of"
+    n_out: Any = "another number of"
+    try:
+        from transformers import AutoConfig
+
+        n_labels = len(AutoConfig.from_pretrained(source).id2label)
+        weights = Path(source) / "model.safetensors"
+        if weights.is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="numpy") as f:
+                heads = [k for k in f.keys() if k.endswith("classifier.weight")]
+                if heads:
+                    n_out = f.get_slice(heads[0]).get_shape()[0]
+    except Exception:  # the message is a hint; never hide the original error
+        pass
+    return ValueError(Errors.E010.format(name=name, n_labels=n_labels, n_out=n_out))
+
+
+def _reset_head(model: Any) -> None:
+    """Re-initialize everything of a transformers model outside its encoder (the
+    classification head), as `from_pretrained` does for a head it cannot load."""
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    for child in model.children():
+        if child is base:
+            continue
+        for module in child.modules():
+            model._init_weights(module)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -54,6 +54,15 @@ class Errors:
         "outputs {n_out} scores. Fix: save the model with a matching "
         "`config.id2label` (and `label2id`)."
     )
+    E011 = (
+        "[{name}] cannot train: the training examples have no {what} and no "
+        "`labels` were given. Fix: check the training corpus (`spacy debug data`), "
+        "or list the labels in `[initialize.components.{name}] labels`."
+    )
+    E012 = (
+        "[{name}] config key `model` = '{model}' names no model shipped with "
+        "spacy-hf-ner. Fix: use one of: {available}; or a hub id or local directory."
+    )
 
 
 class Warnings:
@@ -67,4 +76,10 @@ class Warnings:
         "guessed with transformers' fallback heuristic (a token is a new word only "
         "after a space). With `words` = 'spacy' (the default) spaCy's tokens are used "
         "instead."
+    )
+    W003 = (
+        "[{name}] the classification head of '{model}' lacks labels of the "
+        "training data ({missing}): it is replaced by a new, randomly initialized "
+        "head over the data's labels. To keep a pretrained head, map the data's "
+        "labels onto the model's with `label_map`."
     )

@@ -1,12 +1,9 @@
 """`hf_ner`: a Hugging Face token-classification model as spaCy's entity recognizer."""
 import warnings
 from collections import Counter
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Union
 
 import numpy as np
-import srsly
-from spacy.attrs import IDX, IS_SPACE, LENGTH
 from spacy.language import Language
 
 from spacy.scorer import Scorer, get_ner_prf
@@ -25,11 +22,13 @@ from .aggregation import (
     subword_flags,
 )
 from .alignment import Placed, resolve_overlaps, snap, strip_span
-from .engine import HFEngine, Window, softmax
+from .engine import HFEngine, softmax
 from .errors import Errors, HFNerWarning, Warnings
-from .serialize import HFPipe
+from .pipe import HFPipe, token_arrays
+from .training import TrainableMixin
 from .tokenscores import merge_windows
-from .tags import detect_scheme, entity_type
+from .tags import bio_labels, detect_scheme, entity_type, from_biluo
+from .tokenscores import IGNORE_INDEX
 
 SCORE_ATTR = "hf_score"
 
@@ -40,7 +39,7 @@ Strategy = Literal["none", "simple", "first", "average", "max"]
     "hf_ner",
     assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
     default_config={
-        "model": "dslim/bert-base-NER",
+        "model": "spacy-hf-ner:en_conll03",
         "revision": None,
         "aggregation_strategy": "first",
         "words": "spacy",
@@ -139,7 +138,7 @@ def make_ner_scorer() -> Callable:
     return ner_score
 
 
-class HFNer(HFPipe):
+class HFNer(TrainableMixin, HFPipe):
     """Run a Hugging Face token-classification model and write its entities to
     `doc.ents` and/or `doc.spans[spans_key]`, each with a score.
 
@@ -251,10 +250,70 @@ class HFNer(HFPipe):
     # -- spaCy API ------------------------------------------------------------
 
     def initialize(
-        self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp: Optional[Language] = None
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[List[str]] = None,
     ) -> None:
-        """Load the model (if it is not loaded yet)."""
-        self._ensure_loaded()
+        """Load the model, and prepare it for training when the examples carry
+        gold entities (as under `spacy train`).
+
+        A model whose token-classification head already knows every entity type
+        of the data (after `label_map`) keeps its head and is fine-tuned as it
+        is. Any other model, such as a plain encoder, gets a new IOB2 head over
+        the data's entity types (`labels` overrides them), initialized by
+        transformers.
+
+        get_examples (Callable[[], Iterable[Example]]): training examples.
+        nlp (Language): the pipeline.
+        labels (Optional[List[str]]): entity types of a new head, e.g. from
+            `[initialize.components.hf_ner.labels]`.
+        """
+        examples = list(get_examples()) if get_examples is not None else []
+        gold = [eg for eg in examples if eg.reference.has_annotation("ENT_IOB")]
+        if labels is None and not gold:
+            self._ensure_loaded()  # a pretrained model for inference
+            return
+        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        types = labels if labels is not None else sorted(
+            {ent.label_ for eg in gold for ent in eg.reference.ents}
+        )
+        if not types:
+            raise ValueError(Errors.E011.format(name=self.name, what="entities"))
+        wanted = sorted({inverse.get(t, t) for t in types})
+        head = self.engine.head_labels()
+        ignore = set(self.cfg["ignore_labels"])
+        known = {entity_type(l) for l in head or [] if l not in ignore}
+        if head is not None and labels is None and set(wanted) <= known:
+            self._ensure_loaded()
+            return
+        if head is not None:
+            warnings.warn(
+                Warnings.W003.format(
+                    name=self.name,
+                    model=self.engine.model_name,
+                    missing=", ".join(sorted(set(wanted) - known)) or "(labels given)",
+                ),
+                HFNerWarning,
+            )
+        self.engine.load(labels=bio_labels(wanted, outside=_outside(ignore)))
+        self._after_load()
+
+    def _gold_token_targets(self, example: Example) -> np.ndarray:
+        """Gold label ids of the predicted doc's tokens in the model's tag scheme
+        (-100 where the gold is missing or has a type the head lacks)."""
+        label2id = {l: i for i, l in enumerate(self.engine.id2label)}
+        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        outside = _outside(self.cfg["ignore_labels"])
+        out = np.full(len(example.predicted), IGNORE_INDEX, dtype=np.int64)
+        for i, tag in enumerate(example.get_aligned_ner()):
+            if tag is None or tag == "-":
+                continue
+            if tag != "O":
+                tag = tag[:2] + inverse.get(tag[2:], tag[2:])
+            out[i] = label2id.get(from_biluo(tag, self._scheme, outside), IGNORE_INDEX)
+        return out
 
     @property
     def labels(self) -> List[str]:
@@ -359,7 +418,7 @@ class HFNer(HFPipe):
         starts, ends, probs = merge_windows(
             doc.text, [(window.offsets, window.special, probs) for window, probs in windows]
         )
-        tok_starts, tok_ends, tok_space = _token_arrays(doc)
+        tok_starts, tok_ends, tok_space = token_arrays(doc)
         return aggregate_on_tokens(
             probs,
             starts,
@@ -398,7 +457,7 @@ class HFNer(HFPipe):
                     placed.append(Placed(label, ent.score, ent.start, ent.end, i, False))
                     continue
                 if tok_arrays is None:
-                    tok_arrays = _token_arrays(doc)
+                    tok_arrays = token_arrays(doc)
                 start, end = strip_span(doc.text, ent.start, ent.end)
                 where = snap(start, end, *tok_arrays)
                 if where is None:
@@ -476,8 +535,7 @@ class HFNer(HFPipe):
         return len(spans) if policy == "overwrite" else len(final) - len(existing)
 
 
-def _token_arrays(doc: Doc):
-    """Token start/end offsets (end without trailing whitespace) and is_space."""
-    arr = doc.to_array([IDX, LENGTH, IS_SPACE]).astype(np.int64)
-    starts = arr[:, 0]
-    return starts, starts + arr[:, 1], arr[:, 2].astype(bool)
+def _outside(ignore_labels: Iterable[str]) -> str:
+    """The outside label: "O" unless `ignore_labels` names another one only."""
+    ignore = list(ignore_labels)
+    return "O" if "O" in ignore or not ignore else ignore[0]

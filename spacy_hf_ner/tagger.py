@@ -1,10 +1,10 @@
 """`hf_tagger`: a Hugging Face token-classification model as spaCy's tagger."""
+import warnings
 from collections import Counter
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
-from spacy.attrs import IDX, IS_SPACE, LENGTH, POS, TAG
+from spacy.attrs import IS_SPACE, POS, TAG
 from spacy.language import Language
 from spacy.parts_of_speech import IDS as POS_IDS
 
@@ -16,9 +16,10 @@ from spacy.vocab import Vocab
 
 from .aggregation import WORD_STRATEGIES
 from .engine import HFEngine, softmax
-from .errors import Errors
-from .serialize import HFPipe
-from .tokenscores import NO_LABEL, merge_windows, token_scores
+from .errors import Errors, HFNerWarning, Warnings
+from .pipe import HFPipe, token_arrays
+from .training import TrainableMixin
+from .tokenscores import IGNORE_INDEX, NO_LABEL, merge_windows, token_scores
 
 SCORE_ATTR = "hf_tag_score"
 
@@ -98,7 +99,7 @@ def make_tagger_scorer() -> Callable:
     return tagger_score
 
 
-class HFTagger(HFPipe):
+class HFTagger(TrainableMixin, HFPipe):
     """Run a Hugging Face token-classification model whose labels are tags (UPOS
     or a fine-grained tag set) and write one label per spaCy token to `token.pos`
     or `token.tag`, with its score in `token._.hf_tag_score`.
@@ -203,10 +204,74 @@ class HFTagger(HFPipe):
     # -- spaCy API ------------------------------------------------------------
 
     def initialize(
-        self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp: Optional[Language] = None
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[List[str]] = None,
     ) -> None:
-        """Load the model (if it is not loaded yet)."""
-        self._ensure_loaded()
+        """Load the model, and prepare it for training when the examples carry
+        gold tags (as under `spacy train`): `token.pos_` when `attr` is "pos" or
+        "auto" and the data has POS, else `token.tag_`.
+
+        A model whose head already has every label of the data keeps it; any
+        other model, such as a plain encoder, gets a new head over the data's
+        labels (`labels` overrides them).
+
+        get_examples (Callable[[], Iterable[Example]]): training examples.
+        nlp (Language): the pipeline.
+        labels (Optional[List[str]]): the labels of a new head.
+        """
+        examples = list(get_examples()) if get_examples is not None else []
+        gold_attr = self._gold_attr(examples)
+        if labels is None and gold_attr is None:
+            self._ensure_loaded()  # a pretrained model for inference
+            return
+        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        if labels is None:
+            labels = sorted(
+                {getattr(t, f"{gold_attr}_") for eg in examples for t in eg.reference} - {"", "SPACE"}
+            )
+        if not labels:
+            raise ValueError(Errors.E011.format(name=self.name, what="tags"))
+        wanted = sorted({inverse.get(l, l) for l in labels})
+        head = self.engine.head_labels()
+        if head is not None and set(wanted) <= set(head):
+            self._ensure_loaded()
+            return
+        if head is not None:
+            warnings.warn(
+                Warnings.W003.format(
+                    name=self.name,
+                    model=self.engine.model_name,
+                    missing=", ".join(sorted(set(wanted) - set(head))),
+                ),
+                HFNerWarning,
+            )
+        self.engine.load(labels=wanted)
+        self._after_load()
+
+    def _gold_attr(self, examples: Sequence[Example]) -> Optional[str]:
+        """The attribute the examples' gold can train: "pos" or "tag" (None: no
+        gold)."""
+        attr = self.cfg["attr"]
+        for candidate in ("pos", "tag"):
+            if attr not in ("auto", candidate):
+                continue
+            if any(eg.reference.has_annotation(candidate.upper()) for eg in examples):
+                return candidate
+        return None
+
+    def _gold_token_targets(self, example: Example) -> np.ndarray:
+        """Gold label ids of the predicted doc's tokens (-100 where the gold is
+        missing or not a label of the head)."""
+        label2id = {l: i for i, l in enumerate(self.engine.id2label)}
+        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        values = example.get_aligned(self.attr.upper(), as_string=True)
+        return np.array(
+            [label2id.get(inverse.get(v, v), IGNORE_INDEX) if v else IGNORE_INDEX for v in values],
+            dtype=np.int64,
+        )
 
     @property
     def labels(self) -> List[str]:
@@ -231,10 +296,7 @@ class HFTagger(HFPipe):
 
     def _ensure_loaded(self) -> None:
         if not self.engine.is_loaded:
-            try:
-                self.engine.load()
-            except RuntimeError as e:
-                raise _size_mismatch(self.name, self.engine.model_name, e) or e
+            self.engine.load()
             self._after_load()
 
     def _after_load(self) -> None:
@@ -295,7 +357,7 @@ class HFTagger(HFPipe):
                 continue
             mine = [(windows[i].offsets, windows[i].special, softmax(logits[i])) for i in per_doc[d]]
             starts, ends, probs = merge_windows(texts[d], mine)
-            tok_starts, tok_ends, tok_space = _token_arrays(doc)
+            tok_starts, tok_ends, tok_space = token_arrays(doc)
             results[d] = token_scores(
                 probs, starts, ends, tok_starts, tok_ends, tok_space, self.cfg["aggregation_strategy"]
             )
@@ -336,38 +398,5 @@ class HFTagger(HFPipe):
                 doc[i]._.set(SCORE_ATTR, float(score_list[i]))
 
 
-def _size_mismatch(name: str, source: str, error: Exception) -> Optional[ValueError]:
-    """transformers refuses a checkpoint whose classifier has another number of
-    outputs than `config.id2label` has labels, before the engine's own check can
-    run: say so in the engine's words (E010)."""
-    text = str(error).lower()
-    if "mismatched_sizes" not in text and "size mismatch" not in text:
-        return None
-    n_labels: Any = "a different number of"
-    n_out: Any = "another number of"
-    try:
-        from transformers import AutoConfig
-
-        n_labels = len(AutoConfig.from_pretrained(source).id2label)
-        weights = Path(source) / "model.safetensors"
-        if weights.is_file():
-            from safetensors import safe_open
-
-            with safe_open(str(weights), framework="numpy") as f:
-                heads = [k for k in f.keys() if k.endswith("classifier.weight")]
-                if heads:
-                    n_out = f.get_slice(heads[0]).get_shape()[0]
-    except Exception:  # the message is a hint; never hide the original error
-        pass
-    return ValueError(Errors.E010.format(name=name, n_labels=n_labels, n_out=n_out))
-
-
 def _empty(n: int) -> Tuple[np.ndarray, np.ndarray]:
     return np.full(n, NO_LABEL, dtype=np.int64), np.full(n, np.nan, dtype=np.float32)
-
-
-def _token_arrays(doc: Doc):
-    """Token start/end offsets (end without trailing whitespace) and is_space."""
-    arr = doc.to_array([IDX, LENGTH, IS_SPACE]).astype(np.int64)
-    starts = arr[:, 0]
-    return starts, starts + arr[:, 1], arr[:, 2].astype(bool)

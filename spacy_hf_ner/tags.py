@@ -68,3 +68,28 @@ def split_tag(label: str, scheme: Scheme) -> Tuple[str, str]:
         if prefix in ("B", "I", "E", "S"):
             return prefix, label[2:]
     return "I", label
+
+
+_FROM_BILUO = {
+    "bio": {"B": "B", "I": "I", "L": "I", "U": "B"},
+    "bioes": {"B": "B", "I": "I", "L": "E", "U": "S"},
+    "biluo": {"B": "B", "I": "I", "L": "L", "U": "U"},
+}
+
+
+def from_biluo(tag: str, scheme: Scheme, outside: str = "O") -> str:
+    """Rewrite one of spaCy's BILUO tags ("U-PER", "L-ORG", "O") in `scheme`:
+    BIO turns U into B and L into I, BIOES turns L into E and U into S."""
+    if tag == "O" or len(tag) < 3 or tag[1] != "-":
+        return outside if tag == "O" else tag
+    return f"{_FROM_BILUO[scheme][tag[0]]}-{tag[2:]}"
+
+
+def bio_labels(types: Iterable[str], outside: str = "O") -> Tuple[str, ...]:
+    """The IOB2 label set of a new classification head: outside first, then
+    B-/I- of each entity type in sorted order (as the transformers guide builds
+    `id2label` for CoNLL)."""
+    labels = [outside]
+    for t in sorted(set(types)):
+        labels.extend((f"B-{t}", f"I-{t}"))
+    return tuple(labels)

@@ -17,21 +17,22 @@ string are encoded together, `tokenizer(text, text_pair)`, as the pipeline's
 the doc's text is truncated ("only_first"), with a warning.
 """
 import warnings
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.language import Language
 
 from spacy.scorer import Scorer
 from spacy.tokens import Doc
-from spacy.training import Example
+from spacy.training import Example, validate_examples
 from spacy.util import registry
 from spacy.vocab import Vocab
 
 from .classify import FUNCTIONS, activate, is_multi_label, pool_logits, resolve_function, top_k_scores
 from .engine import HFEngine, Window
-from .errors import Errors, HFNerWarning
-from .serialize import HFPipe
+from .errors import Errors, HFNerWarning, Warnings
+from .pipe import HFPipe
+from .training import TrainableMixin
 
 PAIR_ATTR = "hf_text_pair"
 LONG_TEXT = ("windows", "truncate_warn")
@@ -121,7 +122,7 @@ def make_textcat_scorer() -> Callable:
     return textcat_score
 
 
-class HFTextcat(HFPipe):
+class HFTextcat(TrainableMixin, HFPipe):
     """Run a Hugging Face sequence-classification model and write its label
     scores to `doc.cats`.
 
@@ -213,10 +214,122 @@ class HFTextcat(HFPipe):
     # -- spaCy API ------------------------------------------------------------
 
     def initialize(
-        self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp: Optional[Language] = None
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[List[str]] = None,
+        multi_label: Optional[bool] = None,
     ) -> None:
-        """Load the model (if it is not loaded yet)."""
+        """Load the model, and prepare it for training when the examples carry
+        `doc.cats` (as under `spacy train`).
+
+        A model whose head already has every label of the data keeps it; any
+        other model, such as a plain encoder, gets a new head over the data's
+        labels (`labels` overrides them): multi-label (sigmoid) unless every
+        example has exactly one positive label (softmax), or as `multi_label`
+        says.
+
+        get_examples (Callable[[], Iterable[Example]]): training examples.
+        nlp (Language): the pipeline.
+        labels (Optional[List[str]]): the labels of a new head.
+        multi_label (Optional[bool]): whether the new head is multi-label.
+        """
+        examples = list(get_examples()) if get_examples is not None else []
+        gold = [eg.reference.cats for eg in examples if eg.reference.cats]
+        if labels is None and not gold:
+            self._ensure_loaded()  # a pretrained model for inference
+            return
+        labels = labels if labels is not None else sorted({k for cats in gold for k in cats})
+        if not labels:
+            raise ValueError(Errors.E011.format(name=self.name, what="doc.cats"))
+        if multi_label is None:
+            multi_label = not all(sum(v >= 0.5 for v in cats.values()) == 1 for cats in gold)
+        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        wanted = [inverse.get(l, l) for l in labels]
+        head = self.engine.head_labels()
+        if head is not None and set(wanted) <= set(head):
+            self._ensure_loaded()
+            return
+        if head is not None:
+            warnings.warn(
+                Warnings.W003.format(
+                    name=self.name,
+                    model=self.engine.model_name,
+                    missing=", ".join(sorted(set(wanted) - set(head))),
+                ),
+                HFNerWarning,
+            )
+        problem = "multi_label_classification" if multi_label else "single_label_classification"
+        self.engine.load(labels=wanted, problem_type=problem)
+        self._after_load()
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Any] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples: the logits of each doc's windows are
+        mean-pooled (as in prediction), then cross entropy (single-label) or
+        binary cross entropy (multi-label) against `doc.cats`. The model's own
+        dropout applies; `drop` is unused.
+
+        RETURNS (Dict[str, float]): the losses, with this component's added.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "HFTextcat.update")
         self._ensure_loaded()
+        windows = self._windows([eg.predicted for eg in examples], warn=False)
+        if not windows:
+            return losses
+        logits, backprop = self.model.begin_update(self.engine.torch_inputs(windows))
+        index = np.array([w.doc for w in windows], dtype=np.int64)
+        loss, d_logits = self.get_loss(examples, (logits, index))
+        backprop(d_logits)
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores: Tuple[Any, np.ndarray]) -> Tuple[float, Any]:
+        """Loss and gradient of window logits (windows, labels) pooled per doc by
+        `index` (the doc of each window) against the examples' `doc.cats`.
+        Labels missing from a doc's gold are not trained."""
+        import torch
+
+        logits, index = scores
+        examples = list(examples)
+        label_map = self.cfg["label_map"]
+        names = [label_map.get(l, l) for l in self.engine.id2label]
+        gold = np.zeros((len(examples), len(names)), dtype=np.float32)
+        known = np.zeros_like(gold, dtype=bool)
+        for d, eg in enumerate(examples):
+            for j, name in enumerate(names):
+                if name in eg.reference.cats:
+                    gold[d, j] = float(eg.reference.cats[name])
+                    known[d, j] = True
+        leaf = logits.detach().float().requires_grad_()
+        where = torch.from_numpy(index).to(leaf.device)
+        counts = torch.bincount(where, minlength=len(examples)).clamp(min=1).unsqueeze(1)
+        pooled = torch.zeros(len(examples), leaf.shape[1], device=leaf.device).index_add(0, where, leaf) / counts
+        target = torch.from_numpy(gold).to(leaf.device)
+        mask = torch.from_numpy(known).to(leaf.device)
+        if self._multi_label:
+            per = torch.nn.functional.binary_cross_entropy_with_logits(pooled, target, reduction="none")
+            loss = (per * mask).sum() / max(int(known.sum()), 1)
+        else:
+            rows = torch.from_numpy(known.any(axis=1) & (gold.max(axis=1) > 0)).to(leaf.device)
+            if not bool(rows.any()):
+                return 0.0, torch.zeros_like(logits)
+            loss = torch.nn.functional.cross_entropy(pooled[rows], target[rows].argmax(dim=1))
+        loss.backward()
+        return float(loss.item()), leaf.grad.to(logits.dtype)
 
     @property
     def labels(self) -> List[str]:
@@ -271,6 +384,17 @@ class HFTextcat(HFPipe):
         activation."""
         self._ensure_loaded()
         engine = self.engine
+        windows = self._windows(docs)
+        logits = engine.logits(windows, self.cfg["batch_size"])
+        per_doc: List[List[np.ndarray]] = [[] for _ in docs]
+        for w, row in zip(windows, logits):
+            per_doc[w.doc].append(row)
+        return [activate(pool_logits(rows), self._function) for rows in per_doc]
+
+    def _windows(self, docs: Sequence[Doc], warn: bool = True) -> List[Window]:
+        """The windows to classify, each with the index of its doc: all windows
+        of a text (`long_text` "windows") or its first, and one window per pair."""
+        engine = self.engine
         singles = [d for d, doc in enumerate(docs) if doc._.get(PAIR_ATTR) is None]
         paired = [d for d, doc in enumerate(docs) if doc._.get(PAIR_ATTR) is not None]
         windows: List[Window] = []
@@ -295,23 +419,19 @@ class HFTextcat(HFPipe):
                 windows.append(w._replace(doc=paired[w.doc]))
                 if was_cut:
                     cut_pair.append(paired[w.doc])
-        if cut_single:
+        if cut_single and warn:
             self._warn_truncated(
                 [docs[d] for d in cut_single],
                 "`long_text` = 'truncate_warn'",
                 "set `long_text` = 'windows' to mean-pool the logits of all windows",
             )
-        if cut_pair:
+        if cut_pair and warn:
             self._warn_truncated(
                 [docs[d] for d in cut_pair],
                 "text pairs are not windowed; the doc's text is cut ('only_first')",
                 "shorten the text, or classify it without `doc._.hf_text_pair`",
             )
-        logits = engine.logits(windows, self.cfg["batch_size"])
-        per_doc: List[List[np.ndarray]] = [[] for _ in docs]
-        for w, row in zip(windows, logits):
-            per_doc[w.doc].append(row)
-        return [activate(pool_logits(rows), self._function) for rows in per_doc]
+        return windows
 
     def _warn_truncated(self, docs: List[Doc], why: str, fix: str) -> None:
         examples = "; ".join(repr(doc.text[:40] + "...") for doc in docs[:3])

@@ -112,3 +112,44 @@ def token_scores(
         ids[missing] = best
         scores[missing] = rows[np.arange(len(best)), best]
     return ids, scores
+
+
+IGNORE_INDEX = -100
+
+
+def first_subword_targets(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    tok_starts: np.ndarray,
+    tok_ends: np.ndarray,
+    tok_is_space: np.ndarray,
+    tok_targets: np.ndarray,
+) -> np.ndarray:
+    """Training targets for one window's model tokens: each word's (spaCy token's)
+    target on the first model token that starts inside it, `IGNORE_INDEX` (-100,
+    what torch's cross entropy skips) everywhere else, as the transformers
+    token-classification guide labels subwords.
+
+    starts, ends: the window's model-token offsets in window order, stripped of
+        whitespace (see `alignment.strip_offsets`); special tokens and tokens
+        covering no text must have start == end.
+    tok_starts, tok_ends, tok_is_space: the words, as in `token_scores`.
+    tok_targets: one label id per word, `IGNORE_INDEX` for words without gold.
+
+    This mirrors `token_scores` with strategy "first": the model token trained
+    for a word is the one whose prediction that word reads.
+    """
+    targets = np.full(len(starts), IGNORE_INDEX, dtype=np.int64)
+    if len(tok_starts) == 0 or len(starts) == 0:
+        return targets
+    word = np.searchsorted(tok_starts, starts, side="right") - 1
+    safe = np.maximum(word, 0)
+    inside = (word >= 0) & (starts < ends) & (starts < tok_ends[safe]) & ~tok_is_space[safe]
+    rows = np.flatnonzero(inside)
+    if len(rows) == 0:
+        return targets
+    owners = word[rows]
+    # the first model token of each word (window order == text order)
+    _, first = np.unique(owners, return_index=True)
+    targets[rows[first]] = tok_targets[owners[first]]
+    return targets

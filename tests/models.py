@@ -182,3 +182,32 @@ def build_sequence_classifier(
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def build_encoder(path: Path, *, seed: int = 0, tokenizer: str = "wordpiece") -> Path:
+    """Save a tiny random plain encoder (BertModel / RobertaModel, no head) +
+    tokenizer to `path`: what a user fine-tunes from."""
+    import torch
+    from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+
+    torch.manual_seed(seed)
+    common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    if tokenizer == "wordpiece":
+        tok = wordpiece_tokenizer()
+        model = BertModel(BertConfig(vocab_size=len(tok), max_position_embeddings=512, **common))
+    else:
+        tok = bytelevel_tokenizer()
+        model = RobertaModel(
+            RobertaConfig(
+                vocab_size=len(tok),
+                max_position_embeddings=514,
+                pad_token_id=tok.pad_token_id,
+                bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id,
+                **common,
+            )
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

@@ -212,6 +212,24 @@ def test_missing_model_dir_names_the_key(tmp_path):
         nlp("text")
 
 
+def test_unknown_bundled_model_lists_the_shipped_ones():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": "spacy-hf-ner:nope"})
+    with pytest.raises(ValueError, match="`model` = 'spacy-hf-ner:nope' names no model shipped"):
+        nlp.initialize()
+
+
+def test_bundled_models_resolve_to_package_dirs(monkeypatch, bert_ner):
+    from spacy_hf_ner import engine
+
+    monkeypatch.setattr(engine, "BUNDLED_DIR", bert_ner.parent)
+    assert bert_ner.name in engine.bundled_models()
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("hf_ner", config={"model": f"spacy-hf-ner:{bert_ner.name}", "device": "cpu"})
+    nlp.initialize()
+    assert ner.labels == ["LOC", "MISC", "ORG", "PER"]
+
+
 def test_not_a_token_classifier(bert_textcat):
     nlp = make(bert_textcat)
     with pytest.raises(ValueError, match="not a token classifier.*hf_textcat"):

@@ -1,9 +1,12 @@
-"""Saving and loading a component's transformers model with the spaCy pipeline."""
+"""What the components share: saving and loading their transformers model with
+the spaCy pipeline, batched `__call__`/`pipe`, and token offsets."""
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, Union
 
+import numpy as np
 import srsly
+from spacy.attrs import IDX, IS_SPACE, LENGTH
 from spacy.pipeline import Pipe
 from spacy.tokens import Doc
 from spacy.util import minibatch
@@ -87,3 +90,10 @@ class HFPipe(Pipe, EngineSerializer):
             except Exception as e:
                 error_handler(self.name, self, docs, e)
             yield from docs
+
+
+def token_arrays(doc: Doc):
+    """Token start/end offsets (end without trailing whitespace) and is_space."""
+    arr = doc.to_array([IDX, LENGTH, IS_SPACE]).astype(np.int64)
+    starts = arr[:, 0]
+    return starts, starts + arr[:, 1], arr[:, 2].astype(bool)

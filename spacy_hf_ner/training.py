@@ -1,0 +1,170 @@
+"""Fine-tuning a component's transformers model in spaCy's training loop.
+
+The torch model is wrapped in thinc's `PyTorchWrapper_v2`, so that spaCy's own
+optimizer (`[training.optimizer]`, e.g. Adam with a warm-up schedule, L2 and
+gradient clipping) updates it in `finish_update`, as spacy-transformers does;
+the model itself stays a plain transformers model that `save_pretrained` writes.
+
+Token components (hf_ner, hf_tagger) label the first model token of each spaCy
+token with its gold label and ignore the others (-100), as the transformers
+token-classification guide does, and train with token-level cross entropy.
+"""
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from spacy.training import Example, validate_examples
+from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper_v2
+
+from .alignment import strip_offsets
+from .pipe import token_arrays
+from .tokenscores import IGNORE_INDEX, first_subword_targets
+
+
+def wrap_torch(module: Any, device: Any) -> Model:
+    """A thinc Model around a transformers model: inputs are the model's keyword
+    tensors, the output is the logits tensor, and backprop takes its gradient."""
+
+    def convert_inputs(model: Model, inputs: Dict[str, Any], is_train: bool):
+        return ArgsKwargs(args=(), kwargs=inputs), lambda d_inputs: []
+
+    def convert_outputs(model: Model, inputs_outputs: Tuple[Any, Any], is_train: bool):
+        _, output = inputs_outputs
+        logits = output.logits
+
+        def backprop(d_logits: Any) -> ArgsKwargs:
+            return ArgsKwargs(args=(logits,), kwargs={"grad_tensors": d_logits})
+
+        return logits, backprop
+
+    return PyTorchWrapper_v2(
+        module, convert_inputs=convert_inputs, convert_outputs=convert_outputs, device=device
+    )
+
+
+class TrainableMixin:
+    """`model`, `update`, `get_loss` and `finish_update` for a component with an
+    `engine`. Components provide `_gold_token_targets(example)` (one label id per
+    token of `example.predicted`, `IGNORE_INDEX` where there is no gold) or
+    override `update`."""
+
+    engine: Any
+    name: str
+    cfg: Dict[str, Any]
+    _stride: int
+    _thinc: Optional[Model] = None
+
+    @property
+    def model(self) -> Optional[Model]:
+        """The thinc wrapper of the loaded torch model (None before loading)."""
+        if not self.engine.is_loaded:
+            return None
+        if self._thinc is None or self._thinc.shims[0]._model is not self.engine.model:
+            self._thinc = wrap_torch(self.engine.model, self.engine.device)
+        return self._thinc
+
+    @property
+    def is_trainable(self) -> bool:
+        return True
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Apply the optimizer to the accumulated gradients and zero them."""
+        if self.model is not None:
+            self.model.finish_update(sgd)
+
+    def _gold_token_targets(self, example: Example) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples: one token-level cross-entropy step over
+        their windows (length-sorted, `batch_size` windows per forward pass, the
+        gradients summed). The model's own dropout applies; `drop` is unused.
+
+        RETURNS (Dict[str, float]): the losses, with this component's added.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, f"{type(self).__name__}.update")
+        self._ensure_loaded()  # type: ignore[attr-defined]
+        windows, targets = self._training_windows(examples)
+        total = int(sum((t != IGNORE_INDEX).sum() for t in targets))
+        if total == 0:
+            return losses
+        lengths = np.array([len(w.ids) for w in windows])
+        order = np.argsort(-lengths, kind="stable")
+        size = self.cfg["batch_size"]
+        loss = 0.0
+        for b in range(0, len(order), size):
+            rows = order[b : b + size].tolist()
+            gold = _padded([targets[i] for i in rows])
+            if (gold == IGNORE_INDEX).all():
+                continue
+            logits, backprop = self.model.begin_update(  # type: ignore[union-attr]
+                self.engine.torch_inputs([windows[i] for i in rows])
+            )
+            part, d_logits = self.get_loss(examples, (logits, gold), normalizer=total)
+            backprop(d_logits)
+            loss += part
+        if sgd not in (None, False):
+            self.finish_update(sgd)  # type: ignore[arg-type]
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(
+        self, examples: Iterable[Example], scores: Tuple[Any, np.ndarray], normalizer: int = 0
+    ) -> Tuple[float, Any]:
+        """Cross entropy of (logits, targets) over the targets that are not -100,
+        summed and divided by `normalizer` (default: their count). Returns the
+        loss and its gradient with respect to the logits."""
+        import torch
+
+        logits, gold = scores
+        target = torch.from_numpy(gold).to(logits.device)
+        n = normalizer or int((gold != IGNORE_INDEX).sum())
+        leaf = logits.detach().float().requires_grad_()
+        loss = torch.nn.functional.cross_entropy(
+            leaf.reshape(-1, leaf.shape[-1]),
+            target.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        ) / max(n, 1)
+        loss.backward()
+        return float(loss.item()), leaf.grad.to(logits.dtype)
+
+    def _training_windows(self, examples: Sequence[Example]) -> Tuple[List[Any], List[np.ndarray]]:
+        """The windows of the examples' texts and their first-subword targets."""
+        docs = [eg.predicted for eg in examples]
+        windows = self.engine.encode([doc.text for doc in docs], self._stride)
+        gold = [self._gold_token_targets(eg) for eg in examples]
+        arrays = [token_arrays(doc) for doc in docs]
+        targets = []
+        for window in windows:
+            text = docs[window.doc].text
+            starts, ends = window.offsets[:, 0], window.offsets[:, 1]
+            starts, ends, _ = strip_offsets(text, starts, ends)
+            ends = np.where(window.special, starts, ends)
+            targets.append(first_subword_targets(starts, ends, *arrays[window.doc], gold[window.doc]))
+        return windows, targets
+
+
+def _padded(rows: Sequence[np.ndarray]) -> np.ndarray:
+    out = np.full((len(rows), max(len(r) for r in rows)), IGNORE_INDEX, dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def labels_from_examples(examples: Iterable[Example], getter) -> List[str]:
+    """Sorted set of the labels `getter(reference_doc)` yields over the examples."""
+    found = set()
+    for eg in examples:
+        found.update(getter(eg.reference))
+    return sorted(found)
