@@ -388,6 +388,14 @@ class HFEngine:
         unk = self.tokenizer.unk_token_id
         return -1 if unk is None else int(unk)
 
+    def resolve_stride(self, stride: Optional[int]) -> int:
+        """The configured stride, checked against the window; None: an eighth of
+        the window."""
+        if stride is None:
+            stride = max(0, min(self.window // 8, self.window - self.n_special - 1))
+        self.check_stride(stride)
+        return stride
+
     def check_stride(self, stride: int) -> None:
         limit = self.window - self.n_special - 1
         if stride < 0 or stride > limit:

@@ -275,36 +275,26 @@ class HFNer(TrainableMixin, HFPipe):
         if labels is None and not gold:
             self._ensure_loaded()  # a pretrained model for inference
             return
-        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        inverse = self._inverse_label_map()
         types = labels if labels is not None else sorted(
             {ent.label_ for eg in gold for ent in eg.reference.ents}
         )
         if not types:
             raise ValueError(Errors.E011.format(name=self.name, what="entities"))
         wanted = sorted({inverse.get(t, t) for t in types})
-        head = self.engine.head_labels()
         ignore = set(self.cfg["ignore_labels"])
-        known = {entity_type(l) for l in head or [] if l not in ignore}
-        if head is not None and labels is None and set(wanted) <= known:
-            self._ensure_loaded()
-            return
-        if head is not None:
-            warnings.warn(
-                Warnings.W003.format(
-                    name=self.name,
-                    model=self.engine.model_name,
-                    missing=", ".join(sorted(set(wanted) - known)) or "(labels given)",
-                ),
-                HFNerWarning,
-            )
-        self.engine.load(labels=bio_labels(wanted, outside=_outside(ignore)))
-        self._after_load()
+        self._prepare_head(
+            wanted,
+            bio_labels(wanted, outside=_outside(ignore)),
+            known=lambda head: {entity_type(l) for l in head if l not in ignore},
+            keep=labels is None,
+        )
 
     def _gold_token_targets(self, example: Example) -> np.ndarray:
         """Gold label ids of the predicted doc's tokens in the model's tag scheme
         (-100 where the gold is missing or has a type the head lacks)."""
         label2id = {l: i for i, l in enumerate(self.engine.id2label)}
-        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        inverse = self._inverse_label_map()
         outside = _outside(self.cfg["ignore_labels"])
         out = np.full(len(example.predicted), IGNORE_INDEX, dtype=np.int64)
         for i, tag in enumerate(example.get_aligned_ner()):
@@ -336,17 +326,9 @@ class HFNer(TrainableMixin, HFPipe):
 
     # -- prediction -------------------------------------------------------------
 
-    def _ensure_loaded(self) -> None:
-        if not self.engine.is_loaded:
-            self.engine.load()
-            self._after_load()
-
     def _after_load(self) -> None:
         engine = self.engine
-        self._stride = self.cfg["stride"]
-        if self._stride is None:
-            self._stride = max(0, min(engine.window // 8, engine.window - engine.n_special - 1))
-        engine.check_stride(self._stride)
+        self._stride = engine.resolve_stride(self.cfg["stride"])
         self._scheme = detect_scheme(engine.id2label, self.cfg["ignore_labels"])
         if (
             self.cfg["words"] == "model"

@@ -25,8 +25,11 @@ class EngineSerializer:
     engine: Any
     cfg: Dict[str, Any]
 
-    def _ensure_loaded(self) -> None:  # pragma: no cover - provided by components
-        raise NotImplementedError
+    def _ensure_loaded(self) -> None:
+        """Load the model from the config's `model` on first use."""
+        if not self.engine.is_loaded:
+            self.engine.load()
+            self._after_load()
 
     def _after_load(self) -> None:  # pragma: no cover - provided by components
         raise NotImplementedError

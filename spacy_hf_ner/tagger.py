@@ -1,5 +1,4 @@
 """`hf_tagger`: a Hugging Face token-classification model as spaCy's tagger."""
-import warnings
 from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
 
@@ -16,7 +15,7 @@ from spacy.vocab import Vocab
 
 from .aggregation import WORD_STRATEGIES
 from .engine import HFEngine, softmax
-from .errors import Errors, HFNerWarning, Warnings
+from .errors import Errors
 from .pipe import HFPipe, token_arrays
 from .training import TrainableMixin
 from .tokenscores import IGNORE_INDEX, NO_LABEL, merge_windows, token_scores
@@ -227,7 +226,7 @@ class HFTagger(TrainableMixin, HFPipe):
         if labels is None and gold_attr is None:
             self._ensure_loaded()  # a pretrained model for inference
             return
-        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        inverse = self._inverse_label_map()
         if labels is None:
             labels = sorted(
                 {getattr(t, f"{gold_attr}_") for eg in examples for t in eg.reference} - {"", "SPACE"}
@@ -235,21 +234,7 @@ class HFTagger(TrainableMixin, HFPipe):
         if not labels:
             raise ValueError(Errors.E011.format(name=self.name, what="tags"))
         wanted = sorted({inverse.get(l, l) for l in labels})
-        head = self.engine.head_labels()
-        if head is not None and set(wanted) <= set(head):
-            self._ensure_loaded()
-            return
-        if head is not None:
-            warnings.warn(
-                Warnings.W003.format(
-                    name=self.name,
-                    model=self.engine.model_name,
-                    missing=", ".join(sorted(set(wanted) - set(head))),
-                ),
-                HFNerWarning,
-            )
-        self.engine.load(labels=wanted)
-        self._after_load()
+        self._prepare_head(wanted, wanted)
 
     def _gold_attr(self, examples: Sequence[Example]) -> Optional[str]:
         """The attribute the examples' gold can train: "pos" or "tag" (None: no
@@ -266,7 +251,7 @@ class HFTagger(TrainableMixin, HFPipe):
         """Gold label ids of the predicted doc's tokens (-100 where the gold is
         missing or not a label of the head)."""
         label2id = {l: i for i, l in enumerate(self.engine.id2label)}
-        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        inverse = self._inverse_label_map()
         values = example.get_aligned(self.attr.upper(), as_string=True)
         return np.array(
             [label2id.get(inverse.get(v, v), IGNORE_INDEX) if v else IGNORE_INDEX for v in values],
@@ -294,17 +279,9 @@ class HFTagger(TrainableMixin, HFPipe):
 
     # -- prediction -------------------------------------------------------------
 
-    def _ensure_loaded(self) -> None:
-        if not self.engine.is_loaded:
-            self.engine.load()
-            self._after_load()
-
     def _after_load(self) -> None:
         engine = self.engine
-        self._stride = self.cfg["stride"]
-        if self._stride is None:
-            self._stride = max(0, min(engine.window // 8, engine.window - engine.n_special - 1))
-        engine.check_stride(self._stride)
+        self._stride = engine.resolve_stride(self.cfg["stride"])
         label_map = self.cfg["label_map"]
         self._labels = [label_map.get(l, l) for l in engine.id2label]
         not_pos = [l for l in dict.fromkeys(self._labels) if l not in POS_VALUES]

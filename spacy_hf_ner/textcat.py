@@ -30,7 +30,7 @@ from spacy.vocab import Vocab
 
 from .classify import FUNCTIONS, activate, is_multi_label, pool_logits, resolve_function, top_k_scores
 from .engine import HFEngine, Window
-from .errors import Errors, HFNerWarning, Warnings
+from .errors import Errors, HFNerWarning
 from .pipe import HFPipe
 from .training import TrainableMixin
 
@@ -245,24 +245,10 @@ class HFTextcat(TrainableMixin, HFPipe):
             raise ValueError(Errors.E011.format(name=self.name, what="doc.cats"))
         if multi_label is None:
             multi_label = not all(sum(v >= 0.5 for v in cats.values()) == 1 for cats in gold)
-        inverse = {v: k for k, v in self.cfg["label_map"].items()}
+        inverse = self._inverse_label_map()
         wanted = [inverse.get(l, l) for l in labels]
-        head = self.engine.head_labels()
-        if head is not None and set(wanted) <= set(head):
-            self._ensure_loaded()
-            return
-        if head is not None:
-            warnings.warn(
-                Warnings.W003.format(
-                    name=self.name,
-                    model=self.engine.model_name,
-                    missing=", ".join(sorted(set(wanted) - set(head))),
-                ),
-                HFNerWarning,
-            )
         problem = "multi_label_classification" if multi_label else "single_label_classification"
-        self.engine.load(labels=wanted, problem_type=problem)
-        self._after_load()
+        self._prepare_head(wanted, wanted, problem_type=problem)
 
     def update(
         self,
@@ -362,17 +348,9 @@ class HFTextcat(TrainableMixin, HFPipe):
 
     # -- prediction -------------------------------------------------------------
 
-    def _ensure_loaded(self) -> None:
-        if not self.engine.is_loaded:
-            self.engine.load()
-            self._after_load()
-
     def _after_load(self) -> None:
         engine = self.engine
-        self._stride = self.cfg["stride"]
-        if self._stride is None:
-            self._stride = max(0, min(engine.window // 8, engine.window - engine.n_special - 1))
-        engine.check_stride(self._stride)
+        self._stride = engine.resolve_stride(self.cfg["stride"])
         config = engine.model.config
         problem_type = getattr(config, "problem_type", None)
         n_labels = int(config.num_labels)

@@ -9,13 +9,15 @@ Token components (hf_ner, hf_tagger) label the first model token of each spaCy
 token with its gold label and ignore the others (-100), as the transformers
 token-classification guide does, and train with token-level cross entropy.
 """
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+import warnings
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from spacy.training import Example, validate_examples
 from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper_v2
 
 from .alignment import strip_offsets
+from .errors import HFNerWarning, Warnings
 from .pipe import token_arrays
 from .tokenscores import IGNORE_INDEX, first_subword_targets
 
@@ -70,6 +72,39 @@ class TrainableMixin:
         """Apply the optimizer to the accumulated gradients and zero them."""
         if self.model is not None:
             self.model.finish_update(sgd)
+
+    def _inverse_label_map(self) -> Dict[str, str]:
+        """spaCy label -> model label (`label_map` read backwards)."""
+        return {v: k for k, v in self.cfg["label_map"].items()}
+
+    def _prepare_head(
+        self,
+        wanted: Sequence[str],
+        new_labels: Sequence[str],
+        *,
+        known: Optional[Callable[[List[str]], Set[str]]] = None,
+        keep: bool = True,
+        problem_type: Optional[str] = None,
+    ) -> None:
+        """Load the model for training on `wanted` labels (model names): keep its
+        head when `known(head labels)` covers them (and `keep`), else give it a
+        new head with `new_labels`, warning when a head is replaced."""
+        head = self.engine.head_labels()
+        have = set() if head is None else (known(head) if known else set(head))
+        if keep and head is not None and set(wanted) <= have:
+            self._ensure_loaded()  # type: ignore[attr-defined]
+            return
+        if head is not None:
+            warnings.warn(
+                Warnings.W003.format(
+                    name=self.name,
+                    model=self.engine.model_name,
+                    missing=", ".join(sorted(set(wanted) - have)) or "(labels given)",
+                ),
+                HFNerWarning,
+            )
+        self.engine.load(labels=list(new_labels), problem_type=problem_type)
+        self._after_load()  # type: ignore[attr-defined]
 
     def _gold_token_targets(self, example: Example) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
