@@ -17,7 +17,7 @@ tags. Reported:
 4. docs/s of every run.
 
 Usage:
-    python bench/conll_eval.py [--model DIR] [--split test] [--limit N] [--out JSON]
+    python bench/conll_eval.py [--model NAME_OR_DIR] [--split test] [--limit N] [--out JSON]
 """
 from __future__ import annotations
 
@@ -233,12 +233,16 @@ def compare(hf_ents, our_ents, texts) -> Dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(REPO_ROOT / "build" / "models" / "minilm-conll03"))
+    ap.add_argument("--model", default="spacy-hf-ner:en_conll03",
+                    help="hf_ner model: the bundled default, a hub id or a local dir")
     ap.add_argument("--split", default="test", choices=["train", "valid", "test"])
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", default=str(REPO_ROOT / "build" / "conll_eval.json"))
     args = ap.parse_args()
-    model = str(Path(args.model).resolve())
+    from spacy_hf_ner.engine import resolve_model
+
+    model = resolve_model(args.model, "bench")
+    model = str(Path(model).resolve()) if Path(model).is_dir() else model
 
     paths = fetch_conll()
     sents = read_conll(paths[args.split], limit=args.limit)
