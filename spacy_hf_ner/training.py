@@ -69,9 +69,18 @@ class TrainableMixin:
         return True
 
     def finish_update(self, sgd: Optimizer) -> None:
-        """Apply the optimizer to the accumulated gradients and zero them."""
-        if self.model is not None:
-            self.model.finish_update(sgd)
+        """Apply the optimizer to the accumulated gradients and zero them.
+
+        On a GPU without cupy (a model on CUDA under `device = "auto"` while
+        thinc runs on numpy), parameters go through the optimizer as numpy
+        arrays and back, instead of failing in thinc's cupy conversion."""
+        model = self.model
+        if model is None:
+            return
+        if self.engine.device.type == "cpu" or _has_cupy():
+            model.finish_update(sgd)
+        else:
+            finish_update_numpy(model, sgd)
 
     def _inverse_label_map(self) -> Dict[str, str]:
         """spaCy label -> model label (`label_map` read backwards)."""
@@ -188,6 +197,27 @@ class TrainableMixin:
             ends = np.where(window.special, starts, ends)
             targets.append(first_subword_targets(starts, ends, *arrays[window.doc], gold[window.doc]))
         return windows, targets
+
+
+def _has_cupy() -> bool:
+    from thinc.util import has_cupy_gpu
+
+    return bool(has_cupy_gpu)
+
+
+def finish_update_numpy(model: Model, sgd: Optimizer) -> None:
+    """thinc's `PyTorchShim.finish_update` with the optimizer on numpy copies of
+    the parameters, whatever device they are on."""
+    import torch
+
+    shim = model.shims[0]
+    for name, param in shim._model.named_parameters():
+        if param.grad is None:
+            continue
+        data, _ = sgd((shim.id, name), param.data.detach().float().cpu().numpy(), param.grad.detach().float().cpu().numpy())
+        with torch.no_grad():
+            param.data.copy_(torch.from_numpy(data).to(param.device, param.dtype))
+        param.grad.zero_()
 
 
 def _padded(rows: Sequence[np.ndarray]) -> np.ndarray:

@@ -342,3 +342,35 @@ def test_hf_textcat_keeps_a_head_that_knows_the_labels(tmp_path):
 
     original = AutoModelForSequenceClassification.from_pretrained(path)
     assert bool((original.classifier.weight == weight).all())
+
+
+def test_numpy_optimizer_path_matches_thinc_shim(encoder):
+    """The path used on a GPU without cupy updates exactly like thinc's own."""
+    from thinc.api import Adam
+
+    from spacy_hf_ner.training import finish_update_numpy
+
+    params = []
+    for use_numpy_path in (False, True):
+        fix_random_seed(0)
+        nlp = spacy.blank("en")
+        ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu"})
+        examples = ner_examples(nlp)
+        nlp.initialize(lambda: examples)
+        optimizer = Adam(0.01, L2=0.01, grad_clip=1.0)
+        for _ in range(2):
+            ner.update(examples)
+            if use_numpy_path:
+                finish_update_numpy(ner.model, optimizer)
+            else:
+                ner.model.finish_update(optimizer)
+        params.append({k: v.detach().clone() for k, v in ner.engine.model.named_parameters()})
+    assert params[0].keys() == params[1].keys()
+    for name in params[0]:
+        assert bool(torch_allclose(params[0][name], params[1][name])), name
+
+
+def torch_allclose(a, b):
+    import torch
+
+    return torch.allclose(a, b, atol=1e-6)
