@@ -467,13 +467,10 @@ def _freeze(params: BaseModel) -> Tuple[Tuple[str, Any], ...]:
 # -- the app -------------------------------------------------------------------
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """ASGI middleware: 413 for request bodies over `max_bytes` (by
-    Content-Length, and counted while reading a chunked body)."""
+    """ASGI middleware: 413 for request bodies over `max_bytes`, by the
+    Content-Length header or while reading a chunked body (the body is read here,
+    at most `max_bytes` of it, and handed to the app as one message)."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
@@ -484,8 +481,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         message = f"the request body is larger than the server's limit of {self.max_bytes} bytes (--max-body-bytes)"
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
+        length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
             try:
                 too_large = int(length) > self.max_bytes
@@ -495,29 +491,27 @@ class BodyLimit:
             if too_large:
                 await _send_error(send, 413, message)
                 return
-        received = 0
-        started = False
-
-        async def limited_receive() -> Dict[str, Any]:
-            nonlocal received
+        body = bytearray()
+        more = True
+        while more:
             event = await receive()
-            if event["type"] == "http.request":
-                received += len(event.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge()
-            return event
-
-        async def tracking_send(event: Dict[str, Any]) -> None:
-            nonlocal started
-            if event["type"] == "http.response.start":
-                started = True
-            await send(event)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+            if event["type"] != "http.request":  # the client went away
+                return
+            body += event.get("body", b"")
+            more = event.get("more_body", False)
+            if len(body) > self.max_bytes:
                 await _send_error(send, 413, message)
+                return
+        replayed = False
+
+        async def replay() -> Dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 async def _send_error(send: Callable, status: int, message: str) -> None:
