@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Hashable, List, Literal, Optional, Sequence, Tuple, Union
 
@@ -76,8 +76,6 @@ class BatchStats:
     largest_batch: int = 0
     rejected: int = 0
     timed_out: int = 0
-    queued: int = 0
-    sizes: Dict[int, int] = field(default_factory=dict)
 
 
 class Batcher:
@@ -114,6 +112,11 @@ class Batcher:
     @property
     def running(self) -> bool:
         return self._worker is not None and not self._worker.done()
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the model."""
+        return self._queue.qsize() if self._queue is not None else 0
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
@@ -201,12 +204,10 @@ class Batcher:
         for job in jobs:
             if not job.future.done():  # cancelled by its deadline
                 groups[job.key].append(job)
-        self.stats.queued = self._queue.qsize() if self._queue is not None else 0
         for key, group in groups.items():
             items = [item for job in group for item in job.items]
             self.stats.batches += 1
             self.stats.largest_batch = max(self.stats.largest_batch, len(items))
-            self.stats.sizes[len(items)] = self.stats.sizes.get(len(items), 0) + 1
             try:
                 results = await loop.run_in_executor(self._executor, self.run, key, items)
             except Exception as error:  # each job gets the error of its group
@@ -745,7 +746,7 @@ def _stats(batcher: Batcher) -> Dict[str, Any]:
         "largest_batch": s.largest_batch,
         "rejected": s.rejected,
         "timed_out": s.timed_out,
-        "queued": batcher._queue.qsize() if batcher._queue is not None else 0,
+        "queued": batcher.queued,
         "max_batch": batcher.max_batch,
     }
 
