@@ -161,6 +161,27 @@ def aggregate_window(
     starts, ends: their character offsets. is_subword: see `subword_flags`.
     index: their positions in the window (for strategy "none").
     """
+    return [
+        entity
+        for entity, _ in aggregate_window_words(
+            probs, starts, ends, is_subword, index, id2label, strategy, ignore_labels
+        )
+    ]
+
+
+def aggregate_window_words(
+    probs: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    is_subword: np.ndarray,
+    index: np.ndarray,
+    id2label: Sequence[str],
+    strategy: str,
+    ignore_labels: Iterable[str] = ("O",),
+) -> List[Tuple[Entity, List[Tuple[int, int]]]]:
+    """`aggregate_window`, with the words of each entity: row ranges [a, b) of
+    `probs`, one per word (one per token for "none" and "simple"), from which
+    transformers builds the entity's "word" string."""
     if strategy not in STRATEGIES:
         raise ValueError(f"Invalid aggregation strategy: {strategy!r}")
     ignore = set(ignore_labels)
@@ -171,6 +192,7 @@ def aggregate_window(
         ids = probs.argmax(axis=1)
         scores = probs[np.arange(n), ids]
         w_starts, w_ends, w_index = starts, ends, index
+        word_rows = np.arange(n + 1)
     else:
         mask = is_subword.copy()
         mask[0] = False
@@ -179,10 +201,15 @@ def aggregate_window(
         w_starts = starts[word_starts]
         w_ends = ends[np.append(word_starts[1:] - 1, n - 1)]
         w_index = index[word_starts]
+        word_rows = np.append(word_starts, n)
+    bounds = word_rows.tolist()
     labels = [id2label[i] for i in ids.tolist()]
     if strategy == "none":
         return [
-            Entity(labels[i], float(scores[i]), int(w_starts[i]), int(w_ends[i]), int(w_index[i]))
+            (
+                Entity(labels[i], float(scores[i]), int(w_starts[i]), int(w_ends[i]), int(w_index[i])),
+                [(i, i + 1)],
+            )
             for i in range(n)
             if labels[i] not in ignore
         ]
@@ -192,7 +219,12 @@ def aggregate_window(
         if group in ignore:
             continue
         score = float(np.nanmean(scores[a:b]))
-        entities.append(Entity(group, score, int(w_starts[a]), int(w_ends[b - 1]), int(w_index[a])))
+        entities.append(
+            (
+                Entity(group, score, int(w_starts[a]), int(w_ends[b - 1]), int(w_index[a])),
+                [(bounds[w], bounds[w + 1]) for w in range(a, b)],
+            )
+        )
     return entities
 
 

@@ -18,6 +18,7 @@ from .aggregation import (
     TokenEntity,
     aggregate_on_tokens,
     aggregate_window,
+    aggregate_window_words,
     merge_overlapping,
     subword_flags,
 )
@@ -363,6 +364,89 @@ class HFNer(TrainableMixin, HFPipe):
                 results[d] = list(self._spacy_words(doc, mine))
         return results
 
+    def hf_entities(
+        self,
+        texts: Sequence[str],
+        *,
+        aggregation_strategy: Optional[str] = None,
+        ignore_labels: Optional[Sequence[str]] = None,
+        stride: Optional[int] = None,
+    ) -> List[List[Dict[str, Any]]]:
+        """The entities of each text as transformers' TokenClassificationPipeline
+        returns them (the Hugging Face Inference API's payload): dicts with
+        "entity_group", "score", "word", "start", "end" ("entity" and "index"
+        instead of "entity_group" for strategy "none"), in one batched run.
+
+        Unlike the pipeline, a text longer than the window is never truncated:
+        it is cut into windows overlapping by `stride` tokens, whose entities are
+        merged as the pipeline merges them when given a `stride`. `label_map` and
+        `threshold` are not applied (they belong to the spaCy annotations).
+
+        texts (Sequence[str]): the texts.
+        aggregation_strategy (Optional[str]): "none", "simple", "first", "average"
+            or "max"; None: the component's.
+        ignore_labels (Optional[Sequence[str]]): labels or groups left out; None:
+            the component's.
+        stride (Optional[int]): window overlap in model tokens; None: the
+            component's.
+        RETURNS (List[List[Dict[str, Any]]]): one list of entities per text.
+        """
+        self._ensure_loaded()
+        strategy = aggregation_strategy or self.cfg["aggregation_strategy"]
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                Errors.E009.format(
+                    name=self.name,
+                    key="aggregation_strategy",
+                    value=strategy,
+                    problem="is not a strategy",
+                    fix=f"use one of {', '.join(STRATEGIES)}",
+                )
+            )
+        ignore = list(self.cfg["ignore_labels"] if ignore_labels is None else ignore_labels)
+        engine = self.engine
+        window_stride = self._stride if stride is None else engine.resolve_stride(stride)
+        results: List[List[Dict[str, Any]]] = [[] for _ in texts]
+        windows = engine.encode(texts, window_stride)
+        if not windows:
+            return results
+        logits = engine.logits(windows, self.cfg["batch_size"])
+        per_text: List[List[int]] = [[] for _ in texts]
+        for i, window in enumerate(windows):
+            per_text[window.doc].append(i)
+        tokenizer = engine.tokenizer
+        for t, text in enumerate(texts):
+            found: List[Entity] = []
+            words: Dict[Any, str] = {}
+            for i in per_text[t]:
+                window = windows[i]
+                keep = ~window.special
+                ids = window.ids[keep]
+                starts, ends = window.offsets[keep, 0], window.offsets[keep, 1]
+                unknown = ids == engine.unk_id
+                is_subword = subword_flags(
+                    engine.token_lengths[ids], starts, ends, unknown, text, engine.word_aware
+                )
+                tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
+                for r in np.flatnonzero(unknown).tolist():
+                    tokens[r] = text[starts[r] : ends[r]]
+                for entity, spans in aggregate_window_words(
+                    softmax(logits[i])[keep],
+                    starts,
+                    ends,
+                    is_subword,
+                    np.flatnonzero(keep),
+                    engine.id2label,
+                    strategy,
+                    ignore,
+                ):
+                    found.append(entity)
+                    words[entity] = _entity_word(tokenizer, tokens, spans, strategy)
+            if len(per_text[t]) > 1:
+                found = merge_overlapping(found)
+            results[t] = [_hf_dict(entity, words[entity], strategy) for entity in found]
+        return results
+
     def _model_words(self, text: str, windows: List[Any]) -> List[Entity]:
         engine = self.engine
         entities: List[Entity] = []
@@ -515,6 +599,39 @@ class HFNer(TrainableMixin, HFPipe):
             final.append(span)
         doc.set_ents(sorted(final, key=lambda s: s.start), default="outside")
         return len(spans) if policy == "overwrite" else len(final) - len(existing)
+
+
+def _entity_word(tokenizer: Any, tokens: List[str], spans: List[Any], strategy: str) -> str:
+    """The "word" of an entity as transformers builds it: the token itself for
+    strategy "none"; else the group's words joined by the tokenizer, each word
+    first joined from its subword tokens (for "simple" every token is a word)."""
+    if strategy == "none":
+        return tokens[spans[0][0]]
+    if strategy == "simple":
+        return tokenizer.convert_tokens_to_string([tokens[a] for a, _ in spans])
+    return tokenizer.convert_tokens_to_string(
+        [tokenizer.convert_tokens_to_string(tokens[a:b]) for a, b in spans]
+    )
+
+
+def _hf_dict(entity: Entity, word: str, strategy: str) -> Dict[str, Any]:
+    """An entity in the pipeline's (and Inference API's) dict format."""
+    if strategy == "none":
+        return {
+            "entity": entity.label,
+            "score": entity.score,
+            "index": entity.index,
+            "word": word,
+            "start": entity.start,
+            "end": entity.end,
+        }
+    return {
+        "entity_group": entity.label,
+        "score": entity.score,
+        "word": word,
+        "start": entity.start,
+        "end": entity.end,
+    }
 
 
 def _outside(ignore_labels: Iterable[str]) -> str:

@@ -17,7 +17,7 @@ string are encoded together, `tokenizer(text, text_pair)`, as the pipeline's
 the doc's text is truncated ("only_first"), with a warning.
 """
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from spacy.language import Language
@@ -369,19 +369,85 @@ class HFTextcat(TrainableMixin, HFPipe):
             per_doc[w.doc].append(row)
         return [activate(pool_logits(rows), self._function) for rows in per_doc]
 
+    def hf_scores(
+        self,
+        inputs: Sequence[Union[str, Tuple[str, str]]],
+        *,
+        function_to_apply: Optional[str] = None,
+        top_k: Optional[int] = None,
+    ) -> List[List[Dict[str, Any]]]:
+        """The scores of each input as transformers' TextClassificationPipeline
+        returns them with `top_k` given (the Hugging Face Inference API's
+        payload): `{"label", "score"}` dicts, highest first, in one batched run.
+
+        inputs (Sequence[Union[str, Tuple[str, str]]]): texts, or (text,
+            text_pair) tuples encoded together like the pipeline's
+            `{"text": ..., "text_pair": ...}`.
+        function_to_apply (Optional[str]): "sigmoid", "softmax", "none" or
+            "auto"; None: the component's.
+        top_k (Optional[int]): the k best labels; None: all.
+        RETURNS (List[List[Dict[str, Any]]]): one list of labels per input.
+        """
+        self._ensure_loaded()
+        function = self._function
+        if function_to_apply is not None:
+            if function_to_apply not in FUNCTIONS:
+                raise ValueError(
+                    Errors.E009.format(
+                        name=self.name,
+                        key="function_to_apply",
+                        value=function_to_apply,
+                        problem="is not allowed",
+                        fix=f"use one of {', '.join(FUNCTIONS)}",
+                    )
+                )
+            config = self.engine.model.config
+            function = resolve_function(
+                function_to_apply, getattr(config, "problem_type", None), int(config.num_labels)
+            )
+        if top_k is not None and top_k < 1:
+            raise ValueError(
+                Errors.E009.format(
+                    name=self.name, key="top_k", value=top_k, problem="is not allowed",
+                    fix="use null (all labels) or a count >= 1",
+                )
+            )
+        texts = [item if isinstance(item, str) else item[0] for item in inputs]
+        pairs = [None if isinstance(item, str) else item[1] for item in inputs]
+        windows = self._encode(texts, pairs)
+        logits = self.engine.logits(windows, self.cfg["batch_size"])
+        per_input: List[List[np.ndarray]] = [[] for _ in texts]
+        for w, row in zip(windows, logits):
+            per_input[w.doc].append(row)
+        labels = self.labels
+        return [
+            [
+                {"label": label, "score": score}
+                for label, score in top_k_scores(activate(pool_logits(rows), function), labels, top_k).items()
+            ]
+            for rows in per_input
+        ]
+
     def _windows(self, docs: Sequence[Doc], warn: bool = True) -> List[Window]:
         """The windows to classify, each with the index of its doc: all windows
         of a text (`long_text` "windows") or its first, and one window per pair."""
+        pairs = [doc._.get(PAIR_ATTR) for doc in docs]
+        return self._encode(
+            [doc.text for doc in docs], [None if p is None else str(p) for p in pairs], warn
+        )
+
+    def _encode(self, texts: Sequence[str], pairs: Sequence[Optional[str]], warn: bool = True) -> List[Window]:
+        """The windows of texts, each text with its pair or None (see `_windows`)."""
         engine = self.engine
-        singles = [d for d, doc in enumerate(docs) if doc._.get(PAIR_ATTR) is None]
-        paired = [d for d, doc in enumerate(docs) if doc._.get(PAIR_ATTR) is not None]
+        singles = [d for d, pair in enumerate(pairs) if pair is None]
+        paired = [d for d, pair in enumerate(pairs) if pair is not None]
         windows: List[Window] = []
         cut_single: List[int] = []
         cut_pair: List[int] = []
         if singles:
             windowed = self.cfg["long_text"] == "windows"
             seen = set()
-            for w in engine.encode([docs[d].text for d in singles], self._stride if windowed else 0):
+            for w in engine.encode([texts[d] for d in singles], self._stride if windowed else 0):
                 d = singles[w.doc]
                 if d in seen and not windowed:
                     if not cut_single or cut_single[-1] != d:
@@ -391,7 +457,7 @@ class HFTextcat(TrainableMixin, HFPipe):
                 windows.append(w._replace(doc=d))
         if paired:
             pair_windows, cut = engine.encode_pairs(
-                [docs[d].text for d in paired], [str(docs[d]._.get(PAIR_ATTR)) for d in paired]
+                [texts[d] for d in paired], [str(pairs[d]) for d in paired]
             )
             for w, was_cut in zip(pair_windows, cut):
                 windows.append(w._replace(doc=paired[w.doc]))
@@ -399,23 +465,23 @@ class HFTextcat(TrainableMixin, HFPipe):
                     cut_pair.append(paired[w.doc])
         if cut_single and warn:
             self._warn_truncated(
-                [docs[d] for d in cut_single],
+                [texts[d] for d in cut_single],
                 "`long_text` = 'truncate_warn'",
                 "set `long_text` = 'windows' to mean-pool the logits of all windows",
             )
         if cut_pair and warn:
             self._warn_truncated(
-                [docs[d] for d in cut_pair],
+                [texts[d] for d in cut_pair],
                 "text pairs are not windowed; the doc's text is cut ('only_first')",
                 "shorten the text, or classify it without `doc._.hf_text_pair`",
             )
         return windows
 
-    def _warn_truncated(self, docs: List[Doc], why: str, fix: str) -> None:
-        examples = "; ".join(repr(doc.text[:40] + "...") for doc in docs[:3])
+    def _warn_truncated(self, texts: List[str], why: str, fix: str) -> None:
+        examples = "; ".join(repr(text[:40] + "...") for text in texts[:3])
         warnings.warn(
             _W_TRUNCATED.format(
-                name=self.name, count=len(docs), window=self.engine.window, why=why, examples=examples, fix=fix
+                name=self.name, count=len(texts), window=self.engine.window, why=why, examples=examples, fix=fix
             ),
             HFNerWarning,
         )
