@@ -21,6 +21,8 @@ BATCH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # layout first, then a bare export)
 ONNX_CANDIDATES = ("onnx/model.onnx", "model.onnx")
 _ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+# sessions a forked process inherited (kept alive, never used)
+_INHERITED_SESSIONS: List[Any] = []
 
 
 class TorchRunner:
@@ -72,7 +74,12 @@ class OnnxRunner:
 
     @property
     def session(self) -> Any:
-        if self._session is None or self._pid != os.getpid():
+        if self._session is not None and self._pid != os.getpid():
+            # a forked child: the parent's session must not be freed here, its
+            # destructor would wait for thread-pool threads the child lacks
+            _INHERITED_SESSIONS.append(self._session)
+            self._session = None
+        if self._session is None:
             import onnxruntime
 
             options = onnxruntime.SessionOptions()

@@ -1,6 +1,8 @@
 """backend "onnx": float32 exports of the tiny models give what backend "torch"
 gives (entities, tags, cats and scores), save and load with the pipeline, and
 fail clearly; the export command; the PII model shipped as ONNX (slow)."""
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -132,6 +134,23 @@ def test_int8_export_runs_and_mostly_agrees(bert_ner, onnx_ner):
     want = entities(pipeline("hf_ner", bert_ner, **config), TEXTS)
     same = sum(e[:3] in {w[:3] for w in doc} for doc_got, doc in zip(got, want) for e in doc_got)
     assert same >= 0.5 * sum(map(len, want))
+
+
+def test_n_process_after_the_session_exists(onnx_ner):
+    """Forked workers of `nlp.pipe(n_process=2)` make their own session and
+    leave the inherited one alone (freeing it hangs on its thread pool). In a
+    subprocess, so that a hang fails the test."""
+    code = (
+        "import spacy, spacy_hf_ner\n"
+        "nlp = spacy.blank('en')\n"
+        f"nlp.add_pipe('hf_ner', config={{'model': {str(onnx_ner)!r}, 'backend': 'onnx'}})\n"
+        f"texts = {[t for t in TEXTS if t.strip()][:4] * 5!r}\n"
+        "one = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]\n"
+        "two = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts, n_process=2, batch_size=5)]\n"
+        "assert one == two and any(one), (one, two)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env)
 
 
 # -- saving and loading -------------------------------------------------------
