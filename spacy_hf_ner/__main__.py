@@ -5,6 +5,7 @@ only when it runs, so that one command's optional dependencies never break
 another:
 
     python -m spacy_hf_ner serve PIPELINE_OR_MODEL --host 127.0.0.1 --port 8000
+    python -m spacy_hf_ner export-onnx MODEL_OR_PIPELINE OUTPUT_DIR --quantize int8
 """
 import argparse
 import sys
@@ -59,9 +60,26 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_onnx(parser: argparse.ArgumentParser) -> None:
+    from .export_onnx import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    from .export_onnx import run
+
+    return run(args)
+
+
 # name -> (help, add arguments, run)
 COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "serve": ("serve a pipeline over HTTP (Inference API compatible, displaCy page)", _add_serve, _run_serve),
+    "export-onnx": (
+        "export a token/sequence classifier (or a pipeline's hf_* component) to ONNX, optionally int8",
+        _add_export_onnx,
+        _run_export_onnx,
+    ),
 }
 
 

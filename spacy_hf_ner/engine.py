@@ -5,8 +5,14 @@ the fast tokenizer's offsets, long texts cut into overlapping windows (never
 truncated), windows of all docs in a batch sorted by length, dynamic padding,
 and `torch.inference_mode`. It returns logits per window; what they mean is up
 to the component.
+
+The model is run by a runner (`runners.py`): the transformers torch model
+(backend "torch") or an ONNX Runtime session over an exported graph (backend
+"onnx"); tokenization, windows, batching and everything after the logits are
+the same for both.
 """
 import os
+import shutil
 from contextlib import contextmanager
 import re
 import warnings
@@ -16,6 +22,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 
 from .errors import Errors
+from .runners import BACKENDS, OnnxRunner, TorchRunner, find_onnx_file, onnx_files_to_copy, onnx_providers
 
 # models whose position ids start after the padding index (max_position_embeddings
 # counts two extra positions)
@@ -136,6 +143,9 @@ class HFEngine:
         *ForSequenceClassification.
     max_length: window length in model tokens (special tokens included); None
         takes the model's own limit.
+    backend: "torch" runs the transformers model, "onnx" an ONNX Runtime session
+        over `onnx_file` (a path inside the model; None: the first of
+        `runners.ONNX_CANDIDATES` that exists).
     """
 
     def __init__(
@@ -149,7 +159,33 @@ class HFEngine:
         max_length: Optional[int],
         name: str,
         factory: str,
+        backend: str = "torch",
+        onnx_file: Optional[str] = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(
+                Errors.E009.format(
+                    name=name, key="backend", value=backend, problem="is not a backend",
+                    fix=f"use one of {', '.join(BACKENDS)}",
+                )
+            )
+        if backend == "onnx" and dtype != "float32":
+            raise ValueError(
+                Errors.E009.format(
+                    name=name, key="dtype", value=dtype,
+                    problem="applies to backend 'torch' only (an ONNX graph has its own precision)",
+                    fix="keep `dtype` = 'float32' and pick a lower-precision export with "
+                    "`onnx_file`, e.g. 'onnx/model_int8.onnx' or 'onnx/model_fp16.onnx'",
+                )
+            )
+        if backend == "torch" and onnx_file is not None:
+            raise ValueError(
+                Errors.E009.format(
+                    name=name, key="onnx_file", value=onnx_file,
+                    problem="applies to backend 'onnx' only",
+                    fix="set `backend` = 'onnx' to run that file, or `onnx_file` = null",
+                )
+            )
         if not _DEVICE_RE.match(device):
             raise ValueError(Errors.E006.format(name=name, device=device))
         if max_length is not None and max_length < 4:
@@ -170,16 +206,22 @@ class HFEngine:
         self.max_length_cfg = max_length
         self.name = name
         self.factory = factory
+        self.backend = backend
+        self.onnx_file = onnx_file
         self.tokenizer: Any = None
-        self.model: Any = None
-        self.device: Any = None
+        self.config: Any = None  # the transformers config
+        self.runner: Any = None  # TorchRunner or OnnxRunner
+        self.model: Any = None  # the torch model (backend "torch")
+        self.device: Any = None  # its torch device
+        self.onnx_path: Optional[Path] = None  # the ONNX file (backend "onnx")
+        self.onnx_rel: Optional[str] = None  # its path inside the model
         self._token_lengths: Optional[np.ndarray] = None
 
     # -- loading -------------------------------------------------------------
 
     @property
     def is_loaded(self) -> bool:
-        return self.model is not None
+        return self.runner is not None
 
     def load(
         self,
@@ -196,9 +238,10 @@ class HFEngine:
             BertModel checkpoint). problem_type: the head's problem type
             ("single_label_classification" / "multi_label_classification").
         """
-        import torch
         from transformers import AutoConfig, AutoTokenizer
 
+        if labels is not None and self.backend != "torch":
+            raise ValueError(Errors.E016.format(name=self.name, what="a new classification head"))
         source = str(path) if path is not None else resolve_model(self.model_name, self.name)
         local = path is not None or os.path.isdir(source)
         if path is None and not local and looks_like_path(source):
@@ -215,9 +258,10 @@ class HFEngine:
                 )
             ) from e
         new_head = labels is not None
+        reset_head = False  # a head of the same size but other labels: re-initialize it
         if new_head:
             old = [str(config.id2label[i]) for i in range(len(config.id2label))]
-            same_size_other_labels = len(old) == len(labels) and old != list(labels)
+            reset_head = len(old) == len(labels) and old != list(labels)
             config.id2label = {i: str(l) for i, l in enumerate(labels)}
             config.label2id = {str(l): i for i, l in enumerate(labels)}
             config.num_labels = len(labels)
@@ -233,6 +277,34 @@ class HFEngine:
             ) from e
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError(Errors.E004.format(name=self.name, model=source))
+        if self.backend == "onnx":
+            self._load_onnx(source, config, tokenizer, local_only=path is not None)
+        else:
+            self._load_torch(source, config, tokenizer, kwargs, new_head=new_head, reset_head=reset_head)
+
+    def _load_onnx(self, source: str, config: Any, tokenizer: Any, *, local_only: bool) -> None:
+        onnx_path, onnx_rel = find_onnx_file(
+            source, self.onnx_file, revision=self.revision, local_only=local_only, name=self.name
+        )
+        runner = OnnxRunner(onnx_path, onnx_providers(self.device_name, self.name), self.name)
+        n_out = runner.n_outputs
+        if n_out is not None and n_out != len(config.id2label):
+            raise ValueError(Errors.E010.format(name=self.name, n_labels=len(config.id2label), n_out=n_out))
+        self.onnx_path, self.onnx_rel = onnx_path, onnx_rel
+        self._set_loaded(tokenizer, config, runner)
+
+    def _load_torch(
+        self,
+        source: str,
+        config: Any,
+        tokenizer: Any,
+        kwargs: Dict[str, Any],
+        *,
+        new_head: bool,
+        reset_head: bool,
+    ) -> None:
+        import torch
+
         auto_cls = self._auto_class()
         with warnings.catch_warnings(), _quiet_transformers():
             warnings.filterwarnings("ignore", message=".*were not initialized.*")
@@ -243,17 +315,24 @@ class HFEngine:
                 model = auto_cls.from_pretrained(source, config=config, **kwargs)
             except RuntimeError as e:
                 raise _size_mismatch(self.name, source, e) or e
-        if new_head and same_size_other_labels:
+        if reset_head:
             _reset_head(model)
         device = resolve_device(self.device_name, self.name)
         dtype = getattr(torch, self.dtype)
         model.to(device=device, dtype=dtype)
         model.eval()
+        names = ["input_ids", "attention_mask"]
+        if "token_type_ids" in getattr(tokenizer, "model_input_names", []):
+            names.append("token_type_ids")
+        self.model, self.device = model, device
+        self._set_loaded(tokenizer, model.config, TorchRunner(model, device, names))
+
+    def _set_loaded(self, tokenizer: Any, config: Any, runner: Any) -> None:
         n_labels = len(config.id2label)
         n_out = config.num_labels
         if n_labels != n_out:
             raise ValueError(Errors.E010.format(name=self.name, n_labels=n_labels, n_out=n_out))
-        self.tokenizer, self.model, self.device = tokenizer, model, device
+        self.tokenizer, self.config, self.runner = tokenizer, config, runner
         self._token_lengths = None
         self.window  # validate now
 
@@ -279,9 +358,13 @@ class HFEngine:
         return [str(config.id2label[i]) for i in range(len(config.id2label))]
 
     def torch_inputs(self, windows: Sequence[Window]) -> Dict[str, Any]:
-        """The padded torch inputs of a batch of windows, on the model's device."""
-        import torch
+        """The padded torch inputs of a batch of windows, on the model's device
+        (backend "torch")."""
+        return self.runner.to_torch(self.padded(windows))
 
+    def padded(self, windows: Sequence[Window]) -> Dict[str, np.ndarray]:
+        """A batch of windows padded to its longest: input_ids, attention_mask and
+        token_type_ids, int64 arrays (batch, longest)."""
         lengths = [len(w.ids) for w in windows]
         width = max(lengths)
         pad_id = self.tokenizer.pad_token_id
@@ -293,13 +376,7 @@ class HFEngine:
             mask[r, :n] = 1
             if window.types is not None:
                 types[r, :n] = window.types
-        inputs = {
-            "input_ids": torch.from_numpy(ids).to(self.device),
-            "attention_mask": torch.from_numpy(mask).to(self.device),
-        }
-        if "token_type_ids" in getattr(self.tokenizer, "model_input_names", []):
-            inputs["token_type_ids"] = torch.from_numpy(types).to(self.device)
-        return inputs
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
     def _auto_class(self) -> Any:
         from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
@@ -336,17 +413,26 @@ class HFEngine:
             raise ValueError(msg)
 
     def save(self, path: Path) -> None:
-        """Write model and tokenizer to `path` (loadable by plain transformers)."""
+        """Write model and tokenizer to `path` (loadable by plain transformers).
+        Backend "onnx": the config, the tokenizer and the ONNX file (with its
+        external data) at the same relative path (`onnx_file`)."""
         path.mkdir(parents=True, exist_ok=True)
         with _quiet_transformers():
-            self.model.save_pretrained(path)
+            if self.backend == "onnx":
+                self.config.save_pretrained(path)
+                target = (path / self.onnx_rel).parent
+                target.mkdir(parents=True, exist_ok=True)
+                for file in onnx_files_to_copy(self.onnx_path):
+                    shutil.copyfile(file, target / file.name)
+            else:
+                self.model.save_pretrained(path)
             self.tokenizer.save_pretrained(path)
 
     # -- properties of the loaded model --------------------------------------
 
     @property
     def id2label(self) -> List[str]:
-        id2label = self.model.config.id2label
+        id2label = self.config.id2label
         return [str(id2label[i]) for i in range(len(id2label))]
 
     @property
@@ -362,9 +448,9 @@ class HFEngine:
         model_max = getattr(self.tokenizer, "model_max_length", None)
         if model_max and 0 < model_max < 1_000_000:
             limits.append(int(model_max))
-        positions = getattr(self.model.config, "max_position_embeddings", None)
+        positions = getattr(self.config, "max_position_embeddings", None)
         if positions:
-            if getattr(self.model.config, "model_type", "") in _POSITION_OFFSET_MODELS:
+            if getattr(self.config, "model_type", "") in _POSITION_OFFSET_MODELS:
                 positions -= 2
             limits.append(int(positions))
         return min(limits) if limits else 512
@@ -486,21 +572,16 @@ class HFEngine:
     def logits(self, windows: Sequence[Window], batch_size: int) -> List[np.ndarray]:
         """Raw float32 logits for each window (token task: (n, labels); sequence
         task: (labels,)), computed in length-sorted batches."""
-        import torch
-
         out: List[Optional[np.ndarray]] = [None] * len(windows)
         if not windows:
             return []
         lengths = np.array([len(w.ids) for w in windows])
         order = np.argsort(-lengths, kind="stable")
-        self.model.eval()
-        with torch.inference_mode():
-            for b in range(0, len(order), batch_size):
-                rows = order[b : b + batch_size].tolist()
-                inputs = self.torch_inputs([windows[i] for i in rows])
-                logits = self.model(**inputs).logits.float().cpu().numpy()
-                for r, i in enumerate(rows):
-                    out[i] = logits[r, : lengths[i]] if self.task == "token" else logits[r]
+        for b in range(0, len(order), batch_size):
+            rows = order[b : b + batch_size].tolist()
+            logits = self.runner(self.padded([windows[i] for i in rows]))
+            for r, i in enumerate(rows):
+                out[i] = logits[r, : lengths[i]] if self.task == "token" else logits[r]
         return out  # type: ignore[return-value]
 
 

@@ -63,6 +63,26 @@ class Errors:
         "[{name}] config key `model` = '{model}' names no model shipped with "
         "spacy-hf-ner. Fix: use one of: {available}; or a hub id or local directory."
     )
+    E013 = (
+        "[{name}] config key `backend` = 'onnx' needs onnxruntime, which is not "
+        "installed. Fix: `pip install spacy-hf-ner[onnx]` (or `pip install "
+        "onnxruntime`; onnxruntime-gpu for CUDA), or set `backend` = 'torch'."
+    )
+    E014 = (
+        "[{name}] backend 'onnx': model '{model}' has no ONNX file at {tried} "
+        "(config key `onnx_file`). ONNX files found: {found}. Fix: {fix}."
+    )
+    E015 = (
+        "[{name}] the ONNX graph {path} takes inputs the engine does not provide "
+        "({unknown}; it provides {known}). Fix: export the model with `python -m "
+        "spacy_hf_ner.export_onnx`, whose graph takes only those, or use backend = 'torch'."
+    )
+    E016 = (
+        "[{name}] backend 'onnx' is inference-only: {what} needs a torch model. "
+        "Fix: train with `backend` = 'torch' and export the result with `python -m "
+        "spacy_hf_ner.export_onnx`, or, under `spacy train`, list '{name}' in "
+        "`[training] frozen_components` to use it as it is."
+    )
 
 
 class Warnings:

@@ -50,6 +50,8 @@ Strategy = Literal["none", "simple", "first", "average", "max"]
         "batch_size": 64,
         "device": "auto",
         "dtype": "float32",
+        "backend": "torch",
+        "onnx_file": None,
         "annotate": "ents",
         "spans_key": "hf_ner",
         "label_map": {},
@@ -77,6 +79,8 @@ def make_hf_ner(
     batch_size: int,
     device: str,
     dtype: Literal["float32", "float16", "bfloat16"],
+    backend: Literal["torch", "onnx"],
+    onnx_file: Optional[str],
     annotate: Literal["ents", "spans", "both"],
     spans_key: str,
     label_map: Dict[str, str],
@@ -98,6 +102,8 @@ def make_hf_ner(
         batch_size=batch_size,
         device=device,
         dtype=dtype,
+        backend=backend,
+        onnx_file=onnx_file,
         annotate=annotate,
         spans_key=spans_key,
         label_map=label_map,
@@ -163,6 +169,8 @@ class HFNer(TrainableMixin, HFPipe):
         batch_size: int = 64,
         device: str = "auto",
         dtype: str = "float32",
+        backend: str = "torch",
+        onnx_file: Optional[str] = None,
         annotate: str = "ents",
         spans_key: str = "hf_ner",
         label_map: Optional[Dict[str, str]] = None,
@@ -186,7 +194,13 @@ class HFNer(TrainableMixin, HFPipe):
             model's own limit.
         batch_size (int): windows per forward pass.
         device (str): "auto", "cpu", "cuda", "cuda:N" or "mps".
-        dtype (str): "float32", "float16" or "bfloat16" weights.
+        dtype (str): "float32", "float16" or "bfloat16" weights (backend "torch").
+        backend (str): "torch" runs the transformers model; "onnx" runs an ONNX
+            export of it with ONNX Runtime (inference only; `pip install
+            spacy-hf-ner[onnx]`).
+        onnx_file (Optional[str]): with backend "onnx", the .onnx file inside the
+            model, e.g. "onnx/model_q4.onnx"; None: "onnx/model.onnx", else
+            "model.onnx".
         annotate (str): write "ents", "spans" or "both".
         spans_key (str): key in doc.spans for annotate "spans"/"both".
         label_map (Optional[Dict[str, str]]): rename entity labels, e.g. PER->PERSON.
@@ -239,6 +253,8 @@ class HFNer(TrainableMixin, HFPipe):
             task="token",
             device=device,
             dtype=dtype,
+            backend=backend,
+            onnx_file=onnx_file,
             max_length=max_length,
             name=name,
             factory="hf_ner",

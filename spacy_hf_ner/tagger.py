@@ -48,6 +48,8 @@ TagStrategy = Literal["first", "average", "max"]
         "batch_size": 64,
         "device": "auto",
         "dtype": "float32",
+        "backend": "torch",
+        "onnx_file": None,
         "scorer": {"@scorers": "spacy-hf-ner.tagger_scorer.v1"},
     },
     default_score_weights={"pos_acc": 1.0, "tag_acc": 0.0},
@@ -66,6 +68,8 @@ def make_hf_tagger(
     batch_size: int,
     device: str,
     dtype: Literal["float32", "float16", "bfloat16"],
+    backend: Literal["torch", "onnx"],
+    onnx_file: Optional[str],
     scorer: Optional[Callable],
 ) -> "HFTagger":
     """Create an `hf_tagger` component. See `HFTagger` for the arguments."""
@@ -83,6 +87,8 @@ def make_hf_tagger(
         batch_size=batch_size,
         device=device,
         dtype=dtype,
+        backend=backend,
+        onnx_file=onnx_file,
         scorer=scorer,
     )
 
@@ -124,6 +130,8 @@ class HFTagger(TrainableMixin, HFPipe):
         batch_size: int = 64,
         device: str = "auto",
         dtype: str = "float32",
+        backend: str = "torch",
+        onnx_file: Optional[str] = None,
         scorer: Optional[Callable] = tagger_score,
     ) -> None:
         """Initialize the component.
@@ -144,7 +152,13 @@ class HFTagger(TrainableMixin, HFPipe):
             model's own limit.
         batch_size (int): windows per forward pass.
         device (str): "auto", "cpu", "cuda", "cuda:N" or "mps".
-        dtype (str): "float32", "float16" or "bfloat16" weights.
+        dtype (str): "float32", "float16" or "bfloat16" weights (backend "torch").
+        backend (str): "torch" runs the transformers model; "onnx" runs an ONNX
+            export of it with ONNX Runtime (inference only; `pip install
+            spacy-hf-ner[onnx]`).
+        onnx_file (Optional[str]): with backend "onnx", the .onnx file inside the
+            model, e.g. "onnx/model_q4.onnx"; None: "onnx/model.onnx", else
+            "model.onnx".
         scorer (Optional[Callable]): scoring method, default tagger_score.
         """
         self.vocab = vocab
@@ -190,6 +204,8 @@ class HFTagger(TrainableMixin, HFPipe):
             task="token",
             device=device,
             dtype=dtype,
+            backend=backend,
+            onnx_file=onnx_file,
             max_length=max_length,
             name=name,
             factory="hf_tagger",

@@ -59,6 +59,8 @@ _W_TRUNCATED = (
         "batch_size": 64,
         "device": "auto",
         "dtype": "float32",
+        "backend": "torch",
+        "onnx_file": None,
         "label_map": {},
         "scorer": {"@scorers": "spacy-hf-ner.textcat_scorer.v1"},
     },
@@ -88,6 +90,8 @@ def make_hf_textcat(
     batch_size: int,
     device: str,
     dtype: Literal["float32", "float16", "bfloat16"],
+    backend: Literal["torch", "onnx"],
+    onnx_file: Optional[str],
     label_map: Dict[str, str],
     scorer: Optional[Callable],
 ) -> "HFTextcat":
@@ -105,6 +109,8 @@ def make_hf_textcat(
         batch_size=batch_size,
         device=device,
         dtype=dtype,
+        backend=backend,
+        onnx_file=onnx_file,
         label_map=label_map,
         scorer=scorer,
     )
@@ -146,6 +152,8 @@ class HFTextcat(TrainableMixin, HFPipe):
         batch_size: int = 64,
         device: str = "auto",
         dtype: str = "float32",
+        backend: str = "torch",
+        onnx_file: Optional[str] = None,
         label_map: Optional[Dict[str, str]] = None,
         scorer: Optional[Callable] = textcat_score,
     ) -> None:
@@ -165,7 +173,13 @@ class HFTextcat(TrainableMixin, HFPipe):
             model's own limit.
         batch_size (int): windows per forward pass.
         device (str): "auto", "cpu", "cuda", "cuda:N" or "mps".
-        dtype (str): "float32", "float16" or "bfloat16" weights.
+        dtype (str): "float32", "float16" or "bfloat16" weights (backend "torch").
+        backend (str): "torch" runs the transformers model; "onnx" runs an ONNX
+            export of it with ONNX Runtime (inference only; `pip install
+            spacy-hf-ner[onnx]`).
+        onnx_file (Optional[str]): with backend "onnx", the .onnx file inside the
+            model, e.g. "onnx/model_q4.onnx"; None: "onnx/model.onnx", else
+            "model.onnx".
         label_map (Optional[Dict[str, str]]): rename labels, e.g. POSITIVE->POS.
         scorer (Optional[Callable]): scoring method, default textcat_score.
         """
@@ -203,6 +217,8 @@ class HFTextcat(TrainableMixin, HFPipe):
             task="sequence",
             device=device,
             dtype=dtype,
+            backend=backend,
+            onnx_file=onnx_file,
             max_length=max_length,
             name=name,
             factory="hf_textcat",
@@ -270,6 +286,7 @@ class HFTextcat(TrainableMixin, HFPipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "HFTextcat.update")
+        self._check_trainable("update")
         self._ensure_loaded()
         windows = self._windows([eg.predicted for eg in examples], warn=False)
         if not windows:
@@ -351,7 +368,7 @@ class HFTextcat(TrainableMixin, HFPipe):
     def _after_load(self) -> None:
         engine = self.engine
         self._stride = engine.resolve_stride(self.cfg["stride"])
-        config = engine.model.config
+        config = engine.config
         problem_type = getattr(config, "problem_type", None)
         n_labels = int(config.num_labels)
         self._function = resolve_function(self.cfg["function_to_apply"], problem_type, n_labels)
@@ -401,7 +418,7 @@ class HFTextcat(TrainableMixin, HFPipe):
                         fix=f"use one of {', '.join(FUNCTIONS)}",
                     )
                 )
-            config = self.engine.model.config
+            config = self.engine.config
             function = resolve_function(
                 function_to_apply, getattr(config, "problem_type", None), int(config.num_labels)
             )

