@@ -10,7 +10,8 @@ token with its gold label and ignore the others (-100), as the transformers
 token-classification guide does, and train with token-level cross entropy.
 """
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from spacy.training import Example, validate_examples
@@ -77,16 +78,23 @@ class TrainableMixin:
     def finish_update(self, sgd: Optimizer) -> None:
         """Apply the optimizer to the accumulated gradients and zero them.
 
+        The optimizer's `grad_clip` clips the norm of the whole gradient (all
+        parameters together, torch's `clip_grad_norm_`, as the transformers
+        Trainer's `max_grad_norm` does), not each parameter's gradient on its
+        own as thinc does for its layers: per-tensor clipping of a transformer's
+        ~100 tensors lets the update grow far past the limit.
+
         On a GPU without cupy (a model on CUDA under `device = "auto"` while
         thinc runs on numpy), parameters go through the optimizer as numpy
         arrays and back, instead of failing in thinc's cupy conversion."""
         model = self.model
         if model is None:
             return
-        if self.engine.device.type == "cpu" or _has_cupy():
-            model.finish_update(sgd)
-        else:
-            finish_update_numpy(model, sgd)
+        with clip_global_norm(self.engine.model, sgd):
+            if self.engine.device.type == "cpu" or _has_cupy():
+                model.finish_update(sgd)
+            else:
+                finish_update_numpy(model, sgd)
 
     def _inverse_label_map(self) -> Dict[str, str]:
         """spaCy label -> model label (`label_map` read backwards)."""
@@ -211,6 +219,27 @@ def _has_cupy() -> bool:
     from thinc.util import has_cupy_gpu
 
     return bool(has_cupy_gpu)
+
+
+@contextmanager
+def clip_global_norm(module: Any, sgd: Optimizer) -> Iterator[None]:
+    """Clip the gradients of `module` to the optimizer's `grad_clip` by their
+    global norm, and hide `grad_clip` from the optimizer while the block runs
+    (so thinc does not clip again per parameter)."""
+    clip = float(getattr(sgd, "grad_clip", 0.0) or 0.0)
+    if clip <= 0:
+        yield
+        return
+    import torch
+
+    grads = [p for p in module.parameters() if p.grad is not None]
+    if grads:
+        torch.nn.utils.clip_grad_norm_(grads, clip)
+    sgd.grad_clip = 0.0
+    try:
+        yield
+    finally:
+        sgd.grad_clip = clip
 
 
 def finish_update_numpy(model: Model, sgd: Optimizer) -> None:

@@ -370,6 +370,35 @@ def test_numpy_optimizer_path_matches_thinc_shim(encoder):
         assert bool(torch_allclose(params[0][name], params[1][name])), name
 
 
+def test_grad_clip_bounds_the_global_norm_of_the_update(encoder):
+    """`grad_clip` clips the whole gradient (as transformers' Trainer does), not
+    each parameter tensor: with plain SGD at learn rate 1 the update's global
+    norm is the clip value (thinc's per-tensor clipping would give up to
+    sqrt(number of tensors) times more), and its direction is the gradient's."""
+    from thinc.api import SGD
+
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu"})
+    examples = ner_examples(nlp)
+    nlp.initialize(lambda: examples)
+    ner.update(examples)
+    module = ner.engine.model
+    grads = {k: v.grad.detach().clone() * 1000 for k, v in module.named_parameters() if v.grad is not None}
+    for k, v in module.named_parameters():
+        if k in grads:
+            v.grad.copy_(grads[k])
+    before = {k: v.detach().clone() for k, v in module.named_parameters()}
+    optimizer = SGD(1.0, L2=0.0, grad_clip=0.5)
+    ner.finish_update(optimizer)
+    deltas = {k: before[k] - v.detach() for k, v in module.named_parameters() if k in grads}
+    norm = sum(float((d.double() ** 2).sum()) for d in deltas.values()) ** 0.5
+    assert norm == pytest.approx(0.5, rel=1e-3)
+    total = sum(float((g.double() ** 2).sum()) for g in grads.values()) ** 0.5
+    for k, d in deltas.items():
+        assert torch_allclose(d, grads[k] * (0.5 / total)), k
+    assert optimizer.grad_clip == 0.5
+
+
 def torch_allclose(a, b):
     import torch
 
