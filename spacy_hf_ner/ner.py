@@ -528,6 +528,7 @@ class HFNer(TrainableMixin, HFPipe):
         for doc, entities in zip(docs, predictions):
             placed: List[Placed] = []
             tok_arrays = None
+            text = None  # doc.text joins every token: read it once per doc
             for i, ent in enumerate(entities):
                 self.stats["predicted"] += 1
                 if ent.score < cfg["threshold"]:
@@ -539,13 +540,13 @@ class HFNer(TrainableMixin, HFPipe):
                     placed.append(Placed(label, ent.score, ent.start, ent.end, i, False))
                     continue
                 if tok_arrays is None:
-                    tok_arrays = token_arrays(doc)
-                start, end = strip_span(doc.text, ent.start, ent.end)
+                    tok_arrays, text = token_arrays(doc), doc.text
+                start, end = strip_span(text, ent.start, ent.end)
                 where = snap(start, end, *tok_arrays)
                 if where is None:
                     self.stats["unplaced"] += 1
                     reasons["covers no text"] += 1
-                    problems.append(f"{doc.text[ent.start:ent.end]!r} ({label}) at {ent.start}")
+                    problems.append(f"{text[ent.start:ent.end]!r} ({label}) at {ent.start}")
                     continue
                 placed.append(Placed(label, ent.score, where[0], where[1], i, where[2]))
             kept, merged, lost = resolve_overlaps(placed)
