@@ -15,11 +15,13 @@ def main() -> int:
     ap.add_argument("spacy_metrics", type=Path)
     ap.add_argument("trainer_metrics", type=Path)
     ap.add_argument("--tolerance", type=float, default=0.005, help="allowed F1 gap (0.005 = 0.5 points)")
+    ap.add_argument("--what", default="", help="how both were evaluated (printed)")
     args = ap.parse_args()
     ours = json.loads(args.spacy_metrics.read_text())
     theirs = json.loads(args.trainer_metrics.read_text())
     gap = ours["f1"] - theirs["f1"]
-    print(f"test entity F1: spacy train {ours['f1']:.4f} | transformers Trainer {theirs['f1']:.4f} | "
+    what = f" ({args.what})" if args.what else ""
+    print(f"test entity F1{what}: spacy train {ours['f1']:.4f} | transformers Trainer {theirs['f1']:.4f} | "
           f"difference {100 * gap:+.2f} points (allowed -{100 * args.tolerance:.2f})")
     return 0 if gap >= -args.tolerance else 1
 

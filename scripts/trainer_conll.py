@@ -48,6 +48,40 @@ def split_to_fit(tokenizer, doc, max_length):
     return pieces
 
 
+def word_level_metrics(model, tokenizer, pieces, max_length: int):
+    """seqeval P/R/F1 (strict IOB2) of test words predicted from their first
+    subword's argmax, as the token-classification guide evaluates."""
+    import evaluate_seqeval
+    import torch
+
+    labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    model.eval()
+    gold, pred = [], []
+    with torch.inference_mode():
+        for words, tags in pieces:
+            enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length, return_tensors="pt")
+            ids = model(**enc.to(model.device)).logits[0].argmax(-1).tolist()
+            seen, out = set(), ["O"] * len(words)
+            for i, word in enumerate(enc.word_ids()):
+                if word is not None and word not in seen:
+                    seen.add(word)
+                    out[word] = labels[ids[i]]
+            gold.append(tags)
+            pred.append(out)
+    return evaluate_seqeval.seqeval_metrics(gold, pred)
+
+
+def save_pipeline(model_dir: Path, path: Path) -> None:
+    """A blank English spaCy pipeline with `hf_ner` over `model_dir`, so that the
+    Trainer's model is evaluated through spaCy exactly as `spacy train`'s is."""
+    import spacy_hf_ner  # noqa: F401
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": str(model_dir.resolve())})
+    nlp.initialize()
+    nlp.to_disk(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("base", help="base encoder: hub id or local dir")
@@ -60,10 +94,12 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4, help="docs per batch (~500 words)")
     ap.add_argument("--limit", type=int, default=0, help="use only N train/test docs (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pipeline-dir", type=Path, default=None,
+                    help="also save a spaCy pipeline with hf_ner over the trained model here")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="no training: BASE is a token classifier to evaluate word-level on the test split")
     args = ap.parse_args()
 
-    import evaluate_seqeval
-    import torch
     from transformers import (
         AutoModelForTokenClassification,
         AutoTokenizer,
@@ -75,11 +111,19 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(args.base)
     max_length = min(tokenizer.model_max_length, 512)
     splits = {}
-    for split in ("train", "test"):
+    for split in ("test",) if args.evaluate_only else ("train", "test"):
         docs = load_docs(args.corpus / f"{split}.spacy")
         if args.limit:
             docs = docs[: args.limit]
         splits[split] = [p for doc in docs for p in split_to_fit(tokenizer, doc, max_length)]
+    if args.evaluate_only:
+        model = AutoModelForTokenClassification.from_pretrained(args.base)
+        metrics = word_level_metrics(model, tokenizer, splits["test"], max_length)
+        metrics.update({"evaluation": "word level, first-subword argmax (transformers guide)", "model": args.base})
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(metrics, indent=2))
+        print(json.dumps({k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}, indent=2))
+        return
     types = sorted({t[2:] for _, tags in splits["train"] for t in tags if t != "O"})
     labels = ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
     label2id = {l: i for i, l in enumerate(labels)}
@@ -125,27 +169,15 @@ def main() -> None:
     trainer.train()
     train_secs = time.time() - start
 
-    # predict test words from their first subword, as the guide evaluates
-    model.eval()
-    gold, pred = [], []
-    with torch.inference_mode():
-        for words, tags in splits["test"]:
-            enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length, return_tensors="pt")
-            ids = model(**enc.to(model.device)).logits[0].argmax(-1).tolist()
-            seen, out = set(), ["O"] * len(words)
-            for i, word in enumerate(enc.word_ids()):
-                if word is not None and word not in seen:
-                    seen.add(word)
-                    out[word] = labels[ids[i]]
-            gold.append(tags)
-            pred.append(out)
-    metrics = evaluate_seqeval.seqeval_metrics(gold, pred)
+    metrics = word_level_metrics(model, tokenizer, splits["test"], max_length)
     metrics.update({"recipe": "transformers Trainer", "base": args.base, "train_seconds": round(train_secs, 1),
                     "max_steps": args.max_steps, "lr": args.lr, "batch_size_docs": args.batch_size})
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(metrics, indent=2))
     trainer.save_model(str(args.model_dir))
     tokenizer.save_pretrained(str(args.model_dir))
+    if args.pipeline_dir is not None:
+        save_pipeline(args.model_dir, args.pipeline_dir)
     print(json.dumps({k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}, indent=2))
 
 
