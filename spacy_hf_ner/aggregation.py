@@ -14,11 +14,12 @@ Two front ends share one implementation:
 Pure logic: numpy only, no spaCy, no torch. Scores are the softmax probabilities
 of the model, one row per model token, special tokens already removed.
 """
+from functools import lru_cache
 from typing import Iterable, List, Literal, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .tags import Scheme, entity_type, hf_get_tag, split_tag
+from .tags import Scheme, entity_type, hf_get_tag, split_tag, transition_constraints
 
 Strategy = Literal["none", "simple", "first", "average", "max"]
 STRATEGIES: Tuple[str, ...] = ("none", "simple", "first", "average", "max")
@@ -77,18 +78,16 @@ def subword_flags(
     return flags & ~unknown
 
 
-def _word_scores(
-    probs: np.ndarray, word_starts: np.ndarray, strategy: str
-) -> Tuple[np.ndarray, np.ndarray]:
-    """Label ids and scores of words made of consecutive rows of `probs`.
+def _word_rows(probs: np.ndarray, word_starts: np.ndarray, strategy: str) -> np.ndarray:
+    """The score row of each word made of consecutive rows of `probs`, pooled as
+    transformers' `aggregate_word` pools them: the first subword's row ("first"),
+    the mean of the rows ("average"), or the row holding the word's highest score
+    ("max").
 
     word_starts: sorted row indices where each word begins (the first is 0).
-    Exactly transformers' `aggregate_word` for "first", "average" and "max".
     """
     if strategy == "first":
-        rows = probs[word_starts]
-        ids = rows.argmax(axis=1)
-        return ids, rows[np.arange(len(ids)), ids]
+        return probs[word_starts]
     if strategy == "average":
         counts = np.diff(np.append(word_starts, len(probs)))
         means = np.add.reduceat(probs, word_starts, axis=0) / counts[:, None]
@@ -96,8 +95,7 @@ def _word_scores(
             means = np.stack(
                 [np.nanmean(probs[a : a + n], axis=0) for a, n in zip(word_starts, counts)]
             )
-        ids = means.argmax(axis=1)
-        return ids, means[np.arange(len(ids)), ids].astype(probs.dtype)
+        return means
     if strategy == "max":
         row_max = probs.max(axis=1)
         bounds = np.append(word_starts, len(probs)).tolist()
@@ -105,10 +103,55 @@ def _word_scores(
             [a + int(row_max[a:b].argmax()) for a, b in zip(bounds[:-1], bounds[1:])],
             dtype=np.int64,
         )
-        rows = probs[best]
-        ids = rows.argmax(axis=1)
-        return ids, rows[np.arange(len(ids)), ids]
+        return probs[best]
     raise ValueError(f"Invalid aggregation strategy for words: {strategy!r}")
+
+
+def _word_scores(
+    probs: np.ndarray, word_starts: np.ndarray, strategy: str
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Label ids and scores of words made of consecutive rows of `probs`:
+    exactly transformers' `aggregate_word` for "first", "average" and "max"
+    (each word takes its best label in its pooled row, see `_word_rows`)."""
+    rows = _word_rows(probs, word_starts, strategy)
+    ids = rows.argmax(axis=1)
+    return ids, rows[np.arange(len(ids)), ids].astype(probs.dtype)
+
+
+def viterbi(
+    scores: np.ndarray,
+    start: Sequence[bool],
+    allowed: Sequence[Sequence[bool]],
+    end: Sequence[bool],
+) -> np.ndarray:
+    """The label sequence with the highest product of scores among those the
+    constraints allow (see `tags.transition_constraints`).
+
+    scores: (n_items, n_labels) probabilities of each item's labels.
+    RETURNS: one label id per item. Where no sequence is allowed (a label set
+        without a free label), each item's best label.
+    """
+    n, k = scores.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    # probabilities that underflowed to 0 stay possible, only the constraints forbid
+    emit = np.log(np.maximum(np.nan_to_num(scores.astype(np.float64), nan=0.0), 1e-300))
+    forbid = np.where(np.asarray(allowed, dtype=bool), 0.0, -np.inf)
+    best = emit[0] + np.where(np.asarray(start, dtype=bool), 0.0, -np.inf)
+    back = np.zeros((n, k), dtype=np.int64)
+    columns = np.arange(k)
+    for i in range(1, n):
+        candidates = best[:, None] + forbid
+        back[i] = candidates.argmax(axis=0)
+        best = candidates[back[i], columns] + emit[i]
+    best = best + np.where(np.asarray(end, dtype=bool), 0.0, -np.inf)
+    if not np.isfinite(best.max()):
+        return scores.argmax(axis=1)
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(best.argmax())
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
 
 
 def _group(
@@ -252,6 +295,12 @@ def merge_overlapping(entities: List[Entity]) -> List[Entity]:
     return merged
 
 
+@lru_cache(maxsize=32)
+def _constraints(labels: Tuple[str, ...], scheme: Scheme) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    start, allowed, end = transition_constraints(labels, scheme)
+    return np.array(start), np.array(allowed), np.array(end)
+
+
 def aggregate_on_tokens(
     probs: np.ndarray,
     starts: np.ndarray,
@@ -263,6 +312,7 @@ def aggregate_on_tokens(
     strategy: str,
     scheme: Scheme,
     ignore_labels: Iterable[str] = ("O",),
+    decoding: str = "greedy",
 ) -> List[TokenEntity]:
     """Entities over given words (spaCy tokens) from model-token scores.
 
@@ -277,6 +327,12 @@ def aggregate_on_tokens(
     that word's entity; a word with no model token at all (whitespace, or
     characters the tokenizer dropped) is outside every entity. Words are grouped
     into entities by the tag scheme, and whitespace words always break a group.
+
+    decoding: "greedy" gives each word its best label (as transformers does; an
+        "I-" after "O" starts an entity); "viterbi" gives each run of adjacent words
+        the best label sequence that the tag scheme allows (an "I-T" only after
+        "B-T"/"I-T"; with BIOES/BILUO every entity closed), from the same pooled
+        scores. An entity's score is the mean of its words' scores for their labels.
     """
     if strategy not in WORD_STRATEGIES:
         raise ValueError(
@@ -294,7 +350,8 @@ def aggregate_on_tokens(
     first_of_word = np.ones(len(word), dtype=bool)
     first_of_word[1:] = word[1:] != word[:-1]
     row_starts = np.flatnonzero(first_of_word)
-    ids, scores = _word_scores(probs, row_starts, strategy)
+    rows = _word_rows(probs, row_starts, strategy)
+    ids = rows.argmax(axis=1)
     owner = word[row_starts]
     # words continued by a model token that started in an earlier word
     last_word = np.searchsorted(tok_starts, ends, side="left") - 1
@@ -306,8 +363,7 @@ def aggregate_on_tokens(
 
     # one item per labelled word, stretched over the words it continues into
     owned = dict(zip(owner.tolist(), range(len(owner))))
-    labels: List[str] = []
-    item_scores: List[float] = []
+    items: List[int] = []
     first: List[int] = []
     last: List[int] = []
     breaks: List[bool] = []
@@ -315,17 +371,31 @@ def aggregate_on_tokens(
         j = owned.get(w)
         if j is not None and not tok_is_space[w]:
             breaks.append(not last or last[-1] != w - 1)
-            labels.append(id2label[int(ids[j])])
-            item_scores.append(float(scores[j]))
+            items.append(j)
             first.append(w)
             last.append(w)
         elif continued[w] and last and last[-1] == w - 1:
             last[-1] = w
+    if not items:
+        return []
+    item_rows = rows[items]
+    if decoding == "viterbi":
+        start, allowed, end = _constraints(tuple(id2label), scheme)
+        chosen = np.empty(len(items), dtype=np.int64)
+        bounds = np.append(np.flatnonzero(breaks), len(items)).tolist()
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            chosen[a:b] = viterbi(item_rows[a:b], start, allowed, end)
+    elif decoding == "greedy":
+        chosen = ids[items]
+    else:
+        raise ValueError(f"Invalid decoding: {decoding!r}; use 'greedy' or 'viterbi'")
+    item_scores = item_rows[np.arange(len(items)), chosen].astype(probs.dtype)
+    labels = [id2label[i] for i in chosen.tolist()]
     entities: List[TokenEntity] = []
     for a, b in _group(labels, scheme=scheme, breaks=breaks):
         group = entity_type(labels[a])
         if group in ignore:
             continue
-        score = float(np.nanmean(np.asarray(item_scores[a:b], dtype=probs.dtype)))
+        score = float(np.nanmean(item_scores[a:b]))
         entities.append(TokenEntity(group, score, first[a], last[b - 1] + 1))
     return entities

@@ -44,6 +44,7 @@ Strategy = Literal["none", "simple", "first", "average", "max"]
         "revision": None,
         "aggregation_strategy": "first",
         "words": "spacy",
+        "decoding": "greedy",
         "ignore_labels": ["O"],
         "stride": None,
         "max_length": None,
@@ -73,6 +74,7 @@ def make_hf_ner(
     revision: Optional[str],
     aggregation_strategy: Strategy,
     words: Literal["spacy", "model"],
+    decoding: Literal["greedy", "viterbi"],
     ignore_labels: List[str],
     stride: Optional[int],
     max_length: Optional[int],
@@ -96,6 +98,7 @@ def make_hf_ner(
         revision=revision,
         aggregation_strategy=aggregation_strategy,
         words=words,
+        decoding=decoding,
         ignore_labels=ignore_labels,
         stride=stride,
         max_length=max_length,
@@ -163,6 +166,7 @@ class HFNer(TrainableMixin, HFPipe):
         revision: Optional[str] = None,
         aggregation_strategy: str = "first",
         words: str = "spacy",
+        decoding: str = "greedy",
         ignore_labels: Sequence[str] = ("O",),
         stride: Optional[int] = None,
         max_length: Optional[int] = None,
@@ -187,6 +191,10 @@ class HFNer(TrainableMixin, HFPipe):
         words (str): "spacy" aggregates subword scores over spaCy's tokens; "model"
             finds words as transformers does (exact transformers entities, then
             snapped to spaCy tokens).
+        decoding (str): with `words` = "spacy", "greedy" labels each word with its
+            best label, as transformers does; "viterbi" labels each run of words
+            with the best label sequence the tag scheme allows (no entity begins
+            with "I-"), which is usually more accurate.
         ignore_labels (Sequence[str]): labels (or entity groups) never written.
         stride (Optional[int]): overlap between windows of a long text, in model
             tokens; None: an eighth of the window.
@@ -214,6 +222,20 @@ class HFNer(TrainableMixin, HFPipe):
         self.name = name
         if words == "spacy" and aggregation_strategy in ("none", "simple"):
             raise ValueError(Errors.E008.format(name=name, strategy=aggregation_strategy))
+        if decoding not in ("greedy", "viterbi") or (decoding == "viterbi" and words != "spacy"):
+            raise ValueError(
+                Errors.E009.format(
+                    name=name,
+                    key="decoding",
+                    value=decoding,
+                    problem=(
+                        "is not a decoding"
+                        if decoding not in ("greedy", "viterbi")
+                        else "needs `words` = 'spacy' (`words` = 'model' returns transformers' own entities)"
+                    ),
+                    fix="use 'greedy', or 'viterbi' with `words` = 'spacy'",
+                )
+            )
         if aggregation_strategy not in STRATEGIES:
             raise ValueError(
                 Errors.E009.format(
@@ -238,6 +260,7 @@ class HFNer(TrainableMixin, HFPipe):
         self.cfg: Dict[str, Any] = {
             "aggregation_strategy": aggregation_strategy,
             "words": words,
+            "decoding": decoding,
             "ignore_labels": list(ignore_labels),
             "stride": stride,
             "batch_size": batch_size,
@@ -512,6 +535,7 @@ class HFNer(TrainableMixin, HFPipe):
             self.cfg["aggregation_strategy"],
             self._scheme,
             self.cfg["ignore_labels"],
+            self.cfg["decoding"],
         )
 
     # -- annotation -------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Pure logic: no spaCy, no torch.
 """
-from typing import Iterable, Literal, Tuple
+from typing import Iterable, List, Literal, Sequence, Tuple
 
 Scheme = Literal["bio", "bioes", "biluo"]
 
@@ -93,3 +93,46 @@ def bio_labels(types: Iterable[str], outside: str = "O") -> Tuple[str, ...]:
     for t in sorted(set(types)):
         labels.extend((f"B-{t}", f"I-{t}"))
     return tuple(labels)
+
+
+def transition_constraints(
+    labels: Sequence[str], scheme: Scheme
+) -> Tuple[List[bool], List[List[bool]], List[bool]]:
+    """Which label sequences are well formed under `scheme`, for constrained
+    (Viterbi) decoding.
+
+    RETURNS: (start, allowed, end): `start[j]` whether a sequence may begin with
+    label j, `allowed[i][j]` whether label j may follow label i, `end[i]` whether
+    a sequence may end with label i.
+
+    BIO: "I-T" may only follow "B-T" or "I-T" (never start a sequence).
+    BIOES/BILUO: also "E-T" (or "L-T") may only follow "B-T"/"I-T", and "B-T"/"I-T"
+    must be followed by "I-T"/"E-T" of the same type (never end a sequence).
+    Labels without a prefix of the scheme ("O", bare tags) are free everywhere.
+    """
+    n = len(labels)
+    parts = []
+    for label in labels:
+        prefixed = len(label) > 2 and label[1] == "-"
+        if not prefixed:
+            parts.append((None, label))
+        elif scheme == "bio":
+            parts.append((label[0] if label[0] in "BI" else None, label[2:]))
+        else:
+            prefix, typ = split_tag(label, scheme)
+            parts.append((prefix if label[0] in _BIOES | _BILUO else None, typ))
+    # continuing labels need an opener of their type just before them
+    needs_open = [p in ("I", "E") if scheme != "bio" else p == "I" for p, _ in parts]
+    # opening labels (BIOES/BILUO only) need a continuation just after them
+    stays_open = [scheme != "bio" and p in ("B", "I") for p, _ in parts]
+    start = [not needs_open[j] for j in range(n)]
+    end = [not stays_open[i] for i in range(n)]
+    allowed = [[False] * n for _ in range(n)]
+    for i, (pi, ti) in enumerate(parts):
+        opener = pi in ("B", "I")
+        for j, (pj, tj) in enumerate(parts):
+            if needs_open[j]:
+                allowed[i][j] = opener and ti == tj
+            else:
+                allowed[i][j] = not stays_open[i]
+    return start, allowed, end

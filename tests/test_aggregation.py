@@ -1,4 +1,6 @@
 """The aggregation logic on hand-made scores: no model, no spaCy."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,9 @@ from spacy_hf_ner.aggregation import (
     aggregate_window,
     merge_overlapping,
     subword_flags,
+    viterbi,
 )
+from spacy_hf_ner.tags import transition_constraints
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 
@@ -219,3 +223,117 @@ def test_on_tokens_rejects_strategies_without_words():
 def test_on_tokens_empty_inputs():
     z = np.zeros(0, np.int64)
     assert aggregate_on_tokens(np.zeros((0, 7), np.float32), z, z, z, z, z.astype(bool), LABELS, "first", "bio") == []
+
+
+# -- constrained (Viterbi) decoding ---------------------------------------------
+
+
+def _brute_force_best(scores, labels, scheme):
+    """The best allowed sequence by enumeration (tiny inputs only)."""
+    start, allowed, end = transition_constraints(labels, scheme)
+    best, best_path = -np.inf, None
+    for path in itertools.product(range(len(labels)), repeat=len(scores)):
+        ok = start[path[0]] and end[path[-1]] and all(
+            allowed[a][b] for a, b in zip(path[:-1], path[1:])
+        )
+        if ok:
+            value = float(np.sum(np.log(scores[np.arange(len(path)), path])))
+            if value > best:
+                best, best_path = value, path
+    return best, best_path
+
+
+@pytest.mark.parametrize("labels,scheme", [
+    (["O", "B-PER", "I-PER", "B-ORG", "I-ORG"], "bio"),
+    (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "bioes"),
+])
+def test_viterbi_finds_the_best_allowed_sequence(labels, scheme):
+    rng = np.random.default_rng(0)
+    start, allowed, end = transition_constraints(labels, scheme)
+    for n in (1, 2, 3, 4):
+        for _ in range(25):
+            scores = rng.dirichlet(np.full(len(labels), 0.3), size=n)
+            path = viterbi(scores, start, allowed, end)
+            best, _ = _brute_force_best(scores, labels, scheme)
+            got = float(np.sum(np.log(scores[np.arange(n), path])))
+            assert got == pytest.approx(best)
+            assert start[path[0]] and end[path[-1]]
+            assert all(allowed[a][b] for a, b in zip(path[:-1], path[1:]))
+
+
+def test_viterbi_without_any_allowed_sequence_falls_back_to_argmax():
+    scores = np.array([[0.2, 0.8], [0.7, 0.3]])
+    assert viterbi(scores, [False, False], [[True] * 2] * 2, [True, True]).tolist() == [1, 0]
+    assert viterbi(np.zeros((0, 2)), [True] * 2, [[True] * 2] * 2, [True] * 2).tolist() == []
+
+
+def on_tokens_decoded(text, words, pieces, labels, decoding, label_set=LABELS, scheme="bio"):
+    ts, te, sp = words_of(text, words)
+    starts, ends = window(text, pieces)
+    return aggregate_on_tokens(
+        probs_for(labels), starts, ends, ts, te, sp, label_set, "first", scheme, decoding=decoding
+    )
+
+
+def test_viterbi_prefers_the_likely_opening_over_an_orphan_continuation():
+    text = "met Angela Merkel in Paris"
+    words = text.split()
+    rows = probs_for(["O", "I-PER", "I-PER", "O", "I-LOC"])
+    rows[1] = [0.02, 0.40, 0.55, 0.01, 0.01, 0.005, 0.005]  # I-PER > B-PER > O
+    rows[4] = [0.30, 0.01, 0.01, 0.01, 0.01, 0.25, 0.41]  # I-LOC > O > B-LOC
+    ts, te, sp = words_of(text, words)
+    greedy = aggregate_on_tokens(rows.astype(np.float32), ts, te, ts, te, sp, LABELS, "first", "bio")
+    best = aggregate_on_tokens(
+        rows.astype(np.float32), ts, te, ts, te, sp, LABELS, "first", "bio", decoding="viterbi"
+    )
+    assert [(e.label, e.start, e.end) for e in greedy] == [("PER", 1, 3), ("LOC", 4, 5)]
+    # PER: B-PER (0.40) then I-PER; LOC: O (0.30) beats B-LOC (0.25), I-LOC cannot start
+    assert [(e.label, e.start, e.end) for e in best] == [("PER", 1, 3)]
+    assert best[0].score == pytest.approx((0.40 + 0.9) / 2)
+
+
+def test_viterbi_fixes_a_type_switch_inside_an_entity():
+    text = "the Bank of England said"
+    words = text.split()
+    rows = probs_for(["O", "B-ORG", "I-ORG", "I-LOC", "O"])
+    rows[3] = [0.01, 0.01, 0.01, 0.01, 0.40, 0.01, 0.55]  # I-LOC > I-ORG
+    ts, te, sp = words_of(text, words)
+    greedy = aggregate_on_tokens(rows.astype(np.float32), ts, te, ts, te, sp, LABELS, "first", "bio")
+    best = aggregate_on_tokens(
+        rows.astype(np.float32), ts, te, ts, te, sp, LABELS, "first", "bio", decoding="viterbi"
+    )
+    assert [(e.label, e.start, e.end) for e in greedy] == [("ORG", 1, 3), ("LOC", 3, 4)]
+    assert [(e.label, e.start, e.end) for e in best] == [("ORG", 1, 4)]
+
+
+def test_viterbi_restarts_after_a_whitespace_word():
+    text = "Angela Merkel\nParis"
+    words = ["Angela", "Merkel", "\n", "Paris"]
+    rows = probs_for(["B-PER", "I-PER", "O"])
+    rows[2] = [0.30, 0.01, 0.01, 0.01, 0.01, 0.25, 0.41]  # I-LOC, but it opens a new run
+    ts, te, sp = words_of(text, words)
+    starts, ends = window(text, ["Angela", "Merkel", "Paris"])
+    best = aggregate_on_tokens(
+        rows.astype(np.float32), starts, ends, ts, te, sp, LABELS, "first", "bio", decoding="viterbi"
+    )
+    assert [(e.label, e.start, e.end) for e in best] == [("PER", 0, 2)]
+
+
+def test_viterbi_on_bioes_never_leaves_an_entity_open():
+    labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    text = "Ann Lee said"
+    words = text.split()
+    ts, te, sp = words_of(text, words)
+    probs = np.array(
+        [[0.1, 0.6, 0.1, 0.1, 0.1], [0.5, 0.05, 0.05, 0.3, 0.1], [0.9, 0.025, 0.025, 0.025, 0.025]],
+        dtype=np.float32,
+    )
+    greedy = aggregate_on_tokens(probs, ts, te, ts, te, sp, labels, "first", "bioes")
+    best = aggregate_on_tokens(probs, ts, te, ts, te, sp, labels, "first", "bioes", decoding="viterbi")
+    assert [(e.start, e.end) for e in greedy] == [(0, 1)]  # B-PER O: an open entity
+    assert [(e.start, e.end) for e in best] == [(0, 2)]  # B-PER E-PER
+
+
+def test_unknown_decoding_is_refused():
+    with pytest.raises(ValueError, match="decoding"):
+        on_tokens_decoded("a", ["a"], ["a"], ["O"], "beam")

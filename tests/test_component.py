@@ -236,6 +236,33 @@ def test_not_a_token_classifier(bert_textcat):
         nlp.initialize()
 
 
+def test_viterbi_decoding_end_to_end_and_saved(bert_ner, tmp_path):
+    """The random model tags many words I- after O: greedy decoding opens an entity
+    there (as transformers does), Viterbi picks the best allowed sequence (the
+    sequence rules themselves are tested in test_aggregation)."""
+    greedy, best = make(bert_ner), make(bert_ner, decoding="viterbi")
+    changed = 0
+    for text in TEXTS:
+        g, v = greedy(text), best(text)
+        changed += [(e.start, e.end, e.label_) for e in g.ents] != [(e.start, e.end, e.label_) for e in v.ents]
+        for ent in v.ents:
+            assert 0.0 < ent._.hf_score <= 1.0 and not ent[0].is_space
+    assert changed > 0
+    best.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("hf_ner").cfg["decoding"] == "viterbi"
+    assert [(e.start, e.end, e.label_) for e in loaded(TEXTS[0]).ents] == [
+        (e.start, e.end, e.label_) for e in best(TEXTS[0]).ents
+    ]
+
+
+def test_viterbi_decoding_needs_spacy_words(bert_ner):
+    with pytest.raises(ValueError, match="`decoding`.*words"):
+        make(bert_ner, decoding="viterbi", words="model")
+    with pytest.raises(ConfigValidationError, match="decoding"):
+        make(bert_ner, decoding="beam")
+
+
 def test_unknown_strategy_is_rejected_by_config_validation(bert_ner):
     with pytest.raises(ConfigValidationError, match="aggregation_strategy"):
         make(bert_ner, aggregation_strategy="mean")

@@ -1,6 +1,6 @@
 import pytest
 
-from spacy_hf_ner.tags import detect_scheme, entity_type, hf_get_tag, split_tag
+from spacy_hf_ner.tags import detect_scheme, entity_type, hf_get_tag, split_tag, transition_constraints
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,43 @@ def test_split_tag_schemes():
     assert split_tag("E-PER", "bioes") == ("E", "PER")
     assert split_tag("S-PER", "bio") == ("I", "S-PER")
     assert split_tag("X", "bioes") == ("I", "X")
+
+
+def _allowed_pairs(labels, scheme):
+    start, allowed, end = transition_constraints(labels, scheme)
+    starts = {l for l, ok in zip(labels, start) if ok}
+    ends = {l for l, ok in zip(labels, end) if ok}
+    pairs = {(a, b) for i, a in enumerate(labels) for j, b in enumerate(labels) if allowed[i][j]}
+    return starts, pairs, ends
+
+
+def test_bio_transitions_only_continue_an_open_entity():
+    labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
+    starts, pairs, ends = _allowed_pairs(labels, "bio")
+    assert starts == {"O", "B-PER", "B-ORG"}
+    assert ends == set(labels)
+    assert {b for a, b in pairs if a == "O"} == {"O", "B-PER", "B-ORG"}
+    assert {a for a, b in pairs if b == "I-PER"} == {"B-PER", "I-PER"}
+    assert {b for a, b in pairs if a == "I-ORG"} == {"O", "B-PER", "B-ORG", "I-ORG"}
+
+
+def test_bioes_and_biluo_transitions_close_every_entity():
+    for labels, close, single in (
+        (["O", "B-LOC", "I-LOC", "E-LOC", "S-LOC"], "E-LOC", "S-LOC"),
+        (["O", "B-LOC", "I-LOC", "L-LOC", "U-LOC"], "L-LOC", "U-LOC"),
+    ):
+        scheme = detect_scheme(labels)
+        starts, pairs, ends = _allowed_pairs(labels, scheme)
+        assert starts == {"O", "B-LOC", single}
+        assert ends == {"O", close, single}
+        assert {b for a, b in pairs if a == "B-LOC"} == {"I-LOC", close}
+        assert {b for a, b in pairs if a == close} == {"O", "B-LOC", single}
+
+
+def test_bare_labels_are_free_and_multi_hyphen_types_match():
+    labels = ["O", "LABEL_1", "B-WORK-OF-ART", "I-WORK-OF-ART", "I-ART"]
+    starts, pairs, ends = _allowed_pairs(labels, "bio")
+    assert starts == {"O", "LABEL_1", "B-WORK-OF-ART"}
+    assert ("LABEL_1", "LABEL_1") in pairs and ("I-WORK-OF-ART", "LABEL_1") in pairs
+    assert ("B-WORK-OF-ART", "I-WORK-OF-ART") in pairs
+    assert ("B-WORK-OF-ART", "I-ART") not in pairs
