@@ -154,6 +154,16 @@ def viterbi(
     return path
 
 
+def _mean(values: np.ndarray) -> float:
+    """The mean ignoring NaN, as transformers scores an entity group (`np.nanmean`),
+    without nanmean's per-call cost (an error-state context) when there is no NaN."""
+    if len(values) == 1:
+        return float(values[0])
+    if np.isnan(values).any():
+        return float(np.nanmean(values))
+    return float(values.mean())
+
+
 def _group(
     labels: Sequence[str], scheme: Optional[Scheme], breaks: Optional[Sequence[bool]] = None
 ) -> List[Tuple[int, int]]:
@@ -261,7 +271,7 @@ def aggregate_window_words(
         group = entity_type(labels[a])
         if group in ignore:
             continue
-        score = float(np.nanmean(scores[a:b]))
+        score = _mean(scores[a:b])
         entities.append(
             (
                 Entity(group, score, int(w_starts[a]), int(w_ends[b - 1]), int(w_index[a])),
@@ -396,6 +406,6 @@ def aggregate_on_tokens(
         group = entity_type(labels[a])
         if group in ignore:
             continue
-        score = float(np.nanmean(item_scores[a:b]))
+        score = _mean(item_scores[a:b])
         entities.append(TokenEntity(group, score, first[a], last[b - 1] + 1))
     return entities

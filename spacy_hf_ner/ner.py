@@ -400,7 +400,7 @@ class HFNer(TrainableMixin, HFPipe):
             if self.cfg["words"] == "model":
                 results[d] = list(self._model_words(texts[d], mine))
             else:
-                results[d] = list(self._spacy_words(doc, mine))
+                results[d] = list(self._spacy_words(doc, texts[d], mine))
         return results
 
     def hf_entities(
@@ -517,11 +517,11 @@ class HFNer(TrainableMixin, HFPipe):
             entities = merge_overlapping(entities)
         return entities
 
-    def _spacy_words(self, doc: Doc, windows: List[Any]) -> List[TokenEntity]:
+    def _spacy_words(self, doc: Doc, text: str, windows: List[Any]) -> List[TokenEntity]:
         if len(doc) == 0:
             return []
         starts, ends, probs = merge_windows(
-            doc.text, [(window.offsets, window.special, probs) for window, probs in windows]
+            text, [(window.offsets, window.special, probs) for window, probs in windows]
         )
         tok_starts, tok_ends, tok_space = token_arrays(doc)
         return aggregate_on_tokens(
