@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
+from .batching import plan_batches
 from .errors import Errors
 from .runners import BACKENDS, OnnxRunner, TorchRunner, find_onnx_file, onnx_files_to_copy, onnx_providers
 
@@ -571,14 +572,15 @@ class HFEngine:
 
     def logits(self, windows: Sequence[Window], batch_size: int) -> List[np.ndarray]:
         """Raw float32 logits for each window (token task: (n, labels); sequence
-        task: (labels,)), computed in length-sorted batches."""
+        task: (labels,)), computed in length-sorted batches of at most
+        `batch_size` windows, closed early where padding would dominate (see
+        `batching.plan_batches`)."""
         out: List[Optional[np.ndarray]] = [None] * len(windows)
         if not windows:
             return []
         lengths = np.array([len(w.ids) for w in windows])
-        order = np.argsort(-lengths, kind="stable")
-        for b in range(0, len(order), batch_size):
-            rows = order[b : b + batch_size].tolist()
+        for batch in plan_batches(lengths, batch_size):
+            rows = batch.tolist()
             logits = self.runner(self.padded([windows[i] for i in rows]))
             for r, i in enumerate(rows):
                 out[i] = logits[r, : lengths[i]] if self.task == "token" else logits[r]
