@@ -267,12 +267,16 @@ def test_viterbi_without_any_allowed_sequence_falls_back_to_argmax():
     assert viterbi(np.zeros((0, 2)), [True] * 2, [[True] * 2] * 2, [True] * 2).tolist() == []
 
 
-def on_tokens_decoded(text, words, pieces, labels, decoding, label_set=LABELS, scheme="bio"):
+def decode_words(text, words, rows, decoding):
+    """Entities over whitespace-split-like `words`, one model token per word."""
     ts, te, sp = words_of(text, words)
-    starts, ends = window(text, pieces)
-    return aggregate_on_tokens(
-        probs_for(labels), starts, ends, ts, te, sp, label_set, "first", scheme, decoding=decoding
-    )
+    keep = ~sp
+    return [
+        (e.label, e.start, e.end)
+        for e in aggregate_on_tokens(
+            rows.astype(np.float32), ts[keep], te[keep], ts, te, sp, LABELS, "first", "bio", decoding=decoding
+        )
+    ]
 
 
 def test_viterbi_prefers_the_likely_opening_over_an_orphan_continuation():
@@ -281,14 +285,11 @@ def test_viterbi_prefers_the_likely_opening_over_an_orphan_continuation():
     rows = probs_for(["O", "I-PER", "I-PER", "O", "I-LOC"])
     rows[1] = [0.02, 0.40, 0.55, 0.01, 0.01, 0.005, 0.005]  # I-PER > B-PER > O
     rows[4] = [0.30, 0.01, 0.01, 0.01, 0.01, 0.25, 0.41]  # I-LOC > O > B-LOC
-    ts, te, sp = words_of(text, words)
-    greedy = aggregate_on_tokens(rows.astype(np.float32), ts, te, ts, te, sp, LABELS, "first", "bio")
-    best = aggregate_on_tokens(
-        rows.astype(np.float32), ts, te, ts, te, sp, LABELS, "first", "bio", decoding="viterbi"
-    )
-    assert [(e.label, e.start, e.end) for e in greedy] == [("PER", 1, 3), ("LOC", 4, 5)]
+    assert decode_words(text, words, rows, "greedy") == [("PER", 1, 3), ("LOC", 4, 5)]
     # PER: B-PER (0.40) then I-PER; LOC: O (0.30) beats B-LOC (0.25), I-LOC cannot start
-    assert [(e.label, e.start, e.end) for e in best] == [("PER", 1, 3)]
+    assert decode_words(text, words, rows, "viterbi") == [("PER", 1, 3)]
+    ts, te, sp = words_of(text, words)
+    best = aggregate_on_tokens(rows.astype(np.float32), ts, te, ts, te, sp, LABELS, "first", "bio", decoding="viterbi")
     assert best[0].score == pytest.approx((0.40 + 0.9) / 2)
 
 
@@ -297,13 +298,8 @@ def test_viterbi_fixes_a_type_switch_inside_an_entity():
     words = text.split()
     rows = probs_for(["O", "B-ORG", "I-ORG", "I-LOC", "O"])
     rows[3] = [0.01, 0.01, 0.01, 0.01, 0.40, 0.01, 0.55]  # I-LOC > I-ORG
-    ts, te, sp = words_of(text, words)
-    greedy = aggregate_on_tokens(rows.astype(np.float32), ts, te, ts, te, sp, LABELS, "first", "bio")
-    best = aggregate_on_tokens(
-        rows.astype(np.float32), ts, te, ts, te, sp, LABELS, "first", "bio", decoding="viterbi"
-    )
-    assert [(e.label, e.start, e.end) for e in greedy] == [("ORG", 1, 3), ("LOC", 3, 4)]
-    assert [(e.label, e.start, e.end) for e in best] == [("ORG", 1, 4)]
+    assert decode_words(text, words, rows, "greedy") == [("ORG", 1, 3), ("LOC", 3, 4)]
+    assert decode_words(text, words, rows, "viterbi") == [("ORG", 1, 4)]
 
 
 def test_viterbi_restarts_after_a_whitespace_word():
@@ -311,12 +307,7 @@ def test_viterbi_restarts_after_a_whitespace_word():
     words = ["Angela", "Merkel", "\n", "Paris"]
     rows = probs_for(["B-PER", "I-PER", "O"])
     rows[2] = [0.30, 0.01, 0.01, 0.01, 0.01, 0.25, 0.41]  # I-LOC, but it opens a new run
-    ts, te, sp = words_of(text, words)
-    starts, ends = window(text, ["Angela", "Merkel", "Paris"])
-    best = aggregate_on_tokens(
-        rows.astype(np.float32), starts, ends, ts, te, sp, LABELS, "first", "bio", decoding="viterbi"
-    )
-    assert [(e.label, e.start, e.end) for e in best] == [("PER", 0, 2)]
+    assert decode_words(text, words, rows, "viterbi") == [("PER", 0, 2)]
 
 
 def test_viterbi_on_bioes_never_leaves_an_entity_open():
@@ -336,4 +327,4 @@ def test_viterbi_on_bioes_never_leaves_an_entity_open():
 
 def test_unknown_decoding_is_refused():
     with pytest.raises(ValueError, match="decoding"):
-        on_tokens_decoded("a", ["a"], ["a"], ["O"], "beam")
+        decode_words("a", ["a"], probs_for(["O"]), "beam")
