@@ -36,12 +36,14 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import numpy as np  # noqa: E402
 
 
-def raw_batches(tokenizer: Any, texts: Sequence[str], window: int, stride: int, batch: int):
-    """Tokenize all texts into windows, sort them by length, and yield padded
-    (input_ids, attention_mask, token_type_ids) batches."""
+def raw_batches(tokenizer: Any, texts: Sequence[str], window: int, stride: int, batch: int, overflow: bool = True):
+    """Tokenize all texts into windows (`overflow`: a long text gives several,
+    overlapping by `stride`; else it is truncated to one), sort them by length,
+    and yield padded (input_ids, attention_mask, token_type_ids) batches."""
+    kwargs: Dict[str, Any] = {"stride": stride, "return_overflowing_tokens": True} if overflow else {}
     ids = tokenizer(
-        list(texts), truncation=True, max_length=window, stride=stride, return_overflowing_tokens=True,
-        padding=False, return_attention_mask=False, return_token_type_ids=False,
+        list(texts), truncation=True, max_length=window, padding=False,
+        return_attention_mask=False, return_token_type_ids=False, **kwargs,
     )["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     pad = tokenizer.pad_token_id or 0

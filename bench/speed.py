@@ -58,6 +58,7 @@ import psutil  # noqa: E402
 import torch  # noqa: E402
 
 from conll import fetch_conll, read_conll, read_conll_docs  # noqa: E402
+from onnx_speed import raw_batches  # noqa: E402  (bench/ is on sys.path as the script's folder)
 
 CONTENDERS = ("raw", "hf", "hftp", "hf_ner", "onnx", "textcat")
 PROBE_BATCHES = (1, 8, 32, 64, 128)
@@ -184,26 +185,12 @@ def measure(
 
 def raw_runner(tokenizer, model, device, window: int, stride: int, batch: int, task: str):
     """(a): tokenization + forward, nothing else."""
-    pad = tokenizer.pad_token_id or 0
 
     def run(texts: List[str]) -> None:
-        kwargs: Dict[str, Any] = dict(
-            truncation=True, max_length=window, padding=False,
-            return_attention_mask=False, return_token_type_ids=False,
-        )
-        if task == "token":
-            kwargs.update(stride=stride, return_overflowing_tokens=True)
-        ids = tokenizer(texts, **kwargs)["input_ids"]
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         with torch.inference_mode():
-            for b in range(0, len(order), batch):
-                rows = [ids[i] for i in order[b : b + batch]]
-                arr = np.full((len(rows), len(rows[0])), pad, dtype=np.int64)
-                mask = np.zeros_like(arr)
-                for r, row in enumerate(rows):
-                    arr[r, : len(row)] = row
-                    mask[r, : len(row)] = 1
-                out = model(input_ids=torch.from_numpy(arr).to(device), attention_mask=torch.from_numpy(mask).to(device))
+            for arrays in raw_batches(tokenizer, texts, window, stride, batch, overflow=task == "token"):
+                out = model(input_ids=torch.from_numpy(arrays["input_ids"]).to(device),
+                            attention_mask=torch.from_numpy(arrays["attention_mask"]).to(device))
                 out.logits.float().cpu()
 
     return run
