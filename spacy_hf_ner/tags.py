@@ -120,7 +120,8 @@ def transition_constraints(
             parts.append((label[0] if label[0] in "BI" else None, label[2:]))
         else:
             prefix, typ = split_tag(label, scheme)
-            parts.append((prefix if label[0] in _BIOES | _BILUO else None, typ))
+            # split_tag returns a label without the scheme's prefix whole
+            parts.append((prefix, typ) if typ != label else (None, label))
     # continuing labels need an opener of their type just before them
     needs_open = [p in ("I", "E") if scheme != "bio" else p == "I" for p, _ in parts]
     # opening labels (BIOES/BILUO only) need a continuation just after them
