@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("corpus", type=Path, help="dir with train.spacy / test.spacy")
     ap.add_argument("output", type=Path, help="metrics JSON")
     ap.add_argument("--model-dir", type=Path, default=Path("training/trainer"))
-    ap.add_argument("--max-steps", type=int, default=1650)
+    ap.add_argument("--max-steps", type=int, default=3300)
     ap.add_argument("--warmup-steps", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch-size", type=int, default=4, help="docs per batch (~500 words)")
