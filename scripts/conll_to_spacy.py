@@ -1,6 +1,10 @@
 #!/usr/bin/env python
 """Convert CoNLL-2003 English (IOB2) to spaCy DocBins: corpus/{train,dev,test}.spacy.
 
+Also writes ``corpus/train_dev/`` holding train and dev together (spaCy's
+corpus reader takes a directory of ``.spacy`` files): the data of the final
+model, retrained on both once the recipe has been chosen on dev.
+
 Each spaCy Doc holds up to `--n-sents` consecutive sentences of one news
 document (never crossing ``-DOCSTART-``), so the model sees the context a
 real article gives it; `--n-sents 1` gives one Doc per sentence. Sentence
@@ -11,6 +15,7 @@ commit it (Reuters licence).
     python scripts/conll_to_spacy.py corpus --n-sents 8
 """
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -51,6 +56,11 @@ def main() -> None:
         n_sents = sum(len(list(d.sents)) for d in docs)
         n_ents = sum(len(d.ents) for d in docs)
         print(f"{name}: {len(docs)} docs, {n_sents} sentences, {n_ents} entities -> {args.output / (name + '.spacy')}")
+    combined = args.output / "train_dev"
+    combined.mkdir(exist_ok=True)
+    for name in ("train", "dev"):
+        shutil.copyfile(args.output / f"{name}.spacy", combined / f"{name}.spacy")
+    print(f"train + dev -> {combined}/")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""The spaCy project (project.yml): valid, and every workflow step's inputs come from somewhere.
+
+The full workflow takes hours (it trains on CoNLL-2003), so CI does not run it;
+these checks catch the mistakes that would only show up hours into a run: a
+workflow naming a command that does not exist, a script that is not there, a
+step that reads what no earlier step writes.
+"""
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+weasel_util = pytest.importorskip("weasel.util")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def project():
+    # validates the schema and that workflows only name defined commands
+    return weasel_util.load_project_config(ROOT)
+
+
+def tracked_files():
+    out = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    return set(out.stdout.split())
+
+
+def test_project_scripts_exist(project):
+    for command in project["commands"]:
+        for line in command.get("script", []):
+            for script in re.findall(r"\bscripts/[\w/]+\.py\b", line):
+                assert (ROOT / script).is_file(), f"{command['name']}: {script} missing"
+
+
+@pytest.mark.parametrize("workflow", ["all", "extras"])
+def test_project_workflow_deps_are_produced_in_order(project, workflow):
+    """Each dep of a step is a tracked file or an output of an earlier step."""
+    tracked = tracked_files()
+    commands = {c["name"]: c for c in project["commands"]}
+    produced = set()
+
+    def available(dep):
+        return (
+            dep in tracked
+            or any(dep == out or dep.startswith(out.rstrip("/") + "/") for out in produced)
+        )
+
+    for name in project["workflows"][workflow]:
+        command = commands[name]
+        missing = [dep for dep in command.get("deps", []) if not available(dep)]
+        assert not missing, f"{workflow}: step {name!r} needs {missing}, which no earlier step writes"
+        produced.update(command.get("outputs", []))
+        produced.update(command.get("outputs_no_cache", []))
+
+
+def test_shipped_model_comes_from_the_workflow(project):
+    """assemble and export-default read a model that the `all` workflow trains."""
+    commands = {c["name"]: c for c in project["commands"]}
+    trained = {
+        out
+        for name in project["workflows"]["all"]
+        for out in commands[name].get("outputs", [])
+        if out.startswith("training/")
+    }
+    for name in ("assemble", "export-default"):
+        (model,) = [d for d in commands[name]["deps"] if d.startswith("training/")]
+        assert model in trained, f"{name} reads {model}, not trained by `all` ({sorted(trained)})"
