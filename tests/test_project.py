@@ -71,3 +71,29 @@ def test_shipped_model_comes_from_the_workflow(project):
     for name in ("assemble", "export-default"):
         (model,) = [d for d in commands[name]["deps"] if d.startswith("training/")]
         assert model in trained, f"{name} reads {model}, not trained by `all` ({sorted(trained)})"
+
+
+def load_script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_model_card_states_training_data_and_checkpoint(tmp_path):
+    """export_default's card says what the model was trained on, from the config."""
+    describe = load_script("export_default").describe_training
+    combined = tmp_path / "train_dev"
+    combined.mkdir()
+    for name in ("dev", "train"):
+        (combined / f"{name}.spacy").write_bytes(b"")
+    splits, selection = describe({"paths": {"train": str(combined)}}, "model-last")
+    assert splits == "train and dev splits"
+    assert "last step" in selection and "dev is training data" in selection
+    splits, selection = describe({"paths": {"train": str(combined / "train.spacy")}}, "model-best")
+    assert splits == "train split"
+    assert "best dev F1" in selection
+    with pytest.raises(SystemExit, match="paths.train"):
+        describe({"paths": {"train": str(tmp_path / "empty")}}, "model-last")
