@@ -87,13 +87,14 @@ def describe_training(config, checkpoint: str):
     if train.suffix == ".spacy":
         names = [train.stem]
     else:
-        names = sorted(p.stem for p in train.glob("*.spacy")) if train.is_dir() else []
+        order = {"train": 0, "dev": 1}  # then any other split, by name
+        found = train.glob("*.spacy") if train.is_dir() else []
+        names = sorted((p.stem for p in found), key=lambda n: (order.get(n, 2), n))
     if not names:
         raise SystemExit(
             f"paths.train = {str(train)!r} in the pipeline's config is neither a .spacy file "
             "nor a directory of them: run this from the directory `spacy train` ran in"
         )
-    names.sort(key=lambda n: ("train", "dev").index(n) if n in ("train", "dev") else 2)
     splits = " and ".join(names) + (" splits" if len(names) > 1 else " split")
     if checkpoint == "model-last":
         selection = "the checkpoint of the last step"

@@ -22,6 +22,11 @@ def project():
     return weasel_util.load_project_config(ROOT)
 
 
+@pytest.fixture(scope="module")
+def commands(project):
+    return {c["name"]: c for c in project["commands"]}
+
+
 def tracked_files():
     out = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=False
@@ -31,18 +36,17 @@ def tracked_files():
     return set(out.stdout.split())
 
 
-def test_project_scripts_exist(project):
-    for command in project["commands"]:
+def test_project_scripts_exist(commands):
+    for command in commands.values():
         for line in command.get("script", []):
             for script in re.findall(r"\bscripts/[\w/]+\.py\b", line):
                 assert (ROOT / script).is_file(), f"{command['name']}: {script} missing"
 
 
 @pytest.mark.parametrize("workflow", ["all", "extras"])
-def test_project_workflow_deps_are_produced_in_order(project, workflow):
+def test_project_workflow_deps_are_produced_in_order(project, commands, workflow):
     """Each dep of a step is a tracked file or an output of an earlier step."""
     tracked = tracked_files()
-    commands = {c["name"]: c for c in project["commands"]}
     produced = set()
 
     def available(dep):
@@ -59,9 +63,8 @@ def test_project_workflow_deps_are_produced_in_order(project, workflow):
         produced.update(command.get("outputs_no_cache", []))
 
 
-def test_shipped_model_comes_from_the_workflow(project):
+def test_shipped_model_comes_from_the_workflow(project, commands):
     """assemble and export-default read a model that the `all` workflow trains."""
-    commands = {c["name"]: c for c in project["commands"]}
     trained = {
         out
         for name in project["workflows"]["all"]
