@@ -239,7 +239,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", default=str(REPO_ROOT / "build" / "conll_eval.json"))
     args = ap.parse_args()
-    from spacy_hf_ner.engine import resolve_model
+    from spacy_hf_ner.sources import resolve_model
 
     model = resolve_model(args.model, "bench")
     model = str(Path(model).resolve()) if Path(model).is_dir() else model

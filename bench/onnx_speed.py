@@ -12,7 +12,7 @@
    with backend "onnx" on each file, on the gold tokenization, and their
    `nlp.pipe` docs/s.
 
-    python -m spacy_hf_ner.export_onnx spacy-hf-ner:en_conll03 /tmp/en_conll03_onnx --quantize int8
+    spacy-hf-ner export-onnx spacy-hf-ner:en_conll03 /tmp/en_conll03_onnx --quantize int8
     python bench/onnx_speed.py /tmp/en_conll03_onnx corpus/test.spacy --out bench/results/onnx_cpu.json
 
 Threads: torch and ONNX Runtime both get `--threads` intra-op threads.
@@ -107,7 +107,7 @@ def seqeval_f1(nlp: Any, gold_docs: Sequence[Any]) -> Dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("export", type=Path, help="output dir of `python -m spacy_hf_ner.export_onnx`")
+    ap.add_argument("export", type=Path, help="output dir of `spacy-hf-ner export-onnx`")
     ap.add_argument("gold", type=Path, help="DocBin with gold entities (CoNLL-2003 test)")
     ap.add_argument("--model", default="spacy-hf-ner:en_conll03", help="the torch model that was exported")
     ap.add_argument("--onnx-files", default="onnx/model.onnx,onnx/model_int8.onnx")
@@ -127,7 +127,7 @@ def main() -> None:
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     import spacy_hf_ner  # noqa: F401  registers the factories
-    from spacy_hf_ner.engine import resolve_model
+    from spacy_hf_ner.sources import resolve_model
 
     warnings.filterwarnings("ignore")
     model_dir = resolve_model(args.model, "bench")

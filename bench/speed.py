@@ -240,7 +240,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     import spacy_hf_ner  # noqa: F401
-    from spacy_hf_ner.engine import resolve_model
+    from spacy_hf_ner.sources import resolve_model
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -251,7 +251,7 @@ def main() -> None:
     corpora = load_corpora(args.corpora.split(","), args.limit)
     if "onnx" in only and args.onnx is None:
         # (e) needs an export: made here, as `spacy-hf-ner export-onnx --quantize int8` makes it
-        from spacy_hf_ner.export_onnx import INT8_FILE, main as export_onnx
+        from spacy_hf_ner.backends.export_onnx import INT8_FILE, main as export_onnx
 
         args.onnx = tempfile.mkdtemp(prefix="bench-onnx-")
         if export_onnx([args.model, args.onnx, "--quantize", "int8"]) != 0:

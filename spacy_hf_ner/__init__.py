@@ -1,6 +1,7 @@
 """spacy-hf-ner: Hugging Face token and text classifiers as spaCy components."""
 from .errors import HFNerWarning
 from .ner import HFNer, make_hf_ner, ner_score
+from .sources import load_pipeline
 from .tagger import HFTagger, make_hf_tagger, tagger_score
 from .textcat import HFTextcat, make_hf_textcat, textcat_score
 
@@ -10,6 +11,7 @@ __all__ = [
     "HFNerWarning",
     "HFTagger",
     "HFTextcat",
+    "load_pipeline",
     "make_hf_ner",
     "make_hf_tagger",
     "make_hf_textcat",

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 def _add_serve(parser: argparse.ArgumentParser) -> None:
     from dataclasses import fields
 
-    from .serve_config import ServeConfig
+    from .serve.config import ServeConfig
 
     DEFAULTS = {f.name: f.default for f in fields(ServeConfig)}
 
@@ -38,21 +38,16 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     try:
-        from .serve import serve
-        from .serve_config import ServeConfig
+        from .serve.app import serve
+        from .serve.config import ServeConfig
     except ImportError as e:
         print(f"spacy-hf-ner serve needs the serve extra ({e}). Fix: pip install 'spacy-hf-ner[serve]'", file=sys.stderr)
         return 1
     try:
-        config = ServeConfig(
-            max_batch=args.max_batch,
-            max_wait_ms=args.max_wait_ms,
-            max_queue=args.max_queue,
-            max_inputs=args.max_inputs,
-            max_body_bytes=args.max_body_bytes,
-            timeout_s=args.timeout_s,
-        )
+        config = ServeConfig(**{f.name: getattr(args, f.name) for f in fields(ServeConfig)})
         serve(args.pipeline, host=args.host, port=args.port, config=config, lang=args.lang, log_level=args.log_level)
     except ValueError as e:
         print(str(e), file=sys.stderr)
@@ -61,13 +56,13 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _add_export_onnx(parser: argparse.ArgumentParser) -> None:
-    from .export_onnx import add_arguments
+    from .backends.export_onnx import add_arguments
 
     add_arguments(parser)
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
-    from .export_onnx import run
+    from .backends.export_onnx import run
 
     return run(args)
 

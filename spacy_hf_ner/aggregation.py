@@ -7,23 +7,22 @@ Two front ends share one implementation:
   one window of model tokens, for all five strategies, and
   `merge_overlapping` reproduces its `aggregate_overlapping_entities`, used when a
   long text is split into several windows.
-* `aggregate_on_tokens` aggregates the same scores over *given* words (spaCy's
-  tokens), so that an entity can never start or end inside a word, nor run across a
-  whitespace token such as a newline.
+* `decode_words` labels *given* words (spaCy's tokens, or units of them) from
+  the same scores, aligned by `alignment.align`, so that an entity can never
+  start or end inside a word, nor run across a whitespace word such as a
+  newline.
 
 Pure logic: numpy only, no spaCy, no torch. Scores are the softmax probabilities
 of the model, one row per model token, special tokens already removed.
 """
 from functools import lru_cache
-from typing import Iterable, List, Literal, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .tags import Scheme, entity_type, hf_get_tag, split_tag, transition_constraints
-
-Strategy = Literal["none", "simple", "first", "average", "max"]
-STRATEGIES: Tuple[str, ...] = ("none", "simple", "first", "average", "max")
-WORD_STRATEGIES: Tuple[str, ...] = ("first", "average", "max")
+from .alignment import Alignment, best_labels, pool_rows, pool_words
+from .tags import entity_type, hf_get_tag, split_tag, transition_constraints
+from .ty import Scheme
 
 
 class Entity(NamedTuple):
@@ -39,6 +38,12 @@ class Entity(NamedTuple):
     start: int
     end: int
     index: int
+    # the window the entity was found in (its position in the batch's windows)
+    window: int = -1
+    # the rows [a, b) of each of its words among the window's non-special tokens
+    # (one per token for "none" and "simple"): what transformers builds the
+    # entity's "word" string from
+    words: Tuple[Tuple[int, int], ...] = ()
 
 
 class TokenEntity(NamedTuple):
@@ -76,46 +81,6 @@ def subword_flags(
             count=len(starts),
         )
     return flags & ~unknown
-
-
-def _word_rows(probs: np.ndarray, word_starts: np.ndarray, strategy: str) -> np.ndarray:
-    """The score row of each word made of consecutive rows of `probs`, pooled as
-    transformers' `aggregate_word` pools them: the first subword's row ("first"),
-    the mean of the rows ("average"), or the row holding the word's highest score
-    ("max").
-
-    word_starts: sorted row indices where each word begins (the first is 0).
-    """
-    if strategy == "first":
-        return probs[word_starts]
-    if strategy == "average":
-        counts = np.diff(np.append(word_starts, len(probs)))
-        means = np.add.reduceat(probs, word_starts, axis=0) / counts[:, None]
-        if np.isnan(probs).any():  # transformers uses nanmean; keep its NaN rule
-            means = np.stack(
-                [np.nanmean(probs[a : a + n], axis=0) for a, n in zip(word_starts, counts)]
-            )
-        return means
-    if strategy == "max":
-        row_max = probs.max(axis=1)
-        bounds = np.append(word_starts, len(probs)).tolist()
-        best = np.array(
-            [a + int(row_max[a:b].argmax()) for a, b in zip(bounds[:-1], bounds[1:])],
-            dtype=np.int64,
-        )
-        return probs[best]
-    raise ValueError(f"Invalid aggregation strategy for words: {strategy!r}")
-
-
-def _word_scores(
-    probs: np.ndarray, word_starts: np.ndarray, strategy: str
-) -> Tuple[np.ndarray, np.ndarray]:
-    """Label ids and scores of words made of consecutive rows of `probs`:
-    exactly transformers' `aggregate_word` for "first", "average" and "max"
-    (each word takes its best label in its pooled row, see `_word_rows`)."""
-    rows = _word_rows(probs, word_starts, strategy)
-    ids = rows.argmax(axis=1)
-    return ids, rows[np.arange(len(ids)), ids].astype(probs.dtype)
 
 
 def viterbi(
@@ -207,50 +172,29 @@ def aggregate_window(
     id2label: Sequence[str],
     strategy: str,
     ignore_labels: Iterable[str] = ("O",),
+    window: int = -1,
 ) -> List[Entity]:
-    """Entities of one window, exactly as transformers' pipeline finds them.
+    """Entities of one window, exactly as transformers' pipeline finds them,
+    each with the rows of its words (`Entity.words`).
 
     probs: (n_tokens, n_labels) softmax scores of the non-special tokens.
     starts, ends: their character offsets. is_subword: see `subword_flags`.
     index: their positions in the window (for strategy "none").
+    window: stamped on each entity (`Entity.window`).
     """
-    return [
-        entity
-        for entity, _ in aggregate_window_words(
-            probs, starts, ends, is_subword, index, id2label, strategy, ignore_labels
-        )
-    ]
-
-
-def aggregate_window_words(
-    probs: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    is_subword: np.ndarray,
-    index: np.ndarray,
-    id2label: Sequence[str],
-    strategy: str,
-    ignore_labels: Iterable[str] = ("O",),
-) -> List[Tuple[Entity, List[Tuple[int, int]]]]:
-    """`aggregate_window`, with the words of each entity: row ranges [a, b) of
-    `probs`, one per word (one per token for "none" and "simple"), from which
-    transformers builds the entity's "word" string."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"Invalid aggregation strategy: {strategy!r}")
     ignore = set(ignore_labels)
     n = len(probs)
     if n == 0:
         return []
     if strategy in ("none", "simple"):
-        ids = probs.argmax(axis=1)
-        scores = probs[np.arange(n), ids]
+        ids, scores = best_labels(probs)
         w_starts, w_ends, w_index = starts, ends, index
         word_rows = np.arange(n + 1)
     else:
         mask = is_subword.copy()
         mask[0] = False
         word_starts = np.flatnonzero(~mask)
-        ids, scores = _word_scores(probs, word_starts, strategy)
+        ids, scores = best_labels(pool_rows(probs, word_starts, strategy))
         w_starts = starts[word_starts]
         w_ends = ends[np.append(word_starts[1:] - 1, n - 1)]
         w_index = index[word_starts]
@@ -259,10 +203,7 @@ def aggregate_window_words(
     labels = [id2label[i] for i in ids.tolist()]
     if strategy == "none":
         return [
-            (
-                Entity(labels[i], float(scores[i]), int(w_starts[i]), int(w_ends[i]), int(w_index[i])),
-                [(i, i + 1)],
-            )
+            Entity(labels[i], float(scores[i]), int(w_starts[i]), int(w_ends[i]), int(w_index[i]), window, ((i, i + 1),))
             for i in range(n)
             if labels[i] not in ignore
         ]
@@ -271,12 +212,9 @@ def aggregate_window_words(
         group = entity_type(labels[a])
         if group in ignore:
             continue
-        score = _mean(scores[a:b])
+        words = tuple((bounds[w], bounds[w + 1]) for w in range(a, b))
         entities.append(
-            (
-                Entity(group, score, int(w_starts[a]), int(w_ends[b - 1]), int(w_index[a])),
-                [(bounds[w], bounds[w + 1]) for w in range(a, b)],
-            )
+            Entity(group, _mean(scores[a:b]), int(w_starts[a]), int(w_ends[b - 1]), int(w_index[a]), window, words)
         )
     return entities
 
@@ -311,29 +249,25 @@ def _constraints(labels: Tuple[str, ...], scheme: Scheme) -> Tuple[np.ndarray, n
     return np.array(start), np.array(allowed), np.array(end)
 
 
-def aggregate_on_tokens(
-    probs: np.ndarray,
-    starts: np.ndarray,
-    ends: np.ndarray,
-    tok_starts: np.ndarray,
-    tok_ends: np.ndarray,
-    tok_is_space: np.ndarray,
+def decode_words(
+    rows: np.ndarray,
+    alignment: Alignment,
+    w_is_space: np.ndarray,
     id2label: Sequence[str],
     strategy: str,
     scheme: Scheme,
     ignore_labels: Iterable[str] = ("O",),
     decoding: str = "greedy",
 ) -> List[TokenEntity]:
-    """Entities over given words (spaCy tokens) from model-token scores.
+    """Entities over words from the scores of the model tokens aligned with them.
 
-    probs, starts, ends: model tokens sorted by start, their offsets already
-        stripped of whitespace and non-empty (see `alignment.strip_offsets`).
-    tok_starts, tok_ends: character offsets of the words (without trailing
-        whitespace); tok_is_space: words that are whitespace only.
+    rows: (n_model, labels) softmax scores of the aligned model tokens.
+    alignment: `alignment.align` of those tokens with the words.
+    w_is_space: the words that are whitespace only.
 
-    Each word takes the scores of the model tokens that start inside it, pooled by
-    `strategy` ("first", "average" or "max", as transformers pools subwords). A
-    word covered only by a model token that started in an earlier word continues
+    Each word takes the scores of the model tokens that start inside it, pooled
+    by `strategy` ("first", "average" or "max", as transformers pools subwords).
+    A word covered by a model token that started in the word before continues
     that word's entity; a word with no model token at all (whitespace, or
     characters the tokenizer dropped) is outside every entity. Words are grouped
     into entities by the tag scheme, and whitespace words always break a group.
@@ -343,52 +277,31 @@ def aggregate_on_tokens(
         the best label sequence that the tag scheme allows (an "I-T" only after
         "B-T"/"I-T"; with BIOES/BILUO every entity closed), from the same pooled
         scores. An entity's score is the mean of its words' scores for their labels.
+    RETURNS (List[TokenEntity]): entities in word indices.
     """
-    if strategy not in WORD_STRATEGIES:
-        raise ValueError(
-            f"Strategy {strategy!r} does not aggregate words; use one of {WORD_STRATEGIES}"
-        )
     ignore = set(ignore_labels)
-    n_tok = len(tok_starts)
-    if n_tok == 0 or len(probs) == 0:
+    owners, pooled = pool_words(rows, alignment, strategy)
+    if len(owners) == 0:
         return []
-    word = np.searchsorted(tok_starts, starts, side="right") - 1
-    inside = (word >= 0) & (starts < tok_ends[np.maximum(word, 0)])
-    probs, starts, ends, word = probs[inside], starts[inside], ends[inside], word[inside]
-    if len(probs) == 0:
-        return []
-    first_of_word = np.ones(len(word), dtype=bool)
-    first_of_word[1:] = word[1:] != word[:-1]
-    row_starts = np.flatnonzero(first_of_word)
-    rows = _word_rows(probs, row_starts, strategy)
-    ids = rows.argmax(axis=1)
-    owner = word[row_starts]
-    # words continued by a model token that started in an earlier word
-    last_word = np.searchsorted(tok_starts, ends, side="left") - 1
-    continued = np.zeros(n_tok, dtype=bool)
-    for w, lw in zip(word.tolist(), last_word.tolist()):
-        if lw > w:
-            continued[w + 1 : lw + 1] = True
-    continued[owner] = False
-
-    # one item per labelled word, stretched over the words it continues into
-    owned = dict(zip(owner.tolist(), range(len(owner))))
+    # one item per labelled word, stretched over the words it covers after it
     items: List[int] = []
     first: List[int] = []
     last: List[int] = []
     breaks: List[bool] = []
-    for w in range(n_tok):
+    owned = dict(zip(owners.tolist(), range(len(owners))))
+    cover = alignment.cover.tolist()
+    for w in range(len(w_is_space)):
         j = owned.get(w)
-        if j is not None and not tok_is_space[w]:
+        if j is not None and not w_is_space[w]:
             breaks.append(not last or last[-1] != w - 1)
             items.append(j)
             first.append(w)
             last.append(w)
-        elif continued[w] and last and last[-1] == w - 1:
+        elif cover[w] >= 0 and last and last[-1] == w - 1:
             last[-1] = w
     if not items:
         return []
-    item_rows = rows[items]
+    item_rows = pooled[items]
     if decoding == "viterbi":
         start, allowed, end = _constraints(tuple(id2label), scheme)
         chosen = np.empty(len(items), dtype=np.int64)
@@ -396,16 +309,15 @@ def aggregate_on_tokens(
         for a, b in zip(bounds[:-1], bounds[1:]):
             chosen[a:b] = viterbi(item_rows[a:b], start, allowed, end)
     elif decoding == "greedy":
-        chosen = ids[items]
+        chosen = item_rows.argmax(axis=1)
     else:
         raise ValueError(f"Invalid decoding: {decoding!r}; use 'greedy' or 'viterbi'")
-    item_scores = item_rows[np.arange(len(items)), chosen].astype(probs.dtype)
+    item_scores = item_rows[np.arange(len(items)), chosen].astype(rows.dtype)
     labels = [id2label[i] for i in chosen.tolist()]
     entities: List[TokenEntity] = []
     for a, b in _group(labels, scheme=scheme, breaks=breaks):
         group = entity_type(labels[a])
         if group in ignore:
             continue
-        score = _mean(item_scores[a:b])
-        entities.append(TokenEntity(group, score, first[a], last[b - 1] + 1))
+        entities.append(TokenEntity(group, _mean(item_scores[a:b]), first[a], last[b - 1] + 1))
     return entities

@@ -16,16 +16,14 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-FUNCTIONS = ("auto", "sigmoid", "softmax", "none")
-
 
 def resolve_function(function_to_apply: str, problem_type: Optional[str], num_labels: int) -> str:
     """The activation that `function_to_apply` means for a model with this
     `problem_type` and number of outputs: "sigmoid", "softmax" or "none"."""
-    if function_to_apply != "auto":
-        if function_to_apply not in FUNCTIONS:
-            raise ValueError(f"unknown function_to_apply {function_to_apply!r}")
+    if function_to_apply in ("sigmoid", "softmax", "none"):
         return function_to_apply
+    if function_to_apply != "auto":
+        raise ValueError(f"unknown function_to_apply {function_to_apply!r}")
     if problem_type == "regression":
         return "none"
     if problem_type == "multi_label_classification" or num_labels == 1:

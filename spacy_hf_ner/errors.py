@@ -1,105 +1,189 @@
-"""Error and warning messages. Each names the config key at fault and shows a fix."""
+"""Error and warning messages. Each carries its code, names the component and
+the config key (or file) at fault, and shows a fix.
+
+    >>> Errors.E001.format(name="hf_ner", model="/no/dir")
+    "[E001] hf_ner: config key `model` = '/no/dir' is a local path, ..."
+
+No spaCy import (the command line reads this), so the codes are added here as
+spaCy's own `ErrorsWithCodes` adds them.
+"""
 
 
 class HFNerWarning(UserWarning):
     """Warnings of spacy-hf-ner; filter them with
-    `warnings.filterwarnings("ignore", category=HFNerWarning)`."""
+    `warnings.filterwarnings("ignore", category=HFNerWarning)`, or one of them
+    by its code: `warnings.filterwarnings("ignore", message=r"\\[W005\\]")`."""
 
 
-class Errors:
+class _WithCodes(type):
+    """Class attributes named like a code read as "[CODE] message"."""
+
+    def __getattribute__(cls, code: str) -> str:
+        message = super().__getattribute__(code)
+        if code.startswith("__") or not isinstance(message, str):
+            return message
+        return f"[{code}] {message}"
+
+
+class Errors(metaclass=_WithCodes):
     E001 = (
-        "[{name}] config key `model` = '{model}' is a local path, but there is no "
+        "{name}: config key `model` = '{model}' is a local path, but there is no "
         "directory there. Fix: point `model` at a folder holding config.json and the "
         "weights (e.g. one written by `model.save_pretrained(...)`), or use a Hugging "
         "Face hub id such as 'dslim/bert-base-NER'."
     )
     E002 = (
-        "[{name}] could not load config key `model` = '{model}' (revision={revision}): "
+        "{name}: could not load config key `model` = '{model}' (revision={revision}): "
         "{error}\nFix: check the hub id or folder. Offline, use a local directory, or a "
         "model already in the Hugging Face cache with HF_HUB_OFFLINE=1."
     )
     E003 = (
-        "[{name}] config key `model` = '{model}' is a {architectures} model, not a "
-        "token classifier (an *ForTokenClassification architecture). Fix: use a "
-        "token-classification model for `{factory}`{hint}."
+        "{name}: config key `model` = '{model}' is a {architectures} model, not a "
+        "{kind} classifier (an *{suffix} architecture). Fix: use a {kind}-classification "
+        "model for `{factory}`{hint}."
     )
     E004 = (
-        "[{name}] the tokenizer of `model` = '{model}' is not a fast tokenizer, so it "
+        "{name}: the tokenizer of `model` = '{model}' is not a fast tokenizer, so it "
         "gives no character offsets and entities could not be mapped to the text. "
         "Fix: use a model that ships a tokenizer.json (a fast tokenizer), or convert it "
         "with `AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir)`."
     )
     E005 = (
-        "[{name}] config key `stride` = {stride} must be smaller than the window of "
+        "{name}: config key `stride` = {stride} must be smaller than the window of "
         "{window} model tokens (`max_length` {max_length} minus {special} special "
         "tokens). Fix: set `stride` to at most {limit}, e.g. {suggest}."
     )
-    E006 = (
-        "[{name}] config key `device` = '{device}' is not a device. Fix: use 'auto', "
-        "'cpu', 'cuda', 'cuda:N' or 'mps'."
-    )
     E007 = (
-        "[{name}] config key `device` = '{device}' asks for a device that torch "
+        "{name}: config key `device` = '{device}' asks for a device that torch "
         "cannot see here ({reason}). Fix: use device = 'auto' to fall back to the CPU."
     )
     E008 = (
-        "[{name}] config key `aggregation_strategy` = '{strategy}' does not group "
+        "{name}: config key `aggregation_strategy` = '{strategy}' does not group "
         "subwords into words, so it cannot be used with `words` = 'spacy'. Fix: set "
         "`aggregation_strategy` to 'first', 'average' or 'max', or set `words` = "
         "'model' for transformers' exact '{strategy}' behaviour."
     )
-    E009 = "[{name}] config key `{key}` = {value!r} {problem}. Fix: {fix}"
+    E009 = "{name}: config key `{key}` = {value!r} {problem}. Fix: {fix}."
     E010 = (
-        "[{name}] the model's `id2label` has {n_labels} labels but its classifier "
+        "{name}: the model's `id2label` has {n_labels} labels but its classifier "
         "outputs {n_out} scores. Fix: save the model with a matching "
         "`config.id2label` (and `label2id`)."
     )
     E011 = (
-        "[{name}] cannot train: the training examples have no {what} and no "
+        "{name}: cannot train: the training examples have no {what} and no "
         "`labels` were given. Fix: check the training corpus (`spacy debug data`), "
         "or list the labels in `[initialize.components.{name}] labels`."
     )
     E012 = (
-        "[{name}] config key `model` = '{model}' names no model shipped with "
+        "{name}: config key `model` = '{model}' names no model shipped with "
         "spacy-hf-ner. Fix: use one of: {available}; or a hub id or local directory."
     )
     E013 = (
-        "[{name}] config key `backend` = 'onnx' needs onnxruntime, which is not "
+        "{name}: config key `backend` = 'onnx' needs onnxruntime, which is not "
         "installed. Fix: `pip install spacy-hf-ner[onnx]` (or `pip install "
         "onnxruntime`; onnxruntime-gpu for CUDA), or set `backend` = 'torch'."
     )
     E014 = (
-        "[{name}] backend 'onnx': model '{model}' has no ONNX file at {tried} "
+        "{name}: backend 'onnx': model '{model}' has no ONNX file at {tried} "
         "(config key `onnx_file`). ONNX files found: {found}. Fix: {fix}."
     )
     E015 = (
-        "[{name}] the ONNX graph {path} takes inputs the engine does not provide "
-        "({unknown}; it provides {known}). Fix: export the model with `python -m "
-        "spacy_hf_ner.export_onnx`, whose graph takes only those, or use backend = 'torch'."
+        "{name}: the ONNX graph {path} takes inputs the engine does not provide "
+        "({unknown}; it provides {known}). Fix: export the model with `spacy-hf-ner "
+        "export-onnx` (python -m spacy_hf_ner.backends.export_onnx), whose graph takes only "
+        "those, or use backend = 'torch'."
     )
     E016 = (
-        "[{name}] backend 'onnx' is inference-only: {what} needs a torch model. "
-        "Fix: train with `backend` = 'torch' and export the result with `python -m "
-        "spacy_hf_ner.export_onnx`, or, under `spacy train`, list '{name}' in "
+        "{name}: backend '{backend}' is inference-only: {what} needs a torch model. "
+        "Fix: train with `backend` = 'torch' and export the result with `spacy-hf-ner "
+        "export-onnx` (python -m spacy_hf_ner.backends.export_onnx), or, under `spacy train`, list '{name}' in "
         "`[training] frozen_components` to use it as it is."
+    )
+    E017 = (
+        "load: '{name}' is a spaCy pipeline, whose components keep their own settings "
+        "({keys} were given). Fix: change them in its config.cfg, or serve a bare model."
+    )
+    E018 = (
+        "load: {name!r} is neither a spaCy pipeline (folder with config.cfg, or "
+        "installed package) nor a transformers model ({error}). Fix: give a pipeline "
+        "folder, a package name, a hub id or a model folder."
+    )
+    E019 = (
+        "load: the model {name!r} ({architectures}) is neither a *ForTokenClassification "
+        "nor a *ForSequenceClassification model. Fix: give a token or sequence "
+        "classifier, or a spaCy pipeline."
+    )
+    E020 = (
+        "{name}: config key `backend` = '{backend}' is not a registered backend. Fix: "
+        "use one of {available}, or register yours with "
+        "`@spacy_hf_ner.backends.registry.register(\"{backend}\")` (or the "
+        "`spacy_hf_ner_backends` entry point group)."
+    )
+    E021 = "{name}: config key `{key}` = {value!r} applies to {applies}. Fix: {fix}."
+    E022 = (
+        "{name}: config key `onnx_file` = '{value}' must be a path inside the model "
+        "directory. Fix: put the .onnx file in the model folder (next to config.json) "
+        "and give its relative path, e.g. 'onnx/model.onnx'."
+    )
+    E023 = (
+        "{name}: config key `device` = '{device}' {problem}. Fix: {fix}."
+    )
+    E024 = (
+        "{name}: config key `max_length` = {max_length} is longer than model "
+        "'{model}' can read ({limit} positions). Fix: set `max_length` to at most "
+        "{limit}, or leave it null to use the model's own limit."
+    )
+    E025 = (
+        "{name}: the saved pipeline's {what} '{path}' could not be read ({error}). "
+        "The file is missing, truncated or not what it should be. Fix: re-save the "
+        "pipeline with `nlp.to_disk(...)` from a working copy, or re-create it from "
+        "the original model."
+    )
+    E026 = (
+        "{name}: '{path}' does not match the checksum written with the pipeline "
+        "(sha256 {got}, expected {want}): the file was changed or damaged after "
+        "`nlp.to_disk`. Fix: restore the file, or re-save the pipeline with "
+        "`nlp.to_disk(...)` from a working copy."
+    )
+    E027 = (
+        "{name}: config key `attr` = 'pos' writes token.pos_, which holds only Universal "
+        "POS tags, but the labels of model '{model}' include {shown}. Fix: set `attr` = "
+        "'tag' (or 'auto') to write the labels to token.tag_, or map them to Universal "
+        "POS tags with `label_map`."
     )
 
 
-class Warnings:
+class Warnings(metaclass=_WithCodes):
     W001 = (
-        "[{name}] {count} predicted entit{ies} could not be written to `doc.ents` "
+        "{name}: {count} predicted entit{ies} could not be written to `doc.ents` "
         "({reasons}). Examples: {examples}. Counts so far are in "
         "`nlp.get_pipe('{name}').stats`{hint}."
     )
     W002 = (
-        "[{name}] the tokenizer of '{model}' does not mark subwords, so words are "
+        "{name}: the tokenizer of '{model}' does not mark subwords, so words are "
         "guessed with transformers' fallback heuristic (a token is a new word only "
         "after a space). With `words` = 'spacy' (the default) spaCy's tokens are used "
         "instead."
     )
     W003 = (
-        "[{name}] the classification head of '{model}' lacks labels of the "
-        "training data ({missing}): it is replaced by a new, randomly initialized "
-        "head over the data's labels. To keep a pretrained head, map the data's "
-        "labels onto the model's with `label_map`."
+        "{name}: the classification head of '{model}' lacks labels of the "
+        "training data ({missing}), so it is replaced by a new, randomly initialized "
+        "head over the data's labels. To fine-tune the pretrained head instead, rename "
+        "the data's labels to the model's with `label_map` (model label -> data label, "
+        "e.g. {{\"PER\": \"PERSON\"}})."
+    )
+    W004 = (
+        "{name}: {count} doc(s) were longer than the model's window of {window} tokens "
+        "and were truncated ({why}). Examples: {examples}. Fix: {fix}."
+    )
+    W005 = (
+        "{name}: config key `stride` = {stride} overlaps windows of {window} tokens by "
+        "more than half: each text is read {factor:.1f} times (stride {default}: "
+        "{default_factor:.2f} times). Fix: use a smaller `stride`, e.g. {default}, "
+        "unless the extra context is worth that cost."
+    )
+    W006 = (
+        "{name}: `doc.spans['{key}']` already held {count} span(s) on {docs} doc(s); "
+        "they were replaced (config key `existing_ents` = '{policy}' applies to spans "
+        "too). Fix: set `spans_key` to another key to keep both."
     )

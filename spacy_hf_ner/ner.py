@@ -1,127 +1,60 @@
-"""`hf_ner`: a Hugging Face token-classification model as spaCy's entity recognizer."""
+"""`hf_ner`: a Hugging Face token-classification model as spaCy's entity
+recognizer, writing `doc.ents` and/or `doc.spans[spans_key]` with a score on
+each entity (`span._.hf_score`)."""
 import warnings
 from collections import Counter
-from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from spacy.language import Language
-
 from spacy.scorer import Scorer, get_ner_prf
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from spacy.util import registry
-from spacy.vocab import Vocab
 
-from .aggregation import (
-    STRATEGIES,
-    Entity,
-    TokenEntity,
-    aggregate_on_tokens,
-    aggregate_window,
-    aggregate_window_words,
-    merge_overlapping,
-    subword_flags,
-)
-from .alignment import Placed, resolve_overlaps, snap, strip_span
-from .engine import HFEngine, softmax
+from .aggregation import Entity, TokenEntity, aggregate_window, decode_words, merge_overlapping, subword_flags
+from .units import make_infix_units, make_token_units  # noqa: F401  (registered: the config names them)
+from .alignment import IGNORE_INDEX, Units, align, strip_span, units_of
+from .base import HFComponent, register_factory, token_arrays
+from .classify import softmax
 from .errors import Errors, HFNerWarning, Warnings
-from .pipe import HFPipe, token_arrays
-from .training import TrainableMixin
-from .tokenscores import merge_windows
+from .placement import Placed, merge_existing, resolve_overlaps, snap
+from .settings import ModelSettings, Score, validate_keys
 from .tags import bio_labels, detect_scheme, entity_type, from_biluo
-from .tokenscores import IGNORE_INDEX
+from .ty import Annotate, Decoding, ExistingEnts, Strategy, Words
+from .windows import Window
 
 SCORE_ATTR = "hf_score"
 
-Strategy = Literal["none", "simple", "first", "average", "max"]
 
+class NerSettings(ModelSettings):
+    """The keys of `hf_ner` (see `HFNer`)."""
 
-@Language.factory(
-    "hf_ner",
-    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
-    default_config={
-        "model": "spacy-hf-ner:en_conll03",
-        "revision": None,
-        "aggregation_strategy": "first",
-        "words": "spacy",
-        "decoding": "greedy",
-        "ignore_labels": ["O"],
-        "stride": None,
-        "max_length": None,
-        "batch_size": 64,
-        "device": "auto",
-        "dtype": "float32",
-        "backend": "torch",
-        "onnx_file": None,
-        "annotate": "ents",
-        "spans_key": "hf_ner",
-        "label_map": {},
-        "threshold": 0.0,
-        "existing_ents": "replace",
-        "scorer": {"@scorers": "spacy-hf-ner.ner_scorer.v1"},
-    },
-    default_score_weights={
-        "ents_f": 1.0,
-        "ents_p": 0.0,
-        "ents_r": 0.0,
-        "ents_per_type": None,
-    },
-)
-def make_hf_ner(
-    nlp: Language,
-    name: str,
-    model: str,
-    revision: Optional[str],
-    aggregation_strategy: Strategy,
-    words: Literal["spacy", "model"],
-    decoding: Literal["greedy", "viterbi"],
-    ignore_labels: List[str],
-    stride: Optional[int],
-    max_length: Optional[int],
-    batch_size: int,
-    device: str,
-    dtype: Literal["float32", "float16", "bfloat16"],
-    backend: Literal["torch", "onnx"],
-    onnx_file: Optional[str],
-    annotate: Literal["ents", "spans", "both"],
-    spans_key: str,
-    label_map: Dict[str, str],
-    threshold: float,
-    existing_ents: Literal["replace", "overwrite", "keep"],
-    scorer: Optional[Callable],
-) -> "HFNer":
-    """Create an `hf_ner` component. See `HFNer` for the arguments."""
-    return HFNer(
-        nlp.vocab,
-        name=name,
-        model=model,
-        revision=revision,
-        aggregation_strategy=aggregation_strategy,
-        words=words,
-        decoding=decoding,
-        ignore_labels=ignore_labels,
-        stride=stride,
-        max_length=max_length,
-        batch_size=batch_size,
-        device=device,
-        dtype=dtype,
-        backend=backend,
-        onnx_file=onnx_file,
-        annotate=annotate,
-        spans_key=spans_key,
-        label_map=label_map,
-        threshold=threshold,
-        existing_ents=existing_ents,
-        scorer=scorer,
-    )
+    aggregation_strategy: Strategy
+    words: Words
+    units: Callable
+    decoding: Decoding
+    ignore_labels: List[str]
+    annotate: Annotate
+    spans_key: str
+    label_map: Dict[str, str]
+    threshold: Score
+    existing_ents: ExistingEnts
+
+    def check(self, name: str) -> None:
+        if self.words == "spacy" and self.aggregation_strategy in ("none", "simple"):
+            raise ValueError(Errors.E008.format(name=name, strategy=self.aggregation_strategy))
+        if self.decoding == "viterbi" and self.words != "spacy":
+            raise ValueError(
+                Errors.E009.format(
+                    name=name, key="decoding", value=self.decoding,
+                    problem="needs `words` = 'spacy' (`words` = 'model' returns transformers' own entities)",
+                    fix="use 'greedy' or 'auto', or 'viterbi' with `words` = 'spacy'",
+                )
+            )
 
 
 def ner_score(
-    examples: Iterable[Example],
-    *,
-    annotate: str = "ents",
-    spans_key: str = "hf_ner",
-    **kwargs: Any,
+    examples: Iterable[Example], *, annotate: str = "ents", spans_key: str = "hf_ner", **kwargs: Any
 ) -> Dict[str, Any]:
     """Score entities: ents_p/r/f and ents_per_type (as spaCy's ner), and with
     spans output spans_{key}_p/r/f and per type."""
@@ -148,186 +81,68 @@ def make_ner_scorer() -> Callable:
     return ner_score
 
 
-class HFNer(TrainableMixin, HFPipe):
+class ModelEntities(NamedTuple):
+    """A text's entities as transformers finds them, and the windows they were
+    found in (`Entity.window` indexes them)."""
+
+    entities: List[Entity]
+    windows: List[Window]
+
+
+class HFNer(HFComponent):
     """Run a Hugging Face token-classification model and write its entities to
     `doc.ents` and/or `doc.spans[spans_key]`, each with a score.
 
-    The model is loaded on `nlp.initialize()` or on the first doc, so that
-    `spacy.load` of a saved pipeline reads the weights saved with it and never
-    the hub.
+    Settings (config keys; the shared model keys are documented on
+    `HFComponent` and in the README):
+    aggregation_strategy (str): "none", "simple", "first", "average" or "max",
+        with the semantics of transformers' TokenClassificationPipeline.
+    words (str): "spacy" labels words made of spaCy's tokens (see `units`);
+        "model" finds words as transformers does (its exact entities, then
+        snapped to spaCy tokens).
+    units (Callable): with `words` = "spacy", which spaCy tokens make one word:
+        a registered rule, `spacy-hf-ner.infix_units.v1` or
+        `spacy-hf-ner.token_units.v1`.
+    decoding (str): with `words` = "spacy", "greedy" labels each word with its
+        best label, as transformers does; "viterbi" labels each run of words
+        with the best label sequence the tag scheme allows.
+    ignore_labels (List[str]): labels (or entity groups) never written.
+    annotate (str): write "ents", "spans" or "both".
+    spans_key (str): key in doc.spans for annotate "spans"/"both".
+    label_map (Dict[str, str]): rename entity labels, e.g. PER -> PERSON.
+    threshold (float): entities scoring below it are not written.
+    existing_ents (str): entities already in doc.ents: "replace" drops them,
+        "overwrite" keeps those that don't overlap new ones, "keep" keeps all
+        and adds only new ones that don't overlap them.
+    scorer (Optional[Callable]): scoring method, default ner_score.
     """
 
-    def __init__(
-        self,
-        vocab: Vocab,
-        name: str = "hf_ner",
-        *,
-        model: str,
-        revision: Optional[str] = None,
-        aggregation_strategy: str = "first",
-        words: str = "spacy",
-        decoding: str = "greedy",
-        ignore_labels: Sequence[str] = ("O",),
-        stride: Optional[int] = None,
-        max_length: Optional[int] = None,
-        batch_size: int = 64,
-        device: str = "auto",
-        dtype: str = "float32",
-        backend: str = "torch",
-        onnx_file: Optional[str] = None,
-        annotate: str = "ents",
-        spans_key: str = "hf_ner",
-        label_map: Optional[Dict[str, str]] = None,
-        threshold: float = 0.0,
-        existing_ents: str = "replace",
-        scorer: Optional[Callable] = ner_score,
-    ) -> None:
-        """Initialize the component.
+    factory = "hf_ner"
+    task = "token"
+    Settings = NerSettings
+    settings: NerSettings
 
-        model (str): Hugging Face hub id or local directory of a token classifier.
-        revision (Optional[str]): hub revision (branch, tag or commit).
-        aggregation_strategy (str): "none", "simple", "first", "average" or "max",
-            with the semantics of transformers' TokenClassificationPipeline.
-        words (str): "spacy" aggregates subword scores over spaCy's tokens; "model"
-            finds words as transformers does (exact transformers entities, then
-            snapped to spaCy tokens).
-        decoding (str): with `words` = "spacy", "greedy" labels each word with its
-            best label, as transformers does; "viterbi" labels each run of words
-            with the best label sequence the tag scheme allows (no entity begins
-            with "I-"), which is usually more accurate.
-        ignore_labels (Sequence[str]): labels (or entity groups) never written.
-        stride (Optional[int]): overlap between windows of a long text, in model
-            tokens; None: an eighth of the window.
-        max_length (Optional[int]): window length in model tokens; None: the
-            model's own limit.
-        batch_size (int): windows per forward pass.
-        device (str): "auto", "cpu", "cuda", "cuda:N" or "mps".
-        dtype (str): "float32", "float16" or "bfloat16" weights (backend "torch").
-        backend (str): "torch" runs the transformers model; "onnx" runs an ONNX
-            export of it with ONNX Runtime (inference only; `pip install
-            spacy-hf-ner[onnx]`).
-        onnx_file (Optional[str]): with backend "onnx", the .onnx file inside the
-            model, e.g. "onnx/model_q4.onnx"; None: "onnx/model.onnx", else
-            "model.onnx".
-        annotate (str): write "ents", "spans" or "both".
-        spans_key (str): key in doc.spans for annotate "spans"/"both".
-        label_map (Optional[Dict[str, str]]): rename entity labels, e.g. PER->PERSON.
-        threshold (float): entities scoring below it are not written.
-        existing_ents (str): entities already in doc.ents: "replace" drops them,
-            "overwrite" keeps those that don't overlap new ones, "keep" keeps all
-            and adds only new ones that don't overlap them.
-        scorer (Optional[Callable]): scoring method, default ner_score.
-        """
-        self.vocab = vocab
-        self.name = name
-        if words == "spacy" and aggregation_strategy in ("none", "simple"):
-            raise ValueError(Errors.E008.format(name=name, strategy=aggregation_strategy))
-        if decoding not in ("greedy", "viterbi") or (decoding == "viterbi" and words != "spacy"):
-            raise ValueError(
-                Errors.E009.format(
-                    name=name,
-                    key="decoding",
-                    value=decoding,
-                    problem=(
-                        "is not a decoding"
-                        if decoding not in ("greedy", "viterbi")
-                        else "needs `words` = 'spacy' (`words` = 'model' returns transformers' own entities)"
-                    ),
-                    fix="use 'greedy', or 'viterbi' with `words` = 'spacy'",
-                )
-            )
-        if aggregation_strategy not in STRATEGIES:
-            raise ValueError(
-                Errors.E009.format(
-                    name=name,
-                    key="aggregation_strategy",
-                    value=aggregation_strategy,
-                    problem="is not a strategy",
-                    fix=f"use one of {', '.join(STRATEGIES)}",
-                )
-            )
-        for key, value, ok, fix in (
-            ("batch_size", batch_size, batch_size >= 1, "use a positive number, e.g. 64"),
-            ("threshold", threshold, 0.0 <= threshold <= 1.0, "use a score in [0, 1]"),
-            ("stride", stride, stride is None or stride >= 0, "use null or a count >= 0"),
-        ):
-            if not ok:
-                raise ValueError(
-                    Errors.E009.format(
-                        name=name, key=key, value=value, problem="is out of range", fix=fix
-                    )
-                )
-        self.cfg: Dict[str, Any] = {
-            "aggregation_strategy": aggregation_strategy,
-            "words": words,
-            "decoding": decoding,
-            "ignore_labels": list(ignore_labels),
-            "stride": stride,
-            "batch_size": batch_size,
-            "annotate": annotate,
-            "spans_key": spans_key,
-            "label_map": dict(label_map or {}),
-            "threshold": threshold,
-            "existing_ents": existing_ents,
-        }
-        self.engine = HFEngine(
-            model,
-            revision=revision,
-            task="token",
-            device=device,
-            dtype=dtype,
-            backend=backend,
-            onnx_file=onnx_file,
-            max_length=max_length,
-            name=name,
-            factory="hf_ner",
-        )
-        self.scorer = scorer
-        self.stats: Counter = Counter()
-        if not Span.has_extension(SCORE_ATTR):
-            Span.set_extension(SCORE_ATTR, default=None)
+    extension = (Span, SCORE_ATTR)
+    gold_name = "entities"
 
-    # -- spaCy API ------------------------------------------------------------
+    # -- training ---------------------------------------------------------------
 
-    def initialize(
-        self,
-        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
-        *,
-        nlp: Optional[Language] = None,
-        labels: Optional[List[str]] = None,
-    ) -> None:
-        """Load the model, and prepare it for training when the examples carry
-        gold entities (as under `spacy train`).
-
-        A model whose token-classification head already knows every entity type
-        of the data (after `label_map`) keeps its head and is fine-tuned as it
-        is. Any other model, such as a plain encoder, gets a new IOB2 head over
-        the data's entity types (`labels` overrides them), initialized by
-        transformers.
-
-        get_examples (Callable[[], Iterable[Example]]): training examples.
-        nlp (Language): the pipeline.
-        labels (Optional[List[str]]): entity types of a new head, e.g. from
-            `[initialize.components.hf_ner.labels]`.
-        """
-        examples = list(get_examples()) if get_examples is not None else []
+    def _gold_labels(self, examples: Sequence[Example]) -> Optional[List[str]]:
+        """The entity types of the examples' gold entities (None: no gold)."""
         gold = [eg for eg in examples if eg.reference.has_annotation("ENT_IOB")]
-        if labels is None and not gold:
-            self._ensure_loaded()  # a pretrained model for inference
-            return
+        return sorted({ent.label_ for eg in gold for ent in eg.reference.ents}) if gold else None
+
+    def _prepare_training(self, examples: Sequence[Example], labels: List[str], given: bool) -> None:
+        """Keep a head that knows every entity type; else a new IOB2 head over
+        them (always when the labels were `given`)."""
         inverse = self._inverse_label_map()
-        types = labels if labels is not None else sorted(
-            {ent.label_ for eg in gold for ent in eg.reference.ents}
-        )
-        if not types:
-            raise ValueError(Errors.E011.format(name=self.name, what="entities"))
-        wanted = sorted({inverse.get(t, t) for t in types})
-        ignore = set(self.cfg["ignore_labels"])
+        wanted = sorted({inverse.get(t, t) for t in labels})
+        ignore = set(self.settings.ignore_labels)
         self._prepare_head(
             wanted,
-            bio_labels(wanted, outside=_outside(ignore)),
+            bio_labels(wanted, outside=self._outside),
             known=lambda head: {entity_type(l) for l in head if l not in ignore},
-            keep=labels is None,
+            keep=not given,
         )
 
     def _gold_token_targets(self, example: Example) -> np.ndarray:
@@ -335,15 +150,20 @@ class HFNer(TrainableMixin, HFPipe):
         (-100 where the gold is missing or has a type the head lacks)."""
         label2id = {l: i for i, l in enumerate(self.engine.id2label)}
         inverse = self._inverse_label_map()
-        outside = _outside(self.cfg["ignore_labels"])
         out = np.full(len(example.predicted), IGNORE_INDEX, dtype=np.int64)
         for i, tag in enumerate(example.get_aligned_ner()):
             if tag is None or tag == "-":
                 continue
             if tag != "O":
                 tag = tag[:2] + inverse.get(tag[2:], tag[2:])
-            out[i] = label2id.get(from_biluo(tag, self._scheme, outside), IGNORE_INDEX)
+            out[i] = label2id.get(from_biluo(tag, self._scheme, self._outside), IGNORE_INDEX)
         return out
+
+    def _word_targets(self, example: Example) -> Tuple[Tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """The words (`units`) of the predicted doc and their gold label ids:
+        each word takes the gold of its first token."""
+        units = self._units(example.predicted)
+        return (units.starts, units.ends, units.is_space), self._gold_token_targets(example)[units.first_token]
 
     @property
     def labels(self) -> List[str]:
@@ -353,29 +173,34 @@ class HFNer(TrainableMixin, HFPipe):
         if not self.engine.is_loaded:
             return []
         types = {entity_type(l) for l in self.engine.id2label}
-        ignore = set(self.cfg["ignore_labels"])
-        mapping = self.cfg["label_map"]
+        ignore = set(self.settings.ignore_labels)
+        mapping = self.settings.label_map
         return sorted({mapping.get(t, t) for t in types if t not in ignore})
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
+        """Score the examples with the configured scorer."""
         if self.scorer is None:
             return {}
-        return self.scorer(
-            examples, annotate=self.cfg["annotate"], spans_key=self.cfg["spans_key"], **kwargs
-        )
+        return self.scorer(examples, annotate=self.settings.annotate, spans_key=self.settings.spans_key, **kwargs)
 
     # -- prediction -------------------------------------------------------------
 
+    @property
+    def _outside(self) -> str:
+        """The outside label: "O" unless `ignore_labels` names another one only."""
+        ignore = self.settings.ignore_labels
+        return "O" if "O" in ignore or not ignore else ignore[0]
+
     def _after_load(self) -> None:
         engine = self.engine
-        self._stride = engine.resolve_stride(self.cfg["stride"])
-        self._scheme = detect_scheme(engine.id2label, self.cfg["ignore_labels"])
-        if (
-            self.cfg["words"] == "model"
-            and self.cfg["aggregation_strategy"] in ("first", "average", "max")
-            and not engine.word_aware
-        ):
+        self._scheme = detect_scheme(engine.id2label, self.settings.ignore_labels)
+        s = self.settings
+        if s.words == "model" and s.aggregation_strategy in ("first", "average", "max") and not engine.word_aware:
             warnings.warn(Warnings.W002.format(name=self.name, model=engine.model_name), HFNerWarning)
+
+    def _units(self, doc: Doc) -> Units:
+        starts, ends, is_space = token_arrays(doc)
+        return units_of(self.settings.units(doc.text, starts, ends), starts, ends, is_space)
 
     def predict(self, docs: Sequence[Doc]) -> List[List[Union[Entity, TokenEntity]]]:
         """The entities of each doc, before they are written.
@@ -385,181 +210,97 @@ class HFNer(TrainableMixin, HFPipe):
         stride). With `words` = "spacy": `TokenEntity` objects over the doc's tokens.
         """
         self._ensure_loaded()
-        engine = self.engine
-        results: List[List[Union[Entity, TokenEntity]]] = [[] for _ in docs]
         texts = [doc.text for doc in docs]
-        windows = engine.encode(texts, self._stride)
-        if not windows:
-            return results
-        logits = engine.logits(windows, self.cfg["batch_size"])
-        per_doc: List[List[int]] = [[] for _ in docs]
-        for i, window in enumerate(windows):
-            per_doc[window.doc].append(i)
-        for d, doc in enumerate(docs):
-            mine = [(windows[i], softmax(logits[i])) for i in per_doc[d]]
-            if self.cfg["words"] == "model":
-                results[d] = list(self._model_words(texts[d], mine))
-            else:
-                results[d] = list(self._spacy_words(doc, texts[d], mine))
-        return results
+        if self.settings.words == "model":
+            return [found.entities for found in self.model_entities(texts)]  # type: ignore[misc]
+        return [self._word_entities(doc, *rows) for doc, rows in zip(docs, self._token_probs(texts))]
 
-    def hf_entities(
+    def _word_entities(self, doc: Doc, starts: np.ndarray, ends: np.ndarray, probs: np.ndarray) -> List[TokenEntity]:
+        """Entities over the doc's words (`units`), in token indices."""
+        if len(doc) == 0:
+            return []
+        s = self.settings
+        units = self._units(doc)
+        found = decode_words(
+            probs,
+            align(starts, ends, units.starts, units.ends, units.is_space),
+            units.is_space,
+            self.engine.id2label,
+            s.aggregation_strategy,
+            self._scheme,
+            s.ignore_labels,
+            "greedy" if s.decoding == "auto" else s.decoding,
+        )
+        return [TokenEntity(e.label, e.score, *units.token_span(e.start, e.end)) for e in found]
+
+    def model_entities(
         self,
         texts: Sequence[str],
         *,
         aggregation_strategy: Optional[str] = None,
         ignore_labels: Optional[Sequence[str]] = None,
         stride: Optional[int] = None,
-    ) -> List[List[Dict[str, Any]]]:
+    ) -> List[ModelEntities]:
         """The entities of each text as transformers' TokenClassificationPipeline
-        returns them (the Hugging Face Inference API's payload): dicts with
-        "entity_group", "score", "word", "start", "end" ("entity" and "index"
-        instead of "entity_group" for strategy "none"), in one batched run.
+        finds them (the component's settings unless given), in one batched run.
 
         Unlike the pipeline, a text longer than the window is never truncated:
         it is cut into windows overlapping by `stride` tokens, whose entities are
-        merged as the pipeline merges them when given a `stride`. `label_map` and
-        `threshold` are not applied (they belong to the spaCy annotations).
+        merged as the pipeline merges them when given a `stride`.
 
-        texts (Sequence[str]): the texts.
-        aggregation_strategy (Optional[str]): "none", "simple", "first", "average"
-            or "max"; None: the component's.
-        ignore_labels (Optional[Sequence[str]]): labels or groups left out; None:
-            the component's.
-        stride (Optional[int]): window overlap in model tokens; None: the
-            component's.
-        RETURNS (List[List[Dict[str, Any]]]): one list of entities per text.
+        RETURNS (List[ModelEntities]): per text, its entities and windows.
         """
         self._ensure_loaded()
-        strategy = aggregation_strategy or self.cfg["aggregation_strategy"]
-        if strategy not in STRATEGIES:
-            raise ValueError(
-                Errors.E009.format(
-                    name=self.name,
-                    key="aggregation_strategy",
-                    value=strategy,
-                    problem="is not a strategy",
-                    fix=f"use one of {', '.join(STRATEGIES)}",
-                )
-            )
-        ignore = list(self.cfg["ignore_labels"] if ignore_labels is None else ignore_labels)
+        given = validate_keys(
+            self.Settings,
+            self.name,
+            aggregation_strategy=aggregation_strategy,
+            ignore_labels=None if ignore_labels is None else list(ignore_labels),
+            stride=stride,
+        )
+        strategy = given.get("aggregation_strategy") or self.settings.aggregation_strategy
+        ignore = given.get("ignore_labels", self.settings.ignore_labels)
+        window_stride = None if stride is None else self.engine.resolve_stride(stride)
         engine = self.engine
-        window_stride = self._stride if stride is None else engine.resolve_stride(stride)
-        results: List[List[Dict[str, Any]]] = [[] for _ in texts]
-        windows = engine.encode(texts, window_stride)
-        if not windows:
-            return results
-        logits = engine.logits(windows, self.cfg["batch_size"])
-        per_text: List[List[int]] = [[] for _ in texts]
-        for i, window in enumerate(windows):
-            per_text[window.doc].append(i)
-        tokenizer = engine.tokenizer
-        for t, text in enumerate(texts):
-            found: List[Entity] = []
-            words: Dict[Any, str] = {}
-            for i in per_text[t]:
-                window = windows[i]
+        results = []
+        for text, found in zip(texts, self._logits(texts, window_stride)):
+            entities: List[Entity] = []
+            for w, (window, logits) in enumerate(found):
                 keep = ~window.special
                 ids = window.ids[keep]
                 starts, ends = window.offsets[keep, 0], window.offsets[keep, 1]
                 unknown = ids == engine.unk_id
-                is_subword = subword_flags(
-                    engine.token_lengths[ids], starts, ends, unknown, text, engine.word_aware
+                is_subword = subword_flags(engine.token_lengths[ids], starts, ends, unknown, text, engine.word_aware)
+                entities.extend(
+                    aggregate_window(
+                        softmax(logits)[keep], starts, ends, is_subword, np.flatnonzero(keep),
+                        engine.id2label, strategy, ignore, window=w,
+                    )
                 )
-                tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
-                for r in np.flatnonzero(unknown).tolist():
-                    tokens[r] = text[starts[r] : ends[r]]
-                for entity, spans in aggregate_window_words(
-                    softmax(logits[i])[keep],
-                    starts,
-                    ends,
-                    is_subword,
-                    np.flatnonzero(keep),
-                    engine.id2label,
-                    strategy,
-                    ignore,
-                ):
-                    found.append(entity)
-                    words[entity] = _entity_word(tokenizer, tokens, spans, strategy)
-            if len(per_text[t]) > 1:
-                found = merge_overlapping(found)
-            results[t] = [_hf_dict(entity, words[entity], strategy) for entity in found]
+            if len(found) > 1:
+                entities = merge_overlapping(entities)
+            results.append(ModelEntities(entities, [window for window, _ in found]))
         return results
-
-    def _model_words(self, text: str, windows: List[Any]) -> List[Entity]:
-        engine = self.engine
-        entities: List[Entity] = []
-        for window, probs in windows:
-            keep = ~window.special
-            ids = window.ids[keep]
-            starts, ends = window.offsets[keep, 0], window.offsets[keep, 1]
-            is_subword = subword_flags(
-                engine.token_lengths[ids],
-                starts,
-                ends,
-                ids == engine.unk_id,
-                text,
-                engine.word_aware,
-            )
-            entities.extend(
-                aggregate_window(
-                    probs[keep],
-                    starts,
-                    ends,
-                    is_subword,
-                    np.flatnonzero(keep),
-                    engine.id2label,
-                    self.cfg["aggregation_strategy"],
-                    self.cfg["ignore_labels"],
-                )
-            )
-        if len(windows) > 1:
-            entities = merge_overlapping(entities)
-        return entities
-
-    def _spacy_words(self, doc: Doc, text: str, windows: List[Any]) -> List[TokenEntity]:
-        if len(doc) == 0:
-            return []
-        starts, ends, probs = merge_windows(
-            text, [(window.offsets, window.special, probs) for window, probs in windows]
-        )
-        tok_starts, tok_ends, tok_space = token_arrays(doc)
-        return aggregate_on_tokens(
-            probs,
-            starts,
-            ends,
-            tok_starts,
-            tok_ends,
-            tok_space,
-            self.engine.id2label,
-            self.cfg["aggregation_strategy"],
-            self._scheme,
-            self.cfg["ignore_labels"],
-            self.cfg["decoding"],
-        )
 
     # -- annotation -------------------------------------------------------------
 
-    def set_annotations(
-        self, docs: Sequence[Doc], predictions: Sequence[Sequence[Union[Entity, TokenEntity]]]
-    ) -> None:
+    def set_annotations(self, docs: Sequence[Doc], predictions: Sequence[Sequence[Union[Entity, TokenEntity]]]) -> None:
         """Write predicted entities to the docs (doc.ents and/or doc.spans)."""
-        cfg = self.cfg
-        label_map = cfg["label_map"]
-        strip_prefix = cfg["aggregation_strategy"] == "none"
+        s = self.settings
+        strip_prefix = s.aggregation_strategy == "none"
         problems: List[str] = []
         reasons: Counter = Counter()
         for doc, entities in zip(docs, predictions):
             placed: List[Placed] = []
             tok_arrays = None
-            text = None  # doc.text joins every token: read it once per doc
+            text = ""  # doc.text joins every token: read it once per doc
             for i, ent in enumerate(entities):
                 self.stats["predicted"] += 1
-                if ent.score < cfg["threshold"]:
+                if ent.score < s.threshold:
                     self.stats["below_threshold"] += 1
                     continue
                 label = entity_type(ent.label) if strip_prefix else ent.label
-                label = label_map.get(label, label)
+                label = s.label_map.get(label, label)
                 if isinstance(ent, TokenEntity):
                     placed.append(Placed(label, ent.score, ent.start, ent.end, i, False))
                     continue
@@ -580,15 +321,15 @@ class HFNer(TrainableMixin, HFPipe):
             for p in lost:
                 reasons["overlap with a higher-scoring entity"] += 1
                 problems.append(f"{doc[p.start:p.end].text!r} ({p.label})")
-            if cfg["annotate"] in ("spans", "both"):
+            if s.annotate in ("spans", "both"):
                 group = sorted(kept + lost, key=lambda p: (p.start, p.end))
-                doc.spans[cfg["spans_key"]] = SpanGroup(
+                doc.spans[s.spans_key] = SpanGroup(
                     doc,
-                    name=cfg["spans_key"],
+                    name=s.spans_key,
                     spans=[self._span(doc, p) for p in group],
                     attrs={"scores": [p.score for p in group]},
                 )
-            if cfg["annotate"] in ("ents", "both"):
+            if s.annotate in ("ents", "both"):
                 written = self._write_ents(doc, [self._span(doc, p) for p in kept], reasons, problems)
             else:
                 written = len(kept)
@@ -596,9 +337,7 @@ class HFNer(TrainableMixin, HFPipe):
         if problems:
             count = len(problems)
             hint = (
-                f"; annotate='both' keeps overlapping ones in doc.spans['{cfg['spans_key']}']"
-                if cfg["annotate"] == "ents"
-                else ""
+                f"; annotate='both' keeps overlapping ones in doc.spans['{s.spans_key}']" if s.annotate == "ents" else ""
             )
             warnings.warn(
                 Warnings.W001.format(
@@ -620,62 +359,35 @@ class HFNer(TrainableMixin, HFPipe):
     def _write_ents(self, doc: Doc, spans: List[Span], reasons: Counter, problems: List[str]) -> int:
         """Write spans to doc.ents under the `existing_ents` policy; returns how many
         of them were written."""
-        policy = self.cfg["existing_ents"]
         existing = list(doc.ents)
-        if policy == "replace" or not existing:
-            doc.set_ents(spans, default="outside")
-            return len(spans)
-        first, second = (existing, spans) if policy == "keep" else (spans, existing)
-        taken = np.zeros(len(doc), dtype=bool)
-        for span in first:
-            taken[span.start : span.end] = True
-        final = list(first)
-        for span in second:
-            if taken[span.start : span.end].any():
-                if policy == "keep":
-                    self.stats["kept_existing"] += 1
-                    reasons["overlap with an existing entity (existing_ents='keep')"] += 1
-                    problems.append(f"{span.text!r} ({span.label_})")
-                continue
-            final.append(span)
+        old, new = merge_existing(
+            [(e.start, e.end) for e in existing], [(e.start, e.end) for e in spans], self.settings.existing_ents
+        )
+        for i in sorted(set(range(len(spans))) - set(new)):
+            self.stats["kept_existing"] += 1
+            reasons["overlap with an existing entity (existing_ents='keep')"] += 1
+            problems.append(f"{spans[i].text!r} ({spans[i].label_})")
+        final = [existing[i] for i in old] + [spans[i] for i in new]
         doc.set_ents(sorted(final, key=lambda s: s.start), default="outside")
-        return len(spans) if policy == "overwrite" else len(final) - len(existing)
+        return len(new)
 
 
-def _entity_word(tokenizer: Any, tokens: List[str], spans: List[Any], strategy: str) -> str:
-    """The "word" of an entity as transformers builds it: the token itself for
-    strategy "none"; else the group's words joined by the tokenizer, each word
-    first joined from its subword tokens (for "simple" every token is a word)."""
-    if strategy == "none":
-        return tokens[spans[0][0]]
-    if strategy == "simple":
-        return tokenizer.convert_tokens_to_string([tokens[a] for a, _ in spans])
-    return tokenizer.convert_tokens_to_string(
-        [tokenizer.convert_tokens_to_string(tokens[a:b]) for a, b in spans]
-    )
-
-
-def _hf_dict(entity: Entity, word: str, strategy: str) -> Dict[str, Any]:
-    """An entity in the pipeline's (and Inference API's) dict format."""
-    if strategy == "none":
-        return {
-            "entity": entity.label,
-            "score": entity.score,
-            "index": entity.index,
-            "word": word,
-            "start": entity.start,
-            "end": entity.end,
-        }
-    return {
-        "entity_group": entity.label,
-        "score": entity.score,
-        "word": word,
-        "start": entity.start,
-        "end": entity.end,
-    }
-
-
-def _outside(ignore_labels: Iterable[str]) -> str:
-    """The outside label: "O" unless `ignore_labels` names another one only."""
-    ignore = list(ignore_labels)
-    return "O" if "O" in ignore or not ignore else ignore[0]
+make_hf_ner = register_factory(
+    HFNer,
+    default_config={
+        "model": "spacy-hf-ner:en_conll03",
+        "aggregation_strategy": "first",
+        "words": "spacy",
+        "units": {"@misc": "spacy-hf-ner.token_units.v1"},
+        "decoding": "greedy",
+        "ignore_labels": ["O"],
+        "annotate": "ents",
+        "spans_key": "hf_ner",
+        "label_map": {},
+        "threshold": 0.0,
+        "existing_ents": "replace",
+        "scorer": {"@scorers": "spacy-hf-ner.ner_scorer.v1"},
+    },
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)

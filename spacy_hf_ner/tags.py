@@ -2,9 +2,9 @@
 
 Pure logic: no spaCy, no torch.
 """
-from typing import Iterable, List, Literal, Sequence, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
-Scheme = Literal["bio", "bioes", "biluo"]
+from .ty import Scheme
 
 _BIOES = frozenset("BIOES")
 _BILUO = frozenset("BILUO")

@@ -17,103 +17,32 @@ string are encoded together, `tokenizer(text, text_pair)`, as the pipeline's
 the doc's text is truncated ("only_first"), with a warning.
 """
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.language import Language
-
 from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples
 from spacy.util import registry
-from spacy.vocab import Vocab
 
-from .classify import FUNCTIONS, activate, is_multi_label, pool_logits, resolve_function, top_k_scores
-from .engine import HFEngine, Window
-from .errors import Errors, HFNerWarning
-from .pipe import HFPipe
-from .training import TrainableMixin
+from .base import HFComponent, register_factory
+from .classify import activate, is_multi_label, pool_logits, resolve_function, top_k_scores
+from .errors import HFNerWarning, Warnings
+from .settings import ModelSettings, Positive
+from .ty import Function, LongText
+from .windows import Window, by_doc
 
 PAIR_ATTR = "hf_text_pair"
-LONG_TEXT = ("windows", "truncate_warn")
-
-Function = Literal["auto", "sigmoid", "softmax", "none"]
-
-_W_TRUNCATED = (
-    "[{name}] {count} doc(s) were longer than the model's window of {window} tokens "
-    "and were truncated ({why}). Examples: {examples}. Fix: {fix}."
-)
 
 
-@Language.factory(
-    "hf_textcat",
-    assigns=["doc.cats"],
-    default_config={
-        "model": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
-        "revision": None,
-        "function_to_apply": "auto",
-        "top_k": None,
-        "long_text": "windows",
-        "stride": None,
-        "max_length": None,
-        "batch_size": 64,
-        "device": "auto",
-        "dtype": "float32",
-        "backend": "torch",
-        "onnx_file": None,
-        "label_map": {},
-        "scorer": {"@scorers": "spacy-hf-ner.textcat_scorer.v1"},
-    },
-    default_score_weights={
-        "cats_score": 1.0,
-        "cats_score_desc": None,
-        "cats_micro_p": None,
-        "cats_micro_r": None,
-        "cats_micro_f": None,
-        "cats_macro_p": None,
-        "cats_macro_r": None,
-        "cats_macro_f": None,
-        "cats_macro_auc": None,
-        "cats_f_per_type": None,
-    },
-)
-def make_hf_textcat(
-    nlp: Language,
-    name: str,
-    model: str,
-    revision: Optional[str],
-    function_to_apply: Function,
-    top_k: Optional[int],
-    long_text: Literal["windows", "truncate_warn"],
-    stride: Optional[int],
-    max_length: Optional[int],
-    batch_size: int,
-    device: str,
-    dtype: Literal["float32", "float16", "bfloat16"],
-    backend: Literal["torch", "onnx"],
-    onnx_file: Optional[str],
-    label_map: Dict[str, str],
-    scorer: Optional[Callable],
-) -> "HFTextcat":
-    """Create an `hf_textcat` component. See `HFTextcat` for the arguments."""
-    return HFTextcat(
-        nlp.vocab,
-        name=name,
-        model=model,
-        revision=revision,
-        function_to_apply=function_to_apply,
-        top_k=top_k,
-        long_text=long_text,
-        stride=stride,
-        max_length=max_length,
-        batch_size=batch_size,
-        device=device,
-        dtype=dtype,
-        backend=backend,
-        onnx_file=onnx_file,
-        label_map=label_map,
-        scorer=scorer,
-    )
+class TextcatSettings(ModelSettings):
+    """The keys of `hf_textcat` (see `HFTextcat`)."""
+
+    function_to_apply: Function
+    top_k: Optional[Positive]
+    long_text: LongText
+    label_map: Dict[str, str]
 
 
 def textcat_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
@@ -128,106 +57,30 @@ def make_textcat_scorer() -> Callable:
     return textcat_score
 
 
-class HFTextcat(TrainableMixin, HFPipe):
+class HFTextcat(HFComponent):
     """Run a Hugging Face sequence-classification model and write its label
     scores to `doc.cats`.
 
-    The model is loaded on `nlp.initialize()` or on the first doc, so that
-    `spacy.load` of a saved pipeline reads the weights saved with it and never
-    the hub.
+    Settings (config keys; the shared model keys are documented on
+    `HFComponent` and in the README):
+    function_to_apply (str): "auto" (as transformers' pipeline picks it from the
+        model's problem type), "sigmoid", "softmax" or "none".
+    top_k (Optional[int]): write only the k best labels; None: all.
+    long_text (str): "windows" mean-pools the logits of all windows of a long
+        text; "truncate_warn" classifies the first window only, with a warning.
+    label_map (Dict[str, str]): rename labels, e.g. POSITIVE -> POS.
+    scorer (Optional[Callable]): scoring method, default textcat_score.
     """
 
-    def __init__(
-        self,
-        vocab: Vocab,
-        name: str = "hf_textcat",
-        *,
-        model: str,
-        revision: Optional[str] = None,
-        function_to_apply: str = "auto",
-        top_k: Optional[int] = None,
-        long_text: str = "windows",
-        stride: Optional[int] = None,
-        max_length: Optional[int] = None,
-        batch_size: int = 64,
-        device: str = "auto",
-        dtype: str = "float32",
-        backend: str = "torch",
-        onnx_file: Optional[str] = None,
-        label_map: Optional[Dict[str, str]] = None,
-        scorer: Optional[Callable] = textcat_score,
-    ) -> None:
-        """Initialize the component.
+    factory = "hf_textcat"
+    task = "sequence"
+    Settings = TextcatSettings
+    settings: TextcatSettings
 
-        model (str): Hugging Face hub id or local directory of a sequence classifier.
-        revision (Optional[str]): hub revision (branch, tag or commit).
-        function_to_apply (str): "sigmoid", "softmax" or "none" (raw logits);
-            "auto" follows transformers: sigmoid for multi-label models or a single
-            output, none for regression, else softmax.
-        top_k (Optional[int]): write only the k highest-scoring labels; None: all.
-        long_text (str): "windows" mean-pools the logits of overlapping windows;
-            "truncate_warn" classifies the first window only, with a warning.
-        stride (Optional[int]): overlap between windows, in model tokens; None: an
-            eighth of the window.
-        max_length (Optional[int]): window length in model tokens; None: the
-            model's own limit.
-        batch_size (int): windows per forward pass.
-        device (str): "auto", "cpu", "cuda", "cuda:N" or "mps".
-        dtype (str): "float32", "float16" or "bfloat16" weights (backend "torch").
-        backend (str): "torch" runs the transformers model; "onnx" runs an ONNX
-            export of it with ONNX Runtime (inference only; `pip install
-            spacy-hf-ner[onnx]`).
-        onnx_file (Optional[str]): with backend "onnx", the .onnx file inside the
-            model, e.g. "onnx/model_q4.onnx"; None: "onnx/model.onnx", else
-            "model.onnx".
-        label_map (Optional[Dict[str, str]]): rename labels, e.g. POSITIVE->POS.
-        scorer (Optional[Callable]): scoring method, default textcat_score.
-        """
-        self.vocab = vocab
-        self.name = name
-        for key, value, ok, fix in (
-            (
-                "function_to_apply",
-                function_to_apply,
-                function_to_apply in FUNCTIONS,
-                f"use one of {', '.join(FUNCTIONS)}",
-            ),
-            ("long_text", long_text, long_text in LONG_TEXT, f"use one of {', '.join(LONG_TEXT)}"),
-            ("top_k", top_k, top_k is None or top_k >= 1, "use null (all labels) or a count >= 1"),
-            ("batch_size", batch_size, batch_size >= 1, "use a positive number, e.g. 64"),
-            ("stride", stride, stride is None or stride >= 0, "use null or a count >= 0"),
-        ):
-            if not ok:
-                raise ValueError(
-                    Errors.E009.format(
-                        name=name, key=key, value=value, problem="is not allowed", fix=fix
-                    )
-                )
-        self.cfg: Dict[str, Any] = {
-            "function_to_apply": function_to_apply,
-            "top_k": top_k,
-            "long_text": long_text,
-            "stride": stride,
-            "batch_size": batch_size,
-            "label_map": dict(label_map or {}),
-        }
-        self.engine = HFEngine(
-            model,
-            revision=revision,
-            task="sequence",
-            device=device,
-            dtype=dtype,
-            backend=backend,
-            onnx_file=onnx_file,
-            max_length=max_length,
-            name=name,
-            factory="hf_textcat",
-        )
-        self.scorer = scorer
-        if not Doc.has_extension(PAIR_ATTR):
-            Doc.set_extension(PAIR_ATTR, default=None)
+    extension = (Doc, PAIR_ATTR)  # the text pair the doc is classified with
+    gold_name = "doc.cats"
 
-    # -- spaCy API ------------------------------------------------------------
+    # -- training ---------------------------------------------------------------
 
     def initialize(
         self,
@@ -237,29 +90,25 @@ class HFTextcat(TrainableMixin, HFPipe):
         labels: Optional[List[str]] = None,
         multi_label: Optional[bool] = None,
     ) -> None:
-        """Load the model, and prepare it for training when the examples carry
-        `doc.cats` (as under `spacy train`).
+        """See `HFComponent.initialize`. A new head is multi-label (sigmoid)
+        unless every example has exactly one positive label (softmax), or as
+        `multi_label` says.
 
-        A model whose head already has every label of the data keeps it; any
-        other model, such as a plain encoder, gets a new head over the data's
-        labels (`labels` overrides them): multi-label (sigmoid) unless every
-        example has exactly one positive label (softmax), or as `multi_label`
-        says.
-
-        get_examples (Callable[[], Iterable[Example]]): training examples.
-        nlp (Language): the pipeline.
-        labels (Optional[List[str]]): the labels of a new head.
-        multi_label (Optional[bool]): whether the new head is multi-label.
+        multi_label (Optional[bool]): whether a new head is multi-label.
         """
-        examples = list(get_examples()) if get_examples is not None else []
+        self._init_multi_label = multi_label
+        super().initialize(get_examples, nlp=nlp, labels=labels)
+
+    def _gold_labels(self, examples: Sequence[Example]) -> Optional[List[str]]:
+        """The labels of the examples' `doc.cats` (None: no gold)."""
         gold = [eg.reference.cats for eg in examples if eg.reference.cats]
-        if labels is None and not gold:
-            self._ensure_loaded()  # a pretrained model for inference
-            return
-        labels = labels if labels is not None else sorted({k for cats in gold for k in cats})
-        if not labels:
-            raise ValueError(Errors.E011.format(name=self.name, what="doc.cats"))
+        return sorted({k for cats in gold for k in cats}) if gold else None
+
+    def _prepare_training(self, examples: Sequence[Example], labels: List[str], given: bool) -> None:
+        """Keep a head that has every label; else a new one over them."""
+        multi_label = getattr(self, "_init_multi_label", None)
         if multi_label is None:
+            gold = [eg.reference.cats for eg in examples if eg.reference.cats]
             multi_label = not all(sum(v >= 0.5 for v in cats.values()) == 1 for cats in gold)
         inverse = self._inverse_label_map()
         wanted = [inverse.get(l, l) for l in labels]
@@ -291,7 +140,7 @@ class HFTextcat(TrainableMixin, HFPipe):
         windows = self._windows([eg.predicted for eg in examples], warn=False)
         if not windows:
             return losses
-        logits, backprop = self.model.begin_update(self.engine.torch_inputs(windows))
+        logits, backprop = self.model.begin_update(self.torch_inputs(windows))
         index = np.array([w.doc for w in windows], dtype=np.int64)
         loss, d_logits = self.get_loss(examples, (logits, index))
         backprop(d_logits)
@@ -308,8 +157,7 @@ class HFTextcat(TrainableMixin, HFPipe):
 
         logits, index = scores
         examples = list(examples)
-        label_map = self.cfg["label_map"]
-        names = [label_map.get(l, l) for l in self.engine.id2label]
+        names = self.labels
         gold = np.zeros((len(examples), len(names)), dtype=np.float32)
         known = np.zeros_like(gold, dtype=bool)
         for d, eg in enumerate(examples):
@@ -340,7 +188,7 @@ class HFTextcat(TrainableMixin, HFPipe):
         until the model is loaded."""
         if not self.engine.is_loaded:
             return []
-        mapping = self.cfg["label_map"]
+        mapping = self.settings.label_map
         return [mapping.get(l, l) for l in self.engine.id2label]
 
     @property
@@ -366,95 +214,43 @@ class HFTextcat(TrainableMixin, HFPipe):
     # -- prediction -------------------------------------------------------------
 
     def _after_load(self) -> None:
-        engine = self.engine
-        self._stride = engine.resolve_stride(self.cfg["stride"])
-        config = engine.config
-        problem_type = getattr(config, "problem_type", None)
-        n_labels = int(config.num_labels)
-        self._function = resolve_function(self.cfg["function_to_apply"], problem_type, n_labels)
-        self._multi_label = is_multi_label(self._function, problem_type, n_labels)
+        config = self.engine.config
+        self._function = self.resolve_function(self.settings.function_to_apply)
+        self._multi_label = is_multi_label(self._function, getattr(config, "problem_type", None), config.num_labels)
 
     def predict(self, docs: Sequence[Doc]) -> List[np.ndarray]:
         """The scores of each doc, (labels,) in the model's label order, after the
         activation."""
-        self._ensure_loaded()
-        engine = self.engine
-        windows = self._windows(docs)
-        logits = engine.logits(windows, self.cfg["batch_size"])
-        per_doc: List[List[np.ndarray]] = [[] for _ in docs]
-        for w, row in zip(windows, logits):
-            per_doc[w.doc].append(row)
-        return [activate(pool_logits(rows), self._function) for rows in per_doc]
+        return self.scores(*_texts_and_pairs(docs))
 
-    def hf_scores(
-        self,
-        inputs: Sequence[Union[str, Tuple[str, str]]],
-        *,
-        function_to_apply: Optional[str] = None,
-        top_k: Optional[int] = None,
-    ) -> List[List[Dict[str, Any]]]:
-        """The scores of each input as transformers' TextClassificationPipeline
-        returns them with `top_k` given (the Hugging Face Inference API's
-        payload): `{"label", "score"}` dicts, highest first, in one batched run.
-
-        inputs (Sequence[Union[str, Tuple[str, str]]]): texts, or (text,
-            text_pair) tuples encoded together like the pipeline's
-            `{"text": ..., "text_pair": ...}`.
-        function_to_apply (Optional[str]): "sigmoid", "softmax", "none" or
-            "auto"; None: the component's.
-        top_k (Optional[int]): the k best labels; None: all.
-        RETURNS (List[List[Dict[str, Any]]]): one list of labels per input.
-        """
+    def scores(
+        self, texts: Sequence[str], pairs: Sequence[Optional[str]], function: Optional[str] = None
+    ) -> List[np.ndarray]:
+        """The scores of each text (with its pair, or None), (labels,) in the
+        model's label order, after the activation (`function`: a resolved
+        "sigmoid", "softmax" or "none"; None: the component's)."""
         self._ensure_loaded()
-        function = self._function
-        if function_to_apply is not None:
-            if function_to_apply not in FUNCTIONS:
-                raise ValueError(
-                    Errors.E009.format(
-                        name=self.name,
-                        key="function_to_apply",
-                        value=function_to_apply,
-                        problem="is not allowed",
-                        fix=f"use one of {', '.join(FUNCTIONS)}",
-                    )
-                )
-            config = self.engine.config
-            function = resolve_function(
-                function_to_apply, getattr(config, "problem_type", None), int(config.num_labels)
-            )
-        if top_k is not None and top_k < 1:
-            raise ValueError(
-                Errors.E009.format(
-                    name=self.name, key="top_k", value=top_k, problem="is not allowed",
-                    fix="use null (all labels) or a count >= 1",
-                )
-            )
-        texts = [item if isinstance(item, str) else item[0] for item in inputs]
-        pairs = [None if isinstance(item, str) else item[1] for item in inputs]
         windows = self._encode(texts, pairs)
-        logits = self.engine.logits(windows, self.cfg["batch_size"])
-        per_input: List[List[np.ndarray]] = [[] for _ in texts]
-        for w, row in zip(windows, logits):
-            per_input[w.doc].append(row)
-        labels = self.labels
+        logits = self.engine.logits(windows, self.settings.batch_size)
         return [
-            [
-                {"label": label, "score": score}
-                for label, score in top_k_scores(activate(pool_logits(rows), function), labels, top_k).items()
-            ]
-            for rows in per_input
+            activate(pool_logits([logits[i] for i in mine]), function or self._function)
+            for mine in by_doc(windows, len(texts))
         ]
 
+    def resolve_function(self, function_to_apply: str) -> str:
+        """The activation `function_to_apply` means for this model."""
+        self._ensure_loaded()
+        config = self.engine.config
+        return resolve_function(function_to_apply, getattr(config, "problem_type", None), int(config.num_labels))
+
     def _windows(self, docs: Sequence[Doc], warn: bool = True) -> List[Window]:
-        """The windows to classify, each with the index of its doc: all windows
-        of a text (`long_text` "windows") or its first, and one window per pair."""
-        pairs = [doc._.get(PAIR_ATTR) for doc in docs]
-        return self._encode(
-            [doc.text for doc in docs], [None if p is None else str(p) for p in pairs], warn
-        )
+        """The windows of docs (see `_encode`)."""
+        return self._encode(*_texts_and_pairs(docs), warn=warn)
 
     def _encode(self, texts: Sequence[str], pairs: Sequence[Optional[str]], warn: bool = True) -> List[Window]:
-        """The windows of texts, each text with its pair or None (see `_windows`)."""
+        """The windows to classify, each with the index of its text: all windows
+        of a text (`long_text` "windows") or its first, and one window per pair
+        (each text with its pair or None)."""
         engine = self.engine
         singles = [d for d, pair in enumerate(pairs) if pair is None]
         paired = [d for d, pair in enumerate(pairs) if pair is not None]
@@ -462,7 +258,7 @@ class HFTextcat(TrainableMixin, HFPipe):
         cut_single: List[int] = []
         cut_pair: List[int] = []
         if singles:
-            windowed = self.cfg["long_text"] == "windows"
+            windowed = self.settings.long_text == "windows"
             seen = set()
             for w in engine.encode([texts[d] for d in singles], self._stride if windowed else 0):
                 d = singles[w.doc]
@@ -497,7 +293,7 @@ class HFTextcat(TrainableMixin, HFPipe):
     def _warn_truncated(self, texts: List[str], why: str, fix: str) -> None:
         examples = "; ".join(repr(text[:40] + "...") for text in texts[:3])
         warnings.warn(
-            _W_TRUNCATED.format(
+            Warnings.W004.format(
                 name=self.name, count=len(texts), window=self.engine.window, why=why, examples=examples, fix=fix
             ),
             HFNerWarning,
@@ -512,4 +308,36 @@ class HFTextcat(TrainableMixin, HFPipe):
         for doc, doc_scores in zip(docs, scores):
             for label in labels:
                 doc.cats.pop(label, None)
-            doc.cats.update(top_k_scores(doc_scores, labels, self.cfg["top_k"]))
+            doc.cats.update(top_k_scores(doc_scores, labels, self.settings.top_k))
+
+
+make_hf_textcat = register_factory(
+    HFTextcat,
+    default_config={
+        "model": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+        "function_to_apply": "auto",
+        "top_k": None,
+        "long_text": "windows",
+        "label_map": {},
+        "scorer": {"@scorers": "spacy-hf-ner.textcat_scorer.v1"},
+    },
+    assigns=["doc.cats"],
+    default_score_weights={
+        "cats_score": 1.0,
+        "cats_score_desc": None,
+        "cats_micro_p": None,
+        "cats_micro_r": None,
+        "cats_micro_f": None,
+        "cats_macro_p": None,
+        "cats_macro_r": None,
+        "cats_macro_f": None,
+        "cats_macro_auc": None,
+        "cats_f_per_type": None,
+    },
+)
+
+
+def _texts_and_pairs(docs: Sequence[Doc]) -> Tuple[List[str], List[Optional[str]]]:
+    """The docs' texts, and each doc's `doc._.hf_text_pair` (None: no pair)."""
+    pairs = [doc._.get(PAIR_ATTR) for doc in docs]
+    return [doc.text for doc in docs], [None if p is None else str(p) for p in pairs]

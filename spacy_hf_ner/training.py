@@ -5,9 +5,12 @@ optimizer (`[training.optimizer]`, e.g. Adam with a warm-up schedule, L2 and
 gradient clipping) updates it in `finish_update`, as spacy-transformers does;
 the model itself stays a plain transformers model that `save_pretrained` writes.
 
-Token components (hf_ner, hf_tagger) label the first model token of each spaCy
-token with its gold label and ignore the others (-100), as the transformers
-token-classification guide does, and train with token-level cross entropy.
+Token components (hf_ner, hf_tagger) label the first model token of each word
+(a spaCy token, or a unit of them for hf_ner) with its gold label and ignore
+the others (-100), as the transformers token-classification guide does, and
+train with token-level cross entropy. Which model token that is comes from
+`alignment.align`, the same alignment inference reads, so the two cannot drift
+apart. Windows are batched by `batching.plan_batches`, as in inference.
 """
 import warnings
 from contextlib import contextmanager
@@ -17,10 +20,9 @@ import numpy as np
 from spacy.training import Example, validate_examples
 from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper_v2
 
-from .alignment import strip_offsets
+from .alignment import IGNORE_INDEX, first_subword_targets, strip_offsets
+from .batching import plan_batches
 from .errors import Errors, HFNerWarning, Warnings
-from .pipe import token_arrays
-from .tokenscores import IGNORE_INDEX, first_subword_targets
 
 
 def wrap_torch(module: Any, device: Any) -> Model:
@@ -44,17 +46,20 @@ def wrap_torch(module: Any, device: Any) -> Model:
     )
 
 
+WordTargets = Tuple[Tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
 class TrainableMixin:
     """`model`, `update`, `get_loss` and `finish_update` for a component with an
-    `engine`. Components provide `_gold_token_targets(example)` (one label id per
-    token of `example.predicted`, `IGNORE_INDEX` where there is no gold) or
-    override `update`."""
+    `engine`. Token components provide `_word_targets(example)`: the words of
+    `example.predicted` as (starts, ends, is_space) and one label id per word
+    (`IGNORE_INDEX` where there is no gold); others override `update`."""
 
     engine: Any
     name: str
-    cfg: Dict[str, Any]
+    settings: Any
     _stride: int
-    _thinc: Optional[Model] = None
+    _thinc: Optional[Model]
 
     @property
     def model(self) -> Optional[Model]:
@@ -68,12 +73,16 @@ class TrainableMixin:
 
     @property
     def is_trainable(self) -> bool:
-        return self.engine.backend == "torch"
+        """Whether the backend can be trained (loads nothing: a backend that is
+        not loaded yet is judged by its name)."""
+        if self.engine.is_loaded:
+            return bool(self.engine.backend.trainable)
+        return self.engine.backend_name in ("torch", "spacy-hf-ner.torch.v1")
 
     def _check_trainable(self, what: str) -> None:
         """Refuse training a component whose backend is inference-only."""
-        if self.engine.backend != "torch":
-            raise ValueError(Errors.E016.format(name=self.name, what=what))
+        if not self.is_trainable:
+            raise ValueError(Errors.E016.format(name=self.name, backend=self.engine.backend_name, what=what))
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Apply the optimizer to the accumulated gradients and zero them.
@@ -90,6 +99,7 @@ class TrainableMixin:
         model = self.model
         if model is None:
             return
+        self.engine.backend.mark_trained()
         with clip_global_norm(self.engine.model, sgd):
             if self.engine.device.type == "cpu" or _has_cupy():
                 model.finish_update(sgd)
@@ -98,7 +108,7 @@ class TrainableMixin:
 
     def _inverse_label_map(self) -> Dict[str, str]:
         """spaCy label -> model label (`label_map` read backwards)."""
-        return {v: k for k, v in self.cfg["label_map"].items()}
+        return {v: k for k, v in self.settings.label_map.items()}
 
     def _prepare_head(
         self,
@@ -128,9 +138,9 @@ class TrainableMixin:
                 HFNerWarning,
             )
         self.engine.load(labels=list(new_labels), problem_type=problem_type)
-        self._after_load()  # type: ignore[attr-defined]
+        self._loaded()  # type: ignore[attr-defined]
 
-    def _gold_token_targets(self, example: Example) -> np.ndarray:  # pragma: no cover
+    def _word_targets(self, example: Example) -> WordTargets:  # pragma: no cover
         raise NotImplementedError
 
     def update(
@@ -142,7 +152,7 @@ class TrainableMixin:
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
         """Learn from a batch of examples: one token-level cross-entropy step over
-        their windows (length-sorted, `batch_size` windows per forward pass, the
+        their windows (batched as in inference, `batching.plan_batches`, the
         gradients summed). The model's own dropout applies; `drop` is unused.
 
         RETURNS (Dict[str, float]): the losses, with this component's added.
@@ -159,16 +169,14 @@ class TrainableMixin:
         if total == 0:
             return losses
         lengths = np.array([len(w.ids) for w in windows])
-        order = np.argsort(-lengths, kind="stable")
-        size = self.cfg["batch_size"]
         loss = 0.0
-        for b in range(0, len(order), size):
-            rows = order[b : b + size].tolist()
+        for batch in plan_batches(lengths, self.settings.batch_size):
+            rows = batch.tolist()
             gold = _padded([targets[i] for i in rows])
             if (gold == IGNORE_INDEX).all():
                 continue
             logits, backprop = self.model.begin_update(  # type: ignore[union-attr]
-                self.engine.torch_inputs([windows[i] for i in rows])
+                self.torch_inputs([windows[i] for i in rows])
             )
             part, d_logits = self.get_loss(examples, (logits, gold), normalizer=total)
             backprop(d_logits)
@@ -199,19 +207,22 @@ class TrainableMixin:
         loss.backward()
         return float(loss.item()), leaf.grad.to(logits.dtype)
 
+    def torch_inputs(self, windows: Sequence[Any]) -> Dict[str, Any]:
+        """The padded torch inputs of a batch of windows, on the model's device."""
+        return self.engine.backend.to_torch(self.engine.padded(windows))
+
     def _training_windows(self, examples: Sequence[Example]) -> Tuple[List[Any], List[np.ndarray]]:
         """The windows of the examples' texts and their first-subword targets."""
-        docs = [eg.predicted for eg in examples]
-        windows = self.engine.encode([doc.text for doc in docs], self._stride)
-        gold = [self._gold_token_targets(eg) for eg in examples]
-        arrays = [token_arrays(doc) for doc in docs]
+        texts = [eg.predicted.text for eg in examples]
+        windows = self.engine.encode(texts, self._stride)
+        gold = [self._word_targets(eg) for eg in examples]
         targets = []
         for window in windows:
-            text = docs[window.doc].text
+            (w_starts, w_ends, w_space), word_gold = gold[window.doc]
             starts, ends = window.offsets[:, 0], window.offsets[:, 1]
-            starts, ends, _ = strip_offsets(text, starts, ends)
+            starts, ends, _ = strip_offsets(texts[window.doc], starts, ends)
             ends = np.where(window.special, starts, ends)
-            targets.append(first_subword_targets(starts, ends, *arrays[window.doc], gold[window.doc]))
+            targets.append(first_subword_targets(starts, ends, w_starts, w_ends, w_space, word_gold))
         return windows, targets
 
 
@@ -262,11 +273,3 @@ def _padded(rows: Sequence[np.ndarray]) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out
-
-
-def labels_from_examples(examples: Iterable[Example], getter) -> List[str]:
-    """Sorted set of the labels `getter(reference_doc)` yields over the examples."""
-    found = set()
-    for eg in examples:
-        found.update(getter(eg.reference))
-    return sorted(found)

@@ -7,13 +7,20 @@ import pytest
 from spacy_hf_ner.aggregation import (
     Entity,
     TokenEntity,
-    aggregate_on_tokens,
     aggregate_window,
+    decode_words as decode_aligned,
     merge_overlapping,
     subword_flags,
     viterbi,
 )
+from spacy_hf_ner.alignment import align
 from spacy_hf_ner.tags import transition_constraints
+
+
+def aggregate_on_tokens(probs, starts, ends, tok_starts, tok_ends, tok_is_space, id2label, strategy, scheme, ignore_labels=("O",), decoding="greedy"):
+    """Entities over given words: align the model tokens with them, then decode."""
+    alignment = align(starts, ends, tok_starts, tok_ends, tok_is_space)
+    return decode_aligned(probs, alignment, tok_is_space, id2label, strategy, scheme, ignore_labels, decoding)
 
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 

@@ -1,6 +1,7 @@
 import numpy as np
 
-from spacy_hf_ner.alignment import Placed, resolve_overlaps, snap, strip_offsets, strip_span
+from spacy_hf_ner.alignment import strip_offsets, strip_span
+from spacy_hf_ner.placement import Placed, resolve_overlaps, snap
 
 TEXT = "I  met Jessica-Lee in\nNew York ."
 # tokens: "I", " ", "met", "Jessica-Lee", "in", "\n", "New", "York", "."

@@ -220,10 +220,10 @@ def test_unknown_bundled_model_lists_the_shipped_ones():
 
 
 def test_bundled_models_resolve_to_package_dirs(monkeypatch, bert_ner):
-    from spacy_hf_ner import engine
+    from spacy_hf_ner import sources
 
-    monkeypatch.setattr(engine, "BUNDLED_DIR", bert_ner.parent)
-    assert bert_ner.name in engine.bundled_models()
+    monkeypatch.setattr(sources, "BUNDLED_DIR", bert_ner.parent)
+    assert bert_ner.name in sources.bundled_models()
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("hf_ner", config={"model": f"spacy-hf-ner:{bert_ner.name}", "device": "cpu"})
     nlp.initialize()

@@ -12,7 +12,7 @@ import spacy
 from spacy.training import Example
 
 from models import build_token_classifier
-from spacy_hf_ner.export_onnx import FP32_FILE, INT8_FILE, main as export_main
+from spacy_hf_ner.backends.export_onnx import FP32_FILE, INT8_FILE, main as export_main
 from spacy_hf_ner.tagger import UPOS_TAGS
 from texts import TEXTS
 
@@ -128,9 +128,9 @@ def test_int8_export_runs_and_mostly_agrees(bert_ner, onnx_ner):
     equal to, the float32 ones."""
     config = {"aggregation_strategy": "first"}
     int8 = pipeline("hf_ner", onnx_ner, backend="onnx", onnx_file=INT8_FILE, **config)
-    assert int8.get_pipe("hf_ner").engine.onnx_path is None  # loaded lazily
+    assert int8.get_pipe("hf_ner").engine.backend is None  # loaded lazily
     got = entities(int8, TEXTS)
-    assert int8.get_pipe("hf_ner").engine.onnx_path.name == "model_int8.onnx"
+    assert int8.get_pipe("hf_ner").engine.backend.path.name == "model_int8.onnx"
     want = entities(pipeline("hf_ner", bert_ner, **config), TEXTS)
     same = sum(e[:3] in {w[:3] for w in doc} for doc_got, doc in zip(got, want) for e in doc_got)
     assert same >= 0.5 * sum(map(len, want))
@@ -169,7 +169,7 @@ def test_to_disk_and_load_offline(onnx_ner, tmp_path, onnx_file, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     loaded = spacy.load(tmp_path / "pipe")
     assert [(e.text, e.label_, e._.hf_score) for e in loaded(TEXTS[0]).ents] == want
-    assert loaded.get_pipe("hf_ner").engine.onnx_path.is_relative_to(tmp_path / "pipe")
+    assert loaded.get_pipe("hf_ner").engine.backend.path.is_relative_to(tmp_path / "pipe")
 
 
 def test_to_bytes_and_back(onnx_textcat):

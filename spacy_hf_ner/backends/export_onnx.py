@@ -1,6 +1,6 @@
 """Export a transformers token or sequence classifier to ONNX for backend "onnx".
 
-    python -m spacy_hf_ner.export_onnx MODEL_OR_PIPELINE OUTPUT_DIR [--quantize int8] [--component NAME]
+    spacy-hf-ner export-onnx MODEL_OR_PIPELINE OUTPUT_DIR [--quantize int8] [--component NAME]
 
 MODEL_OR_PIPELINE is a model directory or hub id, a bundled model
 ("spacy-hf-ner:en_conll03"), or a saved spaCy pipeline (its hf_ner, hf_tagger or
@@ -27,7 +27,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .engine import _quiet_transformers, resolve_model
+from ..sources import quiet_transformers, resolve_model, task_of
 
 FACTORIES = {"hf_ner": "token", "hf_tagger": "token", "hf_textcat": "sequence"}
 FP32_FILE = "onnx/model.onnx"
@@ -71,9 +71,9 @@ def resolve_source(model_or_pipeline: str, component: Optional[str] = None) -> S
 
     model = resolve_model(model_or_pipeline, "export_onnx")
     architectures = getattr(AutoConfig.from_pretrained(model), "architectures", None) or []
-    for suffix, task in (("ForTokenClassification", "token"), ("ForSequenceClassification", "sequence")):
-        if any(a.endswith(suffix) for a in architectures):
-            return Source(model, task)
+    task = task_of(architectures)
+    if task is not None:
+        return Source(model, task)
     raise SystemExit(
         f"{model_or_pipeline} is a {'/'.join(architectures) or 'model of unknown architecture'}, "
         "not a *ForTokenClassification or *ForSequenceClassification model"
@@ -111,7 +111,7 @@ def load_torch(source: Source) -> Any:
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
     auto = AutoModelForTokenClassification if source.task == "token" else AutoModelForSequenceClassification
-    with _quiet_transformers():
+    with quiet_transformers():
         model = auto.from_pretrained(source.model, dtype=torch.float32, attn_implementation="eager")
         tokenizer = AutoTokenizer.from_pretrained(source.model)
     return model.eval(), tokenizer
@@ -186,7 +186,7 @@ def check(model: Any, tokenizer: Any, path: Path, texts: Sequence[str] = CHECK_T
 
 
 def save_config_and_tokenizer(model: Any, tokenizer: Any, output: Path) -> None:
-    with _quiet_transformers():
+    with quiet_transformers():
         model.config.save_pretrained(output)
         tokenizer.save_pretrained(output)
 
@@ -206,7 +206,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m spacy_hf_ner.export_onnx", description=__doc__.splitlines()[0]
+        prog="spacy-hf-ner export-onnx", description=__doc__.splitlines()[0]
     )
     add_arguments(ap)
     return run(ap.parse_args(argv))

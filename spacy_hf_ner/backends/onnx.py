@@ -1,20 +1,22 @@
-"""What turns a padded batch into logits: a torch model or an ONNX Runtime session.
+"""Backend "onnx" (`spacy-hf-ner.onnx.v1`): an ONNX Runtime session over an
+exported graph, inference only.
 
-The engine pads a batch of windows into numpy arrays (`input_ids`,
-`attention_mask`, `token_type_ids`) and hands them to its runner; the runner
-feeds the ones its model takes and returns float32 logits. Everything else
-(windows, length-sorted batching, aggregation) is shared, so both backends give
-the same entities for the same logits.
+The graph takes the padded batch's `input_ids`, `attention_mask` and (where
+it declares it) `token_type_ids` and returns float32 logits, like the torch
+model; everything else (windows, batching, aggregation) is the engine's, so
+both backends give the same entities for the same logits. `spacy-hf-ner
+export-onnx` writes such graphs (`backends/export_onnx.py`).
 """
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import Errors
+from ..errors import Errors
+from ..ty import LoadRequest
 
-BACKENDS = ("torch", "onnx")
 # the inputs a padded batch has; an ONNX graph may declare any subset of them
 BATCH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # where `onnx_file` = null looks, in this order (Optimum's and transformers.js'
@@ -23,86 +25,6 @@ ONNX_CANDIDATES = ("onnx/model.onnx", "model.onnx")
 _ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 # sessions a forked process inherited (kept alive, never used)
 _INHERITED_SESSIONS: List[Any] = []
-
-
-class TorchRunner:
-    """A transformers torch model in eval mode on `device`."""
-
-    def __init__(self, model: Any, device: Any, input_names: Sequence[str]) -> None:
-        self.model = model
-        self.device = device
-        self.input_names = list(input_names)
-
-    def to_torch(self, arrays: Dict[str, np.ndarray]) -> Dict[str, Any]:
-        """The model's inputs as torch tensors on its device."""
-        import torch
-
-        return {k: torch.from_numpy(arrays[k]).to(self.device) for k in self.input_names}
-
-    def __call__(self, arrays: Dict[str, np.ndarray]) -> np.ndarray:
-        import torch
-
-        self.model.eval()
-        with torch.inference_mode():
-            return self.model(**self.to_torch(arrays)).logits.float().cpu().numpy()
-
-
-class OnnxRunner:
-    """An `onnxruntime.InferenceSession` over one .onnx file.
-
-    The session is created lazily and again in a forked child (ONNX Runtime's
-    thread pools do not survive `fork`, e.g. under `nlp.pipe(n_process=...)`).
-    """
-
-    def __init__(self, path: Path, providers: List[Any], name: str) -> None:
-        self.path = path
-        self.providers = providers
-        self.name = name
-        self._session: Any = None
-        self._pid: Optional[int] = None
-        session = self.session  # fail now on a bad file or a missing input
-        unknown = [i.name for i in session.get_inputs() if i.name not in BATCH_INPUTS]
-        if unknown:
-            raise ValueError(
-                Errors.E015.format(
-                    name=name, path=path, unknown=", ".join(unknown), known=", ".join(BATCH_INPUTS)
-                )
-            )
-        self.input_types = {
-            i.name: _ORT_INT_TYPES.get(i.type, np.int64) for i in session.get_inputs()
-        }
-
-    @property
-    def session(self) -> Any:
-        if self._session is not None and self._pid != os.getpid():
-            # a forked child: the parent's session must not be freed here, its
-            # destructor would wait for thread-pool threads the child lacks
-            _INHERITED_SESSIONS.append(self._session)
-            self._session = None
-        if self._session is None:
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.log_severity_level = 3  # errors only
-            self._session = onnxruntime.InferenceSession(
-                str(self.path), options, providers=self.providers
-            )
-            self._pid = os.getpid()
-        return self._session
-
-    @property
-    def input_names(self) -> List[str]:
-        return list(self.input_types)
-
-    @property
-    def n_outputs(self) -> Optional[int]:
-        """The size of the logits' last axis, when the graph fixes it."""
-        last = self.session.get_outputs()[0].shape[-1]
-        return last if isinstance(last, int) else None
-
-    def __call__(self, arrays: Dict[str, np.ndarray]) -> np.ndarray:
-        feeds = {k: arrays[k].astype(t, copy=False) for k, t in self.input_types.items()}
-        return np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
 
 
 def import_onnxruntime(name: str) -> Any:
@@ -114,26 +36,103 @@ def import_onnxruntime(name: str) -> Any:
     return onnxruntime
 
 
+class OnnxBackend:
+    """An `onnxruntime.InferenceSession` over one .onnx file (`path`, found at
+    `rel` inside the model).
+
+    The session is created lazily and again in a forked child (ONNX Runtime's
+    thread pools do not survive `fork`, e.g. under `nlp.pipe(n_process=...)`).
+    """
+
+    trainable = False
+
+    def __init__(self, path: Path, rel: str, providers: List[Any], name: str) -> None:
+        self.path = path
+        self.rel = rel
+        self.providers = providers
+        self.name = name
+        self._session: Any = None
+        self._pid: Optional[int] = None
+        session = self.session  # fail now on a bad file or a missing input
+        unknown = [i.name for i in session.get_inputs() if i.name not in BATCH_INPUTS]
+        if unknown:
+            raise ValueError(
+                Errors.E015.format(name=name, path=path, unknown=", ".join(unknown), known=", ".join(BATCH_INPUTS))
+            )
+        self.input_types = {i.name: _ORT_INT_TYPES.get(i.type, np.int64) for i in session.get_inputs()}
+
+    @classmethod
+    def load(cls, request: LoadRequest) -> "OnnxBackend":
+        if request.dtype != "float32":
+            raise ValueError(
+                Errors.E021.format(
+                    name=request.name, key="dtype", value=request.dtype,
+                    applies="backend 'torch' only (an ONNX graph has its own precision)",
+                    fix="keep `dtype` = 'float32' and pick a lower-precision export with "
+                    "`onnx_file`, e.g. 'onnx/model_int8.onnx' or 'onnx/model_fp16.onnx'",
+                )
+            )
+        if request.labels is not None:
+            raise ValueError(Errors.E016.format(name=request.name, backend="onnx", what="a new classification head"))
+        path, rel = find_onnx_file(request)
+        backend = cls(path, rel, onnx_providers(request.device, request.name), request.name)
+        n_out = backend.n_outputs
+        if n_out is not None and n_out != len(request.config.id2label):
+            raise ValueError(Errors.E010.format(name=request.name, n_labels=len(request.config.id2label), n_out=n_out))
+        return backend
+
+    @property
+    def session(self) -> Any:
+        if self._session is not None and self._pid != os.getpid():
+            # a forked child: the parent's session must not be freed here, its
+            # destructor would wait for thread-pool threads the child lacks
+            _INHERITED_SESSIONS.append(self._session)
+            self._session = None
+        if self._session is None:
+            ort = import_onnxruntime(self.name)
+            options = ort.SessionOptions()
+            options.log_severity_level = 3  # errors only
+            self._session = ort.InferenceSession(str(self.path), options, providers=self.providers)
+            self._pid = os.getpid()
+        return self._session
+
+    @property
+    def n_outputs(self) -> Optional[int]:
+        """The size of the logits' last axis, when the graph fixes it."""
+        last = self.session.get_outputs()[0].shape[-1]
+        return last if isinstance(last, int) else None
+
+    def forward(self, batch: Dict[str, np.ndarray]) -> np.ndarray:
+        feeds = {k: batch[k].astype(t, copy=False) for k, t in self.input_types.items()}
+        return np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        """The ONNX file (with its external data) at the same path inside the
+        model (`onnx_file`)."""
+        target = (path / self.rel).parent
+        target.mkdir(parents=True, exist_ok=True)
+        for file in onnx_files_to_copy(self.path):
+            shutil.copyfile(file, target / file.name)
+
+
 def onnx_providers(device: str, name: str) -> List[Any]:
     """ONNX Runtime execution providers for the `device` config value: the CPU,
     or CUDA first ("cuda", "cuda:N", and "auto" when onnxruntime-gpu sees a GPU)."""
-    ort = import_onnxruntime(name)
-    available = ort.get_available_providers()
+    available = import_onnxruntime(name).get_available_providers()
     if device == "mps":
         raise ValueError(
-            Errors.E009.format(
-                name=name, key="device", value=device,
-                problem="has no ONNX Runtime execution provider here",
+            Errors.E023.format(
+                name=name, device=device, problem="has no ONNX Runtime execution provider here",
                 fix="use device = 'cpu' (or 'auto'), or backend = 'torch' for MPS",
             )
         )
     if device.startswith("cuda"):
         if "CUDAExecutionProvider" not in available:
             raise ValueError(
-                Errors.E009.format(
-                    name=name, key="device", value=device,
-                    problem=f"needs onnxruntime's CUDAExecutionProvider, which this "
-                    f"onnxruntime lacks (providers: {', '.join(available)})",
+                Errors.E023.format(
+                    name=name, device=device,
+                    problem=f"needs onnxruntime's CUDAExecutionProvider, which this onnxruntime lacks "
+                    f"(providers: {', '.join(available)})",
                     fix="install onnxruntime-gpu instead of onnxruntime, or use device = 'cpu'",
                 )
             )
@@ -144,25 +143,15 @@ def onnx_providers(device: str, name: str) -> List[Any]:
     return ["CPUExecutionProvider"]
 
 
-def find_onnx_file(
-    source: str, onnx_file: Optional[str], *, revision: Optional[str], local_only: bool, name: str
-) -> Tuple[Path, str]:
+def find_onnx_file(request: LoadRequest) -> Tuple[Path, str]:
     """The .onnx file of a model directory or hub repo, and its path relative to
-    the model (kept when the pipeline is saved).
-
-    onnx_file: a path inside the model, e.g. "onnx/model_q4.onnx"; None tries
-        `ONNX_CANDIDATES` in order.
-    """
+    the model (kept when the pipeline is saved): `onnx_file`, or the first of
+    `ONNX_CANDIDATES` there is."""
+    onnx_file = request.onnx_file
     if onnx_file is not None and (os.path.isabs(onnx_file) or ".." in Path(onnx_file).parts):
-        raise ValueError(
-            Errors.E009.format(
-                name=name, key="onnx_file", value=onnx_file,
-                problem="must be a path inside the model directory",
-                fix="put the .onnx file in the model folder (next to config.json) and "
-                "give its relative path, e.g. 'onnx/model.onnx'",
-            )
-        )
+        raise ValueError(Errors.E022.format(name=request.name, value=onnx_file))
     candidates = [onnx_file] if onnx_file is not None else list(ONNX_CANDIDATES)
+    source = request.source
     if os.path.isdir(source):
         root = Path(source)
         for rel in candidates:
@@ -170,23 +159,19 @@ def find_onnx_file(
                 return root / rel, rel
         found = sorted(str(p.relative_to(root)) for p in root.rglob("*.onnx"))
     else:
-        found_path = _hub_onnx_file(source, candidates, revision=revision, local_only=local_only)
-        if found_path is not None:
-            return found_path
-        found = _hub_onnx_listing(source, revision, local_only)
+        hit = _hub_onnx_file(source, candidates, revision=request.revision, local_only=request.local_only)
+        if hit is not None:
+            return hit
+        found = _hub_onnx_listing(source, request.revision, request.local_only)
     fix = (
         f"set `onnx_file` to one of them, e.g. '{found[0]}'"
         if found
-        else "export the model with `python -m spacy_hf_ner.export_onnx MODEL OUTPUT_DIR` "
-        "and set `model` to OUTPUT_DIR, or use backend = 'torch'"
+        else "export the model with `spacy-hf-ner export-onnx MODEL OUTPUT_DIR` (python -m "
+        "spacy_hf_ner.backends.export_onnx) and set `model` to OUTPUT_DIR, or use backend = 'torch'"
     )
     raise ValueError(
         Errors.E014.format(
-            name=name,
-            model=source,
-            tried=", ".join(candidates),
-            found=", ".join(found) if found else "none",
-            fix=fix,
+            name=request.name, model=source, tried=", ".join(candidates), found=", ".join(found) or "none", fix=fix
         )
     )
 

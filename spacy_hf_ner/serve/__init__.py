@@ -1,0 +1,28 @@
+"""The HTTP server (`spacy-hf-ner serve`): the Hugging Face Inference API, a
+spaCy Doc endpoint and a displaCy page, over one batched model worker.
+
+    config.py      limits and batching (no web framework imported)
+    batcher.py     dynamic batching for one model worker
+    schemas.py     request and response bodies
+    formats.py     Inference API payloads, Doc JSON, displaCy HTML
+    worker.py      what the worker runs for each kind of request
+    middleware.py  ASGI middleware
+    app.py         the FastAPI app and `serve`
+
+Needs the `serve` extra: `pip install "spacy-hf-ner[serve]"`. `create_app` and
+`serve` are imported from `app` on first use, so that `ServeConfig` is
+available without FastAPI.
+"""
+from typing import Any
+
+from .config import ServeConfig
+
+__all__ = ["ServeConfig", "create_app", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("create_app", "serve"):
+        from . import app
+
+        return getattr(app, name)
+    raise AttributeError(name)

@@ -1,0 +1,268 @@
+"""The server: FastAPI app over a pipeline's `hf_ner` / `hf_textcat`
+components, speaking the Hugging Face Inference API, spaCy's Doc JSON and a
+displaCy page.
+
+    spacy-hf-ner serve PIPELINE_OR_MODEL --host 127.0.0.1 --port 8000
+
+Requests are answered by one model worker fed by a dynamic batcher
+(`batcher.py`). The queue is bounded (503 when full), every request has a
+deadline (504), bodies are size-limited (413) and validated (422, never a 500
+for bad input).
+"""
+import asyncio
+import html
+import json
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Callable, Dict, Hashable, List, Optional, Union
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from spacy.language import Language
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..ner import HFNer
+from ..sources import load_pipeline
+from .batcher import Batcher, QueueFull
+from .config import ServeConfig
+from .formats import render_entities
+from .middleware import BodyLimit
+from .schemas import (
+    ERRORS,
+    DocJSON,
+    EntityOut,
+    ErrorResponse,
+    Health,
+    LabelScore,
+    RenderResponse,
+    TextPair,
+    TokenClassificationParameters,
+    request_models,
+    validation_message,
+)
+from .worker import PipelineWorker, freeze, model_aliases
+
+PAGE = Path(__file__).parent / "page.html"
+
+
+def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: str = "spacy-hf-ner") -> FastAPI:
+    """A FastAPI app serving the pipeline's `hf_ner` / `hf_textcat` components.
+
+    nlp (Language): a pipeline with at least one `hf_ner` or `hf_textcat`.
+    config (Optional[ServeConfig]): limits and batching; default ServeConfig().
+    title (str): the API's title in the OpenAPI spec and on the page.
+    RETURNS (FastAPI): the app; its models load and warm up on startup.
+    """
+    config = config or ServeConfig()
+    runner = PipelineWorker(nlp)
+    components = runner.components
+    aliases = model_aliases(components)
+    batcher = Batcher(runner, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms, max_queue=config.max_queue)
+    models = request_models(config.max_inputs)
+    state = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        await asyncio.get_running_loop().run_in_executor(None, runner.warm_up)
+        batcher.start()
+        state["ready"] = True
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            await batcher.stop()  # every queued request is answered first
+
+    app = FastAPI(
+        title=title,
+        description="Hugging Face Inference API compatible token and text classification, "
+        "spaCy Doc JSON and a displaCy page, served by spacy-hf-ner.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.state.batcher = batcher
+    app.state.config = config
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": validation_message(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    async def run(key: Hashable, items: List[Any]) -> List[Any]:
+        try:
+            return await batcher.submit(key, items, config.timeout_s)
+        except QueueFull as e:
+            raise StarletteHTTPException(503, f"server busy: {e}; retry later", headers={"Retry-After": "1"})
+        except asyncio.TimeoutError:
+            raise StarletteHTTPException(504, f"the request was not answered within {config.timeout_s} s (--timeout-s)")
+        except ValueError as e:  # parameters the model cannot take, e.g. a stride too large for its window
+            raise StarletteHTTPException(422, f"invalid parameters: {e}")
+
+    TokenRequest, TextRequest, DocRequest, RenderRequest = (
+        models["token"],
+        models["text"],
+        models["doc"],
+        models["render"],
+    )
+
+    def token_endpoint(component: str) -> Callable:
+        async def classify_tokens(body: TokenRequest) -> Any:  # type: ignore[valid-type]
+            single = isinstance(body.inputs, str)
+            texts = [body.inputs] if single else list(body.inputs)
+            found = await run(("token", component, freeze(body.parameters)), texts)
+            return found[0] if single else found
+
+        return classify_tokens
+
+    def text_endpoint(component: str) -> Callable:
+        async def classify_text(body: TextRequest) -> Any:  # type: ignore[valid-type]
+            single = not isinstance(body.inputs, list)
+            items = [body.inputs] if single else list(body.inputs)
+            texts = [(i.text, i.text_pair) if isinstance(i, TextPair) else i for i in items]
+            found = await run(("text", component, freeze(body.parameters)), texts)
+            return found[0] if single else found
+
+        return classify_text
+
+    def add_model_route(path: str, component: str, name: str) -> None:
+        pipe = components[component]
+        if isinstance(pipe, HFNer):
+            endpoint = token_endpoint(component)
+            response: Any = Union[List[EntityOut], List[List[EntityOut]]]
+            summary = f"Token classification with `{component}` (Inference API)"
+        else:
+            endpoint = text_endpoint(component)
+            response = Union[List[LabelScore], List[List[LabelScore]]]
+            summary = f"Text classification with `{component}` (Inference API)"
+        app.post(
+            path,
+            response_model=response,
+            response_model_exclude_none=True,
+            responses=ERRORS,  # type: ignore[arg-type]
+            summary=summary,
+            operation_id=name,
+            tags=["Inference API"],
+        )(endpoint)
+
+    default = next(iter(components))
+    add_model_route("/", default, "predict_default")
+    for i, (alias, component) in enumerate(aliases.items()):
+        add_model_route(f"/models/{alias}", component, f"predict_{i}_{component}")
+
+    @app.post("/models/{name:path}", include_in_schema=False)
+    async def unknown_model(name: str) -> None:
+        raise StarletteHTTPException(404, f"no model named {name!r}; this server has: {', '.join(aliases)}")
+
+    @app.post("/doc", response_model=Union[DocJSON, List[DocJSON]], responses=ERRORS, tags=["spaCy"])  # type: ignore[arg-type]
+    async def doc(body: DocRequest) -> Any:  # type: ignore[valid-type]
+        """The whole pipeline's Doc as JSON: entities with scores, tokens with
+        PoS, tag, dependency and head, sentences, cats."""
+        single = isinstance(body.inputs, str)
+        texts = [body.inputs] if single else list(body.inputs)
+        docs = await run(("doc",), texts)
+        return docs[0] if single else docs
+
+    @app.post("/render", response_model=RenderResponse, responses=ERRORS, tags=["page"])  # type: ignore[arg-type]
+    async def render(body: RenderRequest) -> Any:  # type: ignore[valid-type]
+        """displaCy HTML for the page: entities with scores on hover, and the
+        dependency parse when the pipeline has one."""
+        if body.model is not None and body.model not in aliases:
+            raise StarletteHTTPException(422, f"model: no model named {body.model!r}; use one of {', '.join(aliases)}")
+        component = aliases[body.model] if body.model is not None else default
+        data, dep_html = (await run(("render",), [body.text]))[0]
+        entities = data["ents"]
+        if body.aggregation_strategy is not None and isinstance(components[component], HFNer):
+            params = TokenClassificationParameters(aggregation_strategy=body.aggregation_strategy)
+            found = (await run(("token", component, freeze(params)), [body.text]))[0]
+            entities = [
+                {
+                    "start": e["start"],
+                    "end": e["end"],
+                    "label": e.get("entity_group", e.get("entity")),
+                    "text": body.text[e["start"] : e["end"]],
+                    "score": e["score"],
+                }
+                for e in found
+            ]
+        return {
+            "ents_html": render_entities(body.text, entities),
+            "dep_html": dep_html,
+            "cats": data["cats"],
+            "entities": entities,
+        }
+
+    @app.get("/health", response_model=Health, tags=["operations"])
+    async def health() -> Any:
+        """Liveness, the served models and the batching statistics."""
+        return {
+            "status": "ok",
+            "models": {alias: components[c].engine.model_name for alias, c in aliases.items()},
+            "stats": _stats(batcher),
+        }
+
+    @app.get("/ready", responses={503: {"model": ErrorResponse}}, tags=["operations"])
+    async def ready() -> Any:
+        """200 once the models are loaded and the worker runs; 503 while starting
+        or shutting down."""
+        if not (state["ready"] and batcher.running and batcher.accepting):
+            raise StarletteHTTPException(503, "not ready")
+        return {"status": "ready"}
+
+    @app.get("/stats", tags=["operations"])
+    async def stats() -> Dict[str, Any]:
+        """Batching statistics: requests, inputs, batched model calls."""
+        return _stats(batcher)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        served = [
+            {"name": alias, "task": "token" if isinstance(components[c], HFNer) else "text"}
+            for alias, c in aliases.items()
+        ]
+        text = PAGE.read_text(encoding="utf8")
+        return text.replace("{{TITLE}}", html.escape(title)).replace("{{MODELS}}", json.dumps(served))
+
+    return app
+
+
+def _stats(batcher: Batcher) -> Dict[str, Any]:
+    s = batcher.stats
+    return {
+        "requests": s.requests,
+        "inputs": s.inputs,
+        "batches": s.batches,
+        "largest_batch": s.largest_batch,
+        "rejected": s.rejected,
+        "timed_out": s.timed_out,
+        "queued": batcher.queued,
+        "max_batch": batcher.max_batch,
+    }
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def serve(name: str, *, host: str, port: int, config: ServeConfig, lang: str = "xx", log_level: str = "info") -> None:
+    """Load `name` (see `load_pipeline`) and serve it with uvicorn until
+    SIGINT/SIGTERM; in-flight and queued requests are answered before it exits."""
+    import uvicorn
+
+    started = time.perf_counter()
+    nlp = load_pipeline(name, lang=lang)
+    app = create_app(nlp, config, title=f"spacy-hf-ner: {name}")
+    print(f"serving {name} ({', '.join(nlp.pipe_names)}), loaded in {time.perf_counter() - started:.1f} s", flush=True)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(max(1, config.timeout_s)),
+    )
