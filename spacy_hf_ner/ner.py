@@ -105,7 +105,9 @@ class HFNer(HFComponent):
         `spacy-hf-ner.token_units.v1`.
     decoding (str): with `words` = "spacy", "greedy" labels each word with its
         best label, as transformers does; "viterbi" labels each run of words
-        with the best label sequence the tag scheme allows.
+        with the best label sequence the tag scheme allows; "auto" (the
+        default) is "viterbi" with `words` = "spacy" and transformers' own
+        grouping with `words` = "model".
     ignore_labels (List[str]): labels (or entity groups) never written.
     annotate (str): write "ents", "spans" or "both".
     spans_key (str): key in doc.spans for annotate "spans"/"both".
@@ -229,7 +231,7 @@ class HFNer(HFComponent):
             s.aggregation_strategy,
             self._scheme,
             s.ignore_labels,
-            "greedy" if s.decoding == "auto" else s.decoding,
+            "viterbi" if s.decoding == "auto" else s.decoding,
         )
         return [TokenEntity(e.label, e.score, *units.token_span(e.start, e.end)) for e in found]
 
@@ -378,8 +380,8 @@ make_hf_ner = register_factory(
         "model": "spacy-hf-ner:en_conll03",
         "aggregation_strategy": "first",
         "words": "spacy",
-        "units": {"@misc": "spacy-hf-ner.token_units.v1"},
-        "decoding": "greedy",
+        "units": {"@misc": "spacy-hf-ner.infix_units.v1"},
+        "decoding": "auto",
         "ignore_labels": ["O"],
         "annotate": "ents",
         "spans_key": "hf_ner",

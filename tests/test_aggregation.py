@@ -335,3 +335,53 @@ def test_viterbi_on_bioes_never_leaves_an_entity_open():
 def test_unknown_decoding_is_refused():
     with pytest.raises(ValueError, match="decoding"):
         decode_words("a", ["a"], probs_for(["O"]), "beam")
+
+
+# -- whitespace never inside an entity (property) ------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from spacy_hf_ner.alignment import strip_offsets  # noqa: E402
+
+# every character Python counts as whitespace (spaCy's is_space agrees), among
+# them those BERT's normalizer deletes (\x0b, \x0c, \x1c-\x1f, \x85)
+WHITESPACE = [chr(c) for c in range(0x3000 + 1) if chr(c).isspace()]
+
+
+@st.composite
+def text_words_tokens(draw):
+    """A text of letters and whitespace; its words (runs of either kind, as a
+    tokenizer splits them); model tokens that cut the text anywhere, some of
+    them running across whitespace (as BERT's tokens do over deleted characters)."""
+    pieces = draw(
+        st.lists(
+            st.one_of(st.text(alphabet="abcXYZ\u00cc\u00d2", min_size=1, max_size=4), st.text(alphabet=WHITESPACE, min_size=1, max_size=2)),
+            min_size=1,
+            max_size=12,
+        )
+    )
+    text = "".join(pieces)
+    bounds = [0]
+    for piece in pieces:
+        bounds.append(bounds[-1] + len(piece))
+    words = []  # merge neighbouring pieces of the same kind into one word
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if words and text[a].isspace() == text[words[-1][0]].isspace():
+            words[-1] = (words[-1][0], b)
+        else:
+            words.append((a, b))
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(text) - 1)), max_size=len(text)))) | {0, len(text)})
+    starts, ends, keep = strip_offsets(text, np.array(cuts[:-1]), np.array(cuts[1:]))
+    return text, words, starts[keep], ends[keep]
+
+
+@given(text_words_tokens(), st.integers(0, 2**32 - 1), st.sampled_from(["greedy", "viterbi"]))
+@settings(max_examples=400, deadline=None)
+def test_no_entity_spans_a_whitespace_word(case, seed, decoding):
+    text, words, starts, ends = case
+    w_starts = np.array([a for a, _ in words])
+    w_ends = np.array([b for _, b in words])
+    w_space = np.array([text[a].isspace() for a, _ in words])
+    probs = np.random.default_rng(seed).dirichlet(np.ones(len(LABELS)) * 0.3, size=len(starts)).astype(np.float32)
+    for ent in aggregate_on_tokens(probs, starts, ends, w_starts, w_ends, w_space, LABELS, "first", "bio", decoding=decoding):
+        assert not w_space[ent.start:ent.end].any(), (text, ent)

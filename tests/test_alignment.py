@@ -66,3 +66,105 @@ def test_resolve_overlaps_is_order_independent():
     first = resolve_overlaps(spans)[0]
     second = resolve_overlaps(list(reversed(spans)))[0]
     assert [(p.label, p.start) for p in first] == [(p.label, p.start) for p in second]
+
+
+# -- words made of several spaCy tokens (units) ------------------------------------------
+
+import pytest  # noqa: E402
+import spacy  # noqa: E402
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from spacy_hf_ner.alignment import DEFAULT_INFIXES, align, infix_unit_ids, units_of  # noqa: E402
+
+BLANK = spacy.blank("en")
+
+
+def unit_texts(text):
+    """spaCy's tokens of `text` grouped by `infix_unit_ids`, as strings."""
+    doc = BLANK.make_doc(text)
+    starts = np.array([t.idx for t in doc], dtype=np.int64)
+    ends = starts + np.array([len(t) for t in doc], dtype=np.int64)
+    units = units_of(infix_unit_ids(text, starts, ends), starts, ends, np.array([t.is_space for t in doc]))
+    return [text[a:b] for a, b in zip(units.starts.tolist(), units.ends.tolist())]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Jean-Luc Brassard of AL-AIN", ["Jean-Luc", "Brassard", "of", "AL-AIN"]),
+        ("Rolls-Royce and KwaZulu-Natal", ["Rolls-Royce", "and", "KwaZulu-Natal"]),
+        ("Saint-Jean-de-Luz", ["Saint-Jean-de-Luz"]),
+        ("won 2-1 on 1996-12-06", ["won", "2-1", "on", "1996-12-06"]),
+        ("send an e-mail", ["send", "an", "e-mail"]),
+        ("and/or", ["and/or"]),
+        # spaCy's own tokens where no infix joins them
+        ("Google's CEO", ["Google", "'s", "CEO"]),
+        ("U.S.-based IBM", ["U.S.-based", "IBM"]),
+        ("New York-based firm", ["New", "York-based", "firm"]),
+        ("well - known", ["well", "-", "known"]),
+        ("Paris--Berlin", ["Paris", "--", "Berlin"]),
+        ("see https://example.com/a-b/c?x=1-2 now", ["see", "https://example.com/a-b/c?x=1-2", "now"]),
+        ("mail john.smith-jr@example-mail.com", ["mail", "john.smith-jr@example-mail.com"]),
+        ("x - - y", ["x", "-", "-", "y"]),
+    ],
+)
+def test_infix_units_on_spacy_tokens(text, expected):
+    assert unit_texts(text) == expected
+
+
+def test_infix_units_only_join_the_infixes_given():
+    text = "Jean-Luc and/or"
+    doc = BLANK.make_doc(text)
+    starts = np.array([t.idx for t in doc])
+    ends = starts + np.array([len(t) for t in doc])
+    assert len(set(infix_unit_ids(text, starts, ends, ["-"]).tolist())) == 2 + ("and/or" != doc[-1].text) * 2
+    assert infix_unit_ids(text, starts, ends, []).tolist() == list(range(len(doc)))
+
+
+WORDISH = st.text(alphabet=st.sampled_from(list("abAB12-/ .\n'")), max_size=40)
+
+
+@given(WORDISH)
+@settings(max_examples=300, deadline=None)
+def test_infix_units_are_runs_of_touching_tokens(text):
+    """Units are consecutive runs of tokens with no whitespace inside, every
+    token is in exactly one, and a multi-token unit alternates word and infix."""
+    doc = BLANK.make_doc(text)
+    starts = np.array([t.idx for t in doc], dtype=np.int64)
+    ends = starts + np.array([len(t) for t in doc], dtype=np.int64)
+    ids = infix_unit_ids(text, starts, ends)
+    assert len(ids) == len(doc)
+    if len(ids):
+        assert ids[0] == 0 and set(np.diff(ids).tolist()) <= {0, 1}
+    units = units_of(ids, starts, ends, np.array([t.is_space for t in doc], dtype=bool))
+    for u, (a, b) in enumerate(zip(units.first_token.tolist(), units.last_token.tolist())):
+        span = text[units.starts[u] : units.ends[u]]
+        if b > a:
+            assert not any(c.isspace() for c in span)
+            assert all(doc[i].text in DEFAULT_INFIXES for i in range(a + 1, b, 2))
+            assert doc[a].text[-1].isalnum() and doc[b].text[0].isalnum()
+
+
+# -- model tokens -> words -----------------------------------------------------------
+
+
+def test_align_owner_first_and_cover():
+    text = "New York\nis big"
+    # words: New, York, \n, is, big ; model tokens: "NewYork"-like piece over two words
+    w_starts, w_ends, w_space = arrays(text, ["New", "York", "\n", "is", "big"])
+    starts, ends = np.array([0, 9, 12, 13]), np.array([8, 11, 13, 15])  # "New York", "is", "b", "ig"
+    alignment = align(starts, ends, w_starts, w_ends, w_space)
+    assert alignment.owner.tolist() == [0, 3, 4, 4]
+    assert alignment.first.tolist() == [0, -1, -1, 1, 2]
+    assert alignment.cover.tolist() == [-1, 0, -1, -1, -1]
+
+
+def test_a_whitespace_word_is_never_covered():
+    """BERT deletes control characters such as \\x0c that Python and spaCy
+    count as whitespace, so one model token can run across them: the words
+    after the whitespace are not continued by it."""
+    text = "\u00cc\x0c\u00d2,"
+    w_starts, w_ends, w_space = arrays(text, ["\u00cc", "\x0c", "\u00d2", ","])
+    alignment = align(np.array([0, 3]), np.array([3, 4]), w_starts, w_ends, w_space)
+    assert alignment.cover.tolist() == [-1, -1, 0, -1]
+    assert alignment.first.tolist() == [0, -1, -1, 1]

@@ -240,7 +240,7 @@ def test_viterbi_decoding_end_to_end_and_saved(bert_ner, tmp_path):
     """The random model tags many words I- after O: greedy decoding opens an entity
     there (as transformers does), Viterbi picks the best allowed sequence (the
     sequence rules themselves are tested in test_aggregation)."""
-    greedy, best = make(bert_ner), make(bert_ner, decoding="viterbi")
+    greedy, best = make(bert_ner, decoding="greedy"), make(bert_ner, decoding="viterbi")
     changed = 0
     for text in TEXTS:
         g, v = greedy(text), best(text)
