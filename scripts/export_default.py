@@ -8,7 +8,7 @@ commands that reproduce it. `nlp.add_pipe("hf_ner")` then uses it offline as
 `model = "spacy-hf-ner:<name>"`.
 
     python scripts/export_default.py training/hf_ner_final/model-last spacy_hf_ner/models/en_conll03 \\
-        --metrics metrics/final_seqeval.json
+        --metrics metrics/final_raw_text.json
 """
 import argparse
 import json
@@ -52,16 +52,21 @@ The default model of `hf_ner`: `nlp.add_pipe("hf_ner")` with no `model` runs it
   weights), and on CPU long texts run at ~0.9x the chars/s of sentences instead
   of ~0.67x. `hf_ner`'s `max_length` overrides it.
 
-## Metrics (CoNLL-2003 English test, 3,453 sentences, seqeval strict IOB2)
+## Metrics (CoNLL-2003 English test, entity F1 on exact character spans)
 
-| precision | recall | F1 | token accuracy |
-|---|---|---|---|
-| {precision:.4f} | {recall:.4f} | {f1:.4f} | {accuracy:.4f} |
+| input | raw text through `nlp(text)` | the same words as gold tokens |
+|---|---|---|
+| sentences alone ({n_sents:,}) | **{sent_raw:.4f}** (P {sent_p:.4f}, R {sent_r:.4f}) | {sent_gold:.4f} |
+| whole documents ({n_docs}, one sentence a line) | **{doc_raw:.4f}** (P {doc_p:.4f}, R {doc_r:.4f}) | {doc_gold:.4f} |
 
-Per type: {per_type}.
+Per type (raw text, whole documents): {per_type}.
 
-Measured through the spaCy pipeline (`scripts/evaluate_seqeval.py`) on the
-gold tokenization; inputs are stories of up to 8 sentences, as in training.
+Measured with `scripts/evaluate_raw.py` and `hf_ner`'s default config (words
+made of spaCy's tokens joined by infix hyphens and slashes, Viterbi decoding):
+"raw text" is what a user gets from `nlp(text)`, spaCy's tokenizer included.
+The model was trained on spaCy's tokenization of the same raw text (the
+project's DocBins carry their spaces), with the training targets on the words
+inference decodes, so the two columns agree.
 
 ## Reproduce
 
@@ -112,7 +117,7 @@ def main() -> None:
     ap.add_argument("pipeline", type=Path, help="spaCy pipeline dir with a trained hf_ner")
     ap.add_argument("dest", type=Path)
     ap.add_argument("--component", default="hf_ner")
-    ap.add_argument("--metrics", type=Path, required=True, help="seqeval metrics JSON")
+    ap.add_argument("--metrics", type=Path, required=True, help="raw-text metrics JSON (scripts/evaluate_raw.py)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument(
         "--window",
@@ -140,7 +145,8 @@ def main() -> None:
     metrics = json.loads(args.metrics.read_text())
     (args.dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
     size = sum(p.stat().st_size for p in args.dest.rglob("*") if p.is_file()) / 1e6
-    per_type = ", ".join(f"{t} {v['f1-score']:.3f}" for t, v in sorted(metrics["per_type"].items()))
+    sents, docs = metrics["sentences"], metrics["documents"]
+    per_type = ", ".join(f"{t} {v['f1']:.3f}" for t, v in sorted(docs["raw"]["per_type"].items()))
     labels = ", ".join(model.config.id2label[i] for i in range(len(model.config.id2label)))
     (args.dest / "README.md").write_text(
         CARD.format(
@@ -152,10 +158,19 @@ def main() -> None:
             splits=splits,
             selection=selection,
             per_type=per_type,
-            **{k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")},
+            n_sents=metrics["n_sentences"],
+            n_docs=metrics["n_documents"],
+            sent_raw=sents["raw"]["f1"],
+            sent_p=sents["raw"]["precision"],
+            sent_r=sents["raw"]["recall"],
+            sent_gold=sents["gold_tokens"]["f1"],
+            doc_raw=docs["raw"]["f1"],
+            doc_p=docs["raw"]["precision"],
+            doc_r=docs["raw"]["recall"],
+            doc_gold=docs["gold_tokens"]["f1"],
         )
     )
-    print(f"{args.dest}: {size:.1f} MB, test F1 {metrics['f1']:.4f}")
+    print(f"{args.dest}: {size:.1f} MB, test F1 on raw text: sentences {sents['raw']['f1']:.4f}, documents {docs['raw']['f1']:.4f}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 """The transformers Trainer recipe for NER, on the same base model and data as
 `spacy train configs/hf_ner_conll.cfg`: the comparison for issue #4.
 
-This follows the transformers token-classification guide: `tokenize_and_align_labels`
+It is trained on the gold CoNLL words, as hub models are (not on spaCy's
+tokenization): the stand-in for "any CoNLL-style hub model" in the raw-text
+evaluation. This follows the transformers token-classification guide: `tokenize_and_align_labels`
 (label the first subword of each word, -100 elsewhere),
 `DataCollatorForTokenClassification`, `AutoModelForTokenClassification`, `Trainer`
 with AdamW, linear warm-up/decay, and seqeval entity metrics. The data is the
@@ -48,10 +50,29 @@ def split_to_fit(tokenizer, doc, max_length):
     return pieces
 
 
+def seqeval_metrics(gold, pred):
+    """Entity P/R/F1 (seqeval, strict IOB2), token accuracy and per type."""
+    from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    kwargs = dict(mode="strict", scheme=IOB2)
+    report = classification_report(gold, pred, output_dict=True, **kwargs)
+    return {
+        "precision": round(float(precision_score(gold, pred, **kwargs)), 4),
+        "recall": round(float(recall_score(gold, pred, **kwargs)), 4),
+        "f1": round(float(f1_score(gold, pred, **kwargs)), 4),
+        "accuracy": round(float(accuracy_score(gold, pred)), 4),
+        "per_type": {
+            k: {m: round(float(v[m]), 4) for m in ("precision", "recall", "f1-score", "support")}
+            for k, v in report.items()
+            if "avg" not in k
+        },
+    }
+
+
 def word_level_metrics(model, tokenizer, pieces, max_length: int):
     """seqeval P/R/F1 (strict IOB2) of test words predicted from their first
     subword's argmax, as the token-classification guide evaluates."""
-    import evaluate_seqeval
     import torch
 
     labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
@@ -68,17 +89,17 @@ def word_level_metrics(model, tokenizer, pieces, max_length: int):
                     out[word] = labels[ids[i]]
             gold.append(tags)
             pred.append(out)
-    return evaluate_seqeval.seqeval_metrics(gold, pred)
+    return seqeval_metrics(gold, pred)
 
 
-def save_pipeline(model_dir: Path, path: Path, decoding: str = "greedy") -> None:
-    """A blank English spaCy pipeline with `hf_ner` over `model_dir`, so that the
-    Trainer's model is evaluated through spaCy exactly as `spacy train`'s is
-    (give the same `decoding` as the spaCy pipeline's `hf_ner`)."""
+def save_pipeline(model_dir: Path, path: Path) -> None:
+    """A blank English spaCy pipeline with `hf_ner` (its default config) over
+    `model_dir`, so that the Trainer's model is evaluated through spaCy as a
+    hub model would be, and as `spacy train`'s is."""
     import spacy_hf_ner  # noqa: F401
 
     nlp = spacy.blank("en")
-    nlp.add_pipe("hf_ner", config={"model": str(model_dir.resolve()), "decoding": decoding})
+    nlp.add_pipe("hf_ner", config={"model": str(model_dir.resolve())})
     nlp.initialize()
     nlp.to_disk(path)
 
@@ -97,8 +118,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pipeline-dir", type=Path, default=None,
                     help="also save a spaCy pipeline with hf_ner over the trained model here")
-    ap.add_argument("--decoding", choices=["greedy", "viterbi"], default="greedy",
-                    help="hf_ner's `decoding` in that pipeline (use the spaCy pipeline's)")
     ap.add_argument("--evaluate-only", action="store_true",
                     help="no training: BASE is a token classifier to evaluate word-level on the test split")
     args = ap.parse_args()
@@ -180,7 +199,7 @@ def main() -> None:
     trainer.save_model(str(args.model_dir))
     tokenizer.save_pretrained(str(args.model_dir))
     if args.pipeline_dir is not None:
-        save_pipeline(args.model_dir, args.pipeline_dir, args.decoding)
+        save_pipeline(args.model_dir, args.pipeline_dir)
     print(json.dumps({k: metrics[k] for k in ("precision", "recall", "f1", "accuracy")}, indent=2))
 
 
