@@ -292,6 +292,7 @@ class HFNer(HFComponent):
         strip_prefix = s.aggregation_strategy == "none"
         problems: List[str] = []
         reasons: Counter = Counter()
+        replaced: Counter = Counter()  # docs whose spans group was replaced, and its spans
         for doc, entities in zip(docs, predictions):
             placed: List[Placed] = []
             tok_arrays = None
@@ -324,18 +325,19 @@ class HFNer(HFComponent):
                 reasons["overlap with a higher-scoring entity"] += 1
                 problems.append(f"{doc[p.start:p.end].text!r} ({p.label})")
             if s.annotate in ("spans", "both"):
-                group = sorted(kept + lost, key=lambda p: (p.start, p.end))
-                doc.spans[s.spans_key] = SpanGroup(
-                    doc,
-                    name=s.spans_key,
-                    spans=[self._span(doc, p) for p in group],
-                    attrs={"scores": [p.score for p in group]},
-                )
+                replaced += self._write_spans(doc, sorted(kept + lost, key=lambda p: (p.start, p.end)))
             if s.annotate in ("ents", "both"):
                 written = self._write_ents(doc, [self._span(doc, p) for p in kept], reasons, problems)
             else:
                 written = len(kept)
             self.stats["written"] += written
+        if replaced:
+            warnings.warn(
+                Warnings.W006.format(
+                    name=self.name, key=s.spans_key, count=replaced["spans"], docs=replaced["docs"], policy="replace"
+                ),
+                HFNerWarning,
+            )
         if problems:
             count = len(problems)
             hint = (
@@ -352,6 +354,30 @@ class HFNer(HFComponent):
                 ),
                 HFNerWarning,
             )
+
+    def _write_spans(self, doc: Doc, placed: List[Placed]) -> Counter:
+        """Write spans (with their scores) to `doc.spans[spans_key]`; a group
+        already there is treated as `existing_ents` says. Returns what a
+        "replace" dropped: {"docs": 1, "spans": n} (empty otherwise)."""
+        key = self.settings.spans_key
+        spans = [self._span(doc, p) for p in placed]
+        scores: List[Optional[float]] = [p.score for p in placed]
+        old = doc.spans.get(key)
+        dropped: Counter = Counter()
+        if old is not None and len(old):
+            policy = self.settings.existing_ents
+            if policy == "replace":
+                dropped.update(docs=1, spans=len(old))
+            else:
+                old_scores = list(old.attrs.get("scores") or [None] * len(old))
+                keep_old, keep_new = merge_existing(
+                    [(x.start, x.end) for x in old], [(x.start, x.end) for x in spans], policy
+                )
+                pairs = [(old[i], old_scores[i]) for i in keep_old] + [(spans[i], scores[i]) for i in keep_new]
+                pairs.sort(key=lambda pair: (pair[0].start, pair[0].end))
+                spans, scores = [x for x, _ in pairs], [y for _, y in pairs]
+        doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={"scores": scores})
+        return dropped
 
     def _span(self, doc: Doc, placed: Placed) -> Span:
         span = Span(doc, placed.start, placed.end, label=placed.label)

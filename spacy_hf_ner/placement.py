@@ -102,7 +102,7 @@ def merge_existing(
     new ones and the old ones they don't overlap, "keep" the old ones and the
     new ones that don't overlap them.
 
-    existing, new: (start, end) token spans, each list free of overlaps.
+    existing, new: (start, end) token spans.
     RETURNS: (indices of `existing` kept, indices of `new` kept).
     """
     if policy == "replace" or not existing:

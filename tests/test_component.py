@@ -344,3 +344,32 @@ def test_evaluate_spans(bert_ner):
     example = Example(nlp.make_doc(TEXTS[0]), gold)
     scores = nlp.evaluate([example])
     assert scores["spans_hf_ner_f"] == pytest.approx(1.0)
+
+
+def test_an_existing_spans_group_follows_existing_ents(bert_ner):
+    """A group already at `spans_key` is replaced with a warning ("replace"),
+    kept where the new spans don't overlap it ("overwrite"), or kept whole with
+    only non-overlapping new spans added ("keep")."""
+    from spacy.tokens import Span
+
+    text = TEXTS[0]
+    fresh_doc = make(bert_ner, annotate="spans")(text)
+    fresh = [(s.start, s.end, s.label_) for s in fresh_doc.spans["hf_ner"]]
+    assert len(fresh) > 0
+    first = fresh[0]
+
+    def run(policy):
+        nlp = make(bert_ner, annotate="spans", existing_ents=policy)
+        doc = nlp.make_doc(text)
+        doc.spans["hf_ner"] = [Span(doc, first[0], first[1], label="MINE"), Span(doc, len(doc) - 1, len(doc), label="TAIL")]
+        group = nlp.get_pipe("hf_ner")(doc).spans["hf_ner"]
+        assert len(group.attrs["scores"]) == len(group)
+        return [(s.start, s.end, s.label_) for s in group]
+
+    with pytest.warns(HFNerWarning, match=r"\[W006\].*`doc.spans\['hf_ner'\]` already held 2 span"):
+        assert run("replace") == fresh
+    overwritten = run("overwrite")
+    assert "MINE" not in {label for _, _, label in overwritten}
+    assert len(overwritten) == len(fresh) + ("TAIL" in {label for _, _, label in overwritten})
+    kept = run("keep")
+    assert {"MINE", "TAIL"} <= {label for _, _, label in kept} and first not in kept

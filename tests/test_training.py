@@ -403,3 +403,37 @@ def torch_allclose(a, b):
     import torch
 
     return torch.allclose(a, b, atol=1e-6)
+
+
+# -- training on what inference sees -------------------------------------------------
+
+
+def test_conll_docs_carry_spaces_so_training_sees_spacys_tokens(bert_ner, tmp_path):
+    """The project's CoNLL DocBins keep their spaces: spaCy's Corpus tokenizes
+    the raw text for the predicted docs (as nlp(text) does) and aligns the gold
+    to it, and hf_ner's training targets fall on the same words (units) that
+    inference decodes: the first model token of "Jean-Luc", none on "-Luc"."""
+    import sys
+
+    from spacy.training import Corpus
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from conll_to_spacy import to_docs
+
+    nlp = spacy.blank("en")
+    story = [(["Jean-Luc", "Brassard", "won", "in", "Pau-Orthez", "."], ["B-PER", "I-PER", "O", "O", "B-LOC", "O"])]
+    DocBin(docs=list(to_docs(nlp.vocab, [story], 8))).to_disk(tmp_path / "c.spacy")
+    (example,) = list(Corpus(tmp_path / "c.spacy")(nlp))
+    assert not example.reference.has_unknown_spaces
+    assert [t.text for t in example.predicted] == ["Jean", "-", "Luc", "Brassard", "won", "in", "Pau", "-", "Orthez", "."]
+    ner = nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "device": "cpu"})
+    nlp.initialize()
+    (w_starts, w_ends, w_space), targets = ner._word_targets(example)
+    text = example.predicted.text
+    assert [text[a:b] for a, b in zip(w_starts, w_ends)] == ["Jean-Luc", "Brassard", "won", "in", "Pau-Orthez", "."]
+    assert [ner.engine.id2label[t] for t in targets] == ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]
+    (window,), (window_targets,) = ner._training_windows([example])
+    tokens = ner.engine.tokenizer.convert_ids_to_tokens(window.ids.tolist())
+    labelled = [(tok, ner.engine.id2label[t]) for tok, t in zip(tokens, window_targets.tolist()) if t != IGNORE_INDEX]
+    assert [label for _, label in labelled] == ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]
+    assert labelled[0][0] == tokens[1] and "-" not in [tok for tok, _ in labelled]
