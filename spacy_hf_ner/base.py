@@ -79,8 +79,9 @@ class HFComponent(TrainableMixin, Pipe):
         """
         self.vocab = vocab
         self.name = name or self.factory
-        missing = {k: v for k, v in _defaults(self.factory).items() if k not in settings}
-        self.settings = validate(self.Settings, self.name, {**missing, **settings})
+        if set(self.Settings.model_fields) - set(settings):  # direct construction
+            settings = {**_defaults(self.factory), **settings}
+        self.settings = validate(self.Settings, self.name, settings)
         s = self.settings
         self.engine = HFEngine(
             s.model,

@@ -248,11 +248,7 @@ class HFEngine:
         least = self.n_special + 1
         if self.max_length_cfg < least:
             raise ValueError(
-                Errors.E009.format(
-                    name=self.name, key="max_length", value=self.max_length_cfg,
-                    problem=f"leaves no room for text next to the model's {self.n_special} special tokens",
-                    fix=f"give at least {least} (or null for the model's own limit)",
-                )
+                Errors.E029.format(name=self.name, max_length=self.max_length_cfg, special=self.n_special, least=least)
             )
 
     @property

@@ -151,6 +151,16 @@ class Errors(metaclass=_WithCodes):
         "'tag' (or 'auto') to write the labels to token.tag_, or map them to Universal "
         "POS tags with `label_map`."
     )
+    E028 = (
+        "{name}: config key `decoding` = '{decoding}' needs `words` = 'spacy' (`words` = "
+        "'model' returns transformers' own entities). Fix: use 'auto' or 'greedy', or "
+        "'viterbi' with `words` = 'spacy'."
+    )
+    E029 = (
+        "{name}: config key `max_length` = {max_length} leaves no room for text next to "
+        "the model's {special} special tokens. Fix: give at least {least} (or null for "
+        "the model's own limit)."
+    )
 
 
 class Warnings(metaclass=_WithCodes):

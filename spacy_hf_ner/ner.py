@@ -44,13 +44,7 @@ class NerSettings(ModelSettings):
         if self.words == "spacy" and self.aggregation_strategy in ("none", "simple"):
             raise ValueError(Errors.E008.format(name=name, strategy=self.aggregation_strategy))
         if self.decoding == "viterbi" and self.words != "spacy":
-            raise ValueError(
-                Errors.E009.format(
-                    name=name, key="decoding", value=self.decoding,
-                    problem="needs `words` = 'spacy' (`words` = 'model' returns transformers' own entities)",
-                    fix="use 'greedy' or 'auto', or 'viterbi' with `words` = 'spacy'",
-                )
-            )
+            raise ValueError(Errors.E028.format(name=name, decoding=self.decoding))
 
 
 def ner_score(

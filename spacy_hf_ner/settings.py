@@ -30,7 +30,20 @@ S = TypeVar("S", bound="ModelSettings")
 
 
 class ModelSettings(BaseModel):
-    """The keys every component shares: which model, and how it runs."""
+    """The keys every component shares: which model, and how it runs.
+
+    model: hub id, local directory, or "spacy-hf-ner:NAME" (a model shipped in
+        the package). revision: hub revision (branch, tag or commit).
+    stride: overlap between the windows of a long text, in model tokens; None:
+        an eighth of the window. max_length: window length in model tokens;
+        None: the model's own limit.
+    batch_size: windows per forward pass. device: "auto", "cpu", "cuda",
+        "cuda:N" or "mps". dtype: "float32", "float16" or "bfloat16" weights.
+    backend: a registered backend ("torch", "onnx", or a name registered in
+        `spacy_hf_ner.backends.registry`). onnx_file: with backend "onnx", the
+        .onnx file inside the model; None: "onnx/model.onnx", else "model.onnx".
+    scorer: the scoring function.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True, protected_namespaces=())
 

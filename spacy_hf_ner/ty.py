@@ -1,11 +1,10 @@
 """Types shared across the package: every config choice as a `Literal`
-(defined here once; `choices(T)` lists its values), and the `Backend` protocol
-a model runtime implements.
+(defined here once), and the `Backend` protocol a model runtime implements.
 
 No spaCy, no torch.
 """
 from pathlib import Path
-from typing import Any, Dict, Literal, NamedTuple, Optional, Protocol, Sequence, Tuple, get_args, runtime_checkable
+from typing import Any, Dict, Literal, NamedTuple, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -23,11 +22,6 @@ TagAttr = Literal["auto", "pos", "tag"]
 Function = Literal["auto", "sigmoid", "softmax", "none"]
 LongText = Literal["windows", "truncate_warn"]
 Scheme = Literal["bio", "bioes", "biluo"]
-
-
-def choices(literal: Any) -> Tuple[str, ...]:
-    """The values of a `Literal` type, in order."""
-    return tuple(get_args(literal))
 
 
 class LoadRequest(NamedTuple):

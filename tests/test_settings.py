@@ -50,7 +50,7 @@ def test_cross_key_rules_hold_for_direct_construction(bert_ner):
     vocab = spacy.blank("en").vocab
     with pytest.raises(ValueError, match=r"\[E008\].*`aggregation_strategy` = 'simple'"):
         HFNer(vocab, model=str(bert_ner), aggregation_strategy="simple")
-    with pytest.raises(ValueError, match=r"\[E009\].*`decoding`.*words"):
+    with pytest.raises(ValueError, match=r"\[E028\].*`decoding`.*words"):
         HFNer(vocab, model=str(bert_ner), decoding="viterbi", words="model")
 
 
