@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Se
 
 import numpy as np
 from spacy.scorer import Scorer, get_ner_prf
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
@@ -17,14 +17,12 @@ from .alignment import IGNORE_INDEX, Units, align, strip_span, units_of
 from .base import HFComponent, register_factory, token_arrays
 from .classify import softmax
 from .errors import Errors, HFNerWarning, Warnings
-from .placement import Placed, merge_existing, resolve_overlaps, snap
+from .placement import Placed, resolve_overlaps, snap
 from .settings import ModelSettings, Score, validate_keys
+from .spans import SCORE_ATTR, scored_span, write_ents, write_span_group
 from .tags import bio_labels, detect_scheme, entity_type, from_biluo
 from .ty import Annotate, Decoding, ExistingEnts, Strategy, Words
 from .windows import Window
-
-SCORE_ATTR = "hf_score"
-
 
 class NerSettings(ModelSettings):
     """The keys of `hf_ner` (see `HFNer`)."""
@@ -319,9 +317,15 @@ class HFNer(HFComponent):
                 reasons["overlap with a higher-scoring entity"] += 1
                 problems.append(f"{doc[p.start:p.end].text!r} ({p.label})")
             if s.annotate in ("spans", "both"):
-                replaced += self._write_spans(doc, sorted(kept + lost, key=lambda p: (p.start, p.end)))
+                replaced += write_span_group(
+                    doc, s.spans_key, sorted(kept + lost, key=lambda p: (p.start, p.end)), s.existing_ents
+                )
             if s.annotate in ("ents", "both"):
-                written = self._write_ents(doc, [self._span(doc, p) for p in kept], reasons, problems)
+                written, refused = write_ents(doc, [scored_span(doc, p) for p in kept], s.existing_ents)
+                self.stats["kept_existing"] += len(refused)
+                for span in refused:
+                    reasons["overlap with an existing entity (existing_ents='keep')"] += 1
+                    problems.append(f"{span.text!r} ({span.label_})")
             else:
                 written = len(kept)
             self.stats["written"] += written
@@ -348,50 +352,6 @@ class HFNer(HFComponent):
                 ),
                 HFNerWarning,
             )
-
-    def _write_spans(self, doc: Doc, placed: List[Placed]) -> Counter:
-        """Write spans (with their scores) to `doc.spans[spans_key]`; a group
-        already there is treated as `existing_ents` says. Returns what a
-        "replace" dropped: {"docs": 1, "spans": n} (empty otherwise)."""
-        key = self.settings.spans_key
-        spans = [self._span(doc, p) for p in placed]
-        scores: List[Optional[float]] = [p.score for p in placed]
-        old = doc.spans.get(key)
-        dropped: Counter = Counter()
-        if old is not None and len(old):
-            policy = self.settings.existing_ents
-            if policy == "replace":
-                dropped.update(docs=1, spans=len(old))
-            else:
-                old_scores = list(old.attrs.get("scores") or [None] * len(old))
-                keep_old, keep_new = merge_existing(
-                    [(x.start, x.end) for x in old], [(x.start, x.end) for x in spans], policy
-                )
-                pairs = [(old[i], old_scores[i]) for i in keep_old] + [(spans[i], scores[i]) for i in keep_new]
-                pairs.sort(key=lambda pair: (pair[0].start, pair[0].end))
-                spans, scores = [x for x, _ in pairs], [y for _, y in pairs]
-        doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={"scores": scores})
-        return dropped
-
-    def _span(self, doc: Doc, placed: Placed) -> Span:
-        span = Span(doc, placed.start, placed.end, label=placed.label)
-        span._.set(SCORE_ATTR, placed.score)
-        return span
-
-    def _write_ents(self, doc: Doc, spans: List[Span], reasons: Counter, problems: List[str]) -> int:
-        """Write spans to doc.ents under the `existing_ents` policy; returns how many
-        of them were written."""
-        existing = list(doc.ents)
-        old, new = merge_existing(
-            [(e.start, e.end) for e in existing], [(e.start, e.end) for e in spans], self.settings.existing_ents
-        )
-        for i in sorted(set(range(len(spans))) - set(new)):
-            self.stats["kept_existing"] += 1
-            reasons["overlap with an existing entity (existing_ents='keep')"] += 1
-            problems.append(f"{spans[i].text!r} ({spans[i].label_})")
-        final = [existing[i] for i in old] + [spans[i] for i in new]
-        doc.set_ents(sorted(final, key=lambda s: s.start), default="outside")
-        return len(new)
 
 
 make_hf_ner = register_factory(
