@@ -1,6 +1,9 @@
 """The shipped training configs (configs/*.cfg) pass `spacy debug config` and
 `spacy debug data` on a tiny corpus, with a tiny random encoder as the base
 model (the override users give as `--paths.base_model`)."""
+import argparse
+import itertools
+import shlex
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,103 @@ def test_shipped_config_schedule_ends_at_max_steps(name):
     assert schedule["@schedules"] == "warmup_linear.v1"
     assert schedule["total_steps"] == config["training"]["max_steps"]
     assert 0 < schedule["warmup_steps"] < schedule["total_steps"]
+
+
+# -- spacy-hf-ner init-config ------------------------------------------------------
+
+
+def init_config_args(argv):
+    from spacy_hf_ner.init_config import add_arguments
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    return ap.parse_args(argv)
+
+
+def written_by(path: Path):
+    """The init-config arguments named in a config's header."""
+    (line,) = [l for l in path.read_text(encoding="utf8").splitlines() if l.startswith("# Written by: ")]
+    argv = shlex.split(line[len("# Written by: "):])
+    assert argv[:2] == ["spacy-hf-ner", "init-config"]
+    return argv[2:]
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_CONFIGS))
+def test_shipped_config_is_what_init_config_writes(name):
+    """configs/*.cfg are the generator's output, byte for byte, for the command
+    in their header: editing one by hand (or the template alone) fails here."""
+    from spacy_hf_ner.init_config import render
+
+    path = REPO / "configs" / name
+    args = init_config_args(written_by(path))
+    assert args.component == TRAINING_CONFIGS[name]
+    assert str(args.output) == f"configs/{name}"
+    assert render(args) == path.read_text(encoding="utf8")
+
+
+def test_shipped_ner_config_keeps_its_word_units_and_decoding():
+    config = spacy.util.load_config(REPO / "configs" / "hf_ner_conll.cfg", interpolate=False)
+    ner = config["components"]["hf_ner"]
+    assert ner["units"]["@misc"] == "spacy-hf-ner.infix_units.v1"
+    assert ner["units"]["infixes"] == ["-", "‐", "‑", "–", "/"]
+    assert ner["decoding"] == "auto" and ner["words"] == "spacy"
+    assert config["corpora"]["train"]["@readers"] == "spacy.Corpus.v1"
+    assert config["paths"]["train"] == "corpus/train.spacy"
+
+
+@pytest.mark.parametrize("component", sorted(set(TRAINING_CONFIGS.values())))
+def test_init_config_output_passes_debug_config_and_trains(component, encoder, tmp_path):
+    """The written config (base model and corpus given to the command) passes
+    `spacy debug config` and trains 2 steps with `spacy train`; the learning
+    rate warms up and decays to 0 at the last step."""
+    from spacy.cli.train import train as spacy_train
+    from thinc.api import registry
+
+    from spacy_hf_ner.__main__ import main
+
+    corpus = write_corpus(component, tmp_path / "corpus")
+    out = tmp_path / f"{component}.cfg"
+    argv = ["init-config", str(out), "--component", component, "--model", str(encoder),
+            "--train", str(corpus / "train.spacy"), "--dev", str(corpus / "dev.spacy"), "--max-steps", "2"]
+    assert main(argv) == 0
+    config = spacy.util.load_config(out, interpolate=False)
+    assert config["paths"]["base_model"] == str(encoder)
+    assert config["training"]["max_steps"] == 2
+    schedule = config["training"]["optimizer"]["learn_rate"]
+    assert (schedule["warmup_steps"], schedule["total_steps"]) == (1, 2)
+    rates = registry.resolve({"s": schedule})["s"]
+    first = [rates(step=i) for i in range(3)] if callable(rates) else list(itertools.islice(rates, 3))
+    assert first == pytest.approx([0.0, 1e-4, 0.0])
+    over = {f"components.{component}.device": "cpu", "training.logger.progress_bar": False}
+    debug_config(out, overrides=over)
+    spacy_train(out, tmp_path / "out", overrides=over)
+    trained = spacy.load(tmp_path / "out" / "model-last")
+    assert trained.pipe_names == [component]
+    assert trained.get_pipe(component).labels
+
+
+def test_init_config_epochs_counts_the_corpus_words(tmp_path):
+    from spacy_hf_ner.init_config import render
+
+    corpus = write_corpus("hf_ner", tmp_path)
+    n_words = sum(len(tiny_docs("hf_ner")[i % 3]) for i in range(N_TRAIN))
+    text = render(init_config_args(["x.cfg", "-c", "hf_ner", "--train", str(corpus / "train.spacy"),
+                                    "--epochs", "3", "--batch-words", "100"]))
+    config = spacy.util.load_config_from_str(text, interpolate=False)
+    assert config["training"]["max_steps"] == -(-3 * n_words // 100)
+
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["x.cfg", "-c", "hf_ner", "--epochs", "2"], "E140"),
+        (["x.cfg", "-c", "hf_ner", "--max-steps", "50", "--warmup-steps", "50"], "E141"),
+        (["x.cfg", "-c", "hf_ner", "--train", "/no/such/corpus", "--epochs", "2"], "E142"),
+    ],
+)
+def test_init_config_rejects_flags_that_do_not_fit(argv, code, capsys):
+    from spacy_hf_ner.__main__ import main
+
+    assert main(["init-config", *argv]) == 1
+    err = capsys.readouterr().err
+    assert f"[{code}]" in err and "Fix:" in err
