@@ -178,6 +178,11 @@ class Errors(metaclass=_WithCodes):
         "holding .spacy files, so `--epochs` cannot count its words. Fix: convert "
         "the corpus with `python -m spacy convert`, or give `--max-steps N`."
     )
+    E143 = (
+        "displacy: the evaluation set `DATA` = '{path}' does not exist. Fix: give a "
+        ".spacy file (or a folder of them) with gold entities, e.g. one written by "
+        "`python -m spacy convert`."
+    )
 
 
 class Warnings(metaclass=_WithCodes):
