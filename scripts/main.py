@@ -27,12 +27,12 @@ def scored(doc) -> dict:
 
 
 def colors(docs) -> dict:
-    """displaCy's colour of each label, for the scored labels too."""
-    from spacy.displacy.render import DEFAULT_LABEL_COLORS
+    """displaCy's colour of each label (its own palette plus the ones packages
+    register, spacy-hf-ner's PER and MISC among them), for the scored labels."""
+    from spacy.displacy.render import EntityRenderer
 
-    aliases = {"PER": "PERSON", "LOC": "GPE", "MISC": "NORP"}
-    return {f"{e.label_} {e._.hf_score:.2f}": DEFAULT_LABEL_COLORS.get(aliases.get(e.label_, e.label_), "#ddd")
-            for doc in docs for e in doc.ents}
+    palette = EntityRenderer().colors
+    return {f"{e.label_} {e._.hf_score:.2f}": palette.get(e.label_, "#ddd") for doc in docs for e in doc.ents}
 
 
 def main() -> None:

@@ -67,6 +67,30 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_init_config(parser: argparse.ArgumentParser) -> None:
+    from .init_config import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_init_config(args: argparse.Namespace) -> int:
+    from .init_config import run
+
+    return run(args)
+
+
+def _add_displacy(parser: argparse.ArgumentParser) -> None:
+    from .displacy import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_displacy(args: argparse.Namespace) -> int:
+    from .displacy import run
+
+    return run(args)
+
+
 # name -> (help, add arguments, run)
 COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "serve": ("serve a pipeline over HTTP (Inference API compatible, displaCy page)", _add_serve, _run_serve),
@@ -74,6 +98,18 @@ COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Callab
         "export a token/sequence classifier (or a pipeline's hf_* component) to ONNX, optionally int8",
         _add_export_onnx,
         _run_export_onnx,
+    ),
+    "init-config": (
+        "write a spacy train config that fine-tunes an encoder as hf_ner, hf_tagger or hf_textcat "
+        "(warm-up + linear decay)",
+        _add_init_config,
+        _run_init_config,
+    ),
+    "displacy": (
+        "render gold vs predicted entities of an evaluation set as HTML (spacy evaluate "
+        "--displacy-path renders none for hf_ner)",
+        _add_displacy,
+        _run_displacy,
     ),
 }
 

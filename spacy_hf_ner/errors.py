@@ -162,6 +162,28 @@ class Errors(metaclass=_WithCodes):
         "the model's own limit)."
     )
 
+    # -- users: init-config, the displacy command (E140-E159) --
+    E140 = (
+        "init-config: `--epochs` counts passes over the training corpus, but no "
+        "`--train` was given. Fix: add `--train PATH` (a .spacy file or folder), or "
+        "give the number of steps with `--max-steps N`."
+    )
+    E141 = (
+        "init-config: `--warmup-steps` = {warmup} must be smaller than the {max_steps} "
+        "training steps. Fix: give fewer warm-up steps (about a tenth of the steps is "
+        "usual), or more steps with `--max-steps`."
+    )
+    E142 = (
+        "init-config: `--train` = '{path}' is neither a .spacy file nor a folder "
+        "holding .spacy files, so `--epochs` cannot count its words. Fix: convert "
+        "the corpus with `python -m spacy convert`, or give `--max-steps N`."
+    )
+    E143 = (
+        "displacy: the evaluation set `DATA` = '{path}' does not exist. Fix: give a "
+        ".spacy file (or a folder of them) with gold entities, e.g. one written by "
+        "`python -m spacy convert`."
+    )
+
 
 class Warnings(metaclass=_WithCodes):
     W001 = (

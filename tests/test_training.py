@@ -245,6 +245,7 @@ def test_spacy_train_cli_fine_tunes_and_the_result_loads(encoder, tmp_path):
         "paths.base_model": str(encoder),
         "components.hf_ner.device": "cpu",
         "training.max_steps": 30,
+        "training.optimizer.learn_rate.total_steps": 30,
         "training.eval_frequency": 15,
         "training.optimizer.learn_rate.warmup_steps": 2,
         "training.optimizer.learn_rate.initial_rate": 0.005,

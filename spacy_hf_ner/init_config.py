@@ -1,0 +1,224 @@
+"""`spacy-hf-ner init-config`: write a `spacy train` config that fine-tunes a
+transformers encoder as `hf_ner`, `hf_tagger` or `hf_textcat`.
+
+    spacy-hf-ner init-config config.cfg --component hf_ner --model bert-base-cased \\
+        --train corpus/train.spacy --dev corpus/dev.spacy --max-steps 3000
+
+spaCy's own `spacy init config -p hf_ner` writes its CNN recipe (a constant
+learning rate of 0.001, no warm-up, 20,000 steps), which is wrong for a
+transformer. This writes the fine-tuning recipe instead: Adam with weight decay
+and gradient clipping, a linear warm-up to `--learn-rate` then a linear decay to
+0 at the last step (`warmup_linear.v1`, `total_steps` a literal as spaCy's
+templates write it), batches of `--batch-words` words. The component's keys
+are its factory's defaults, with `model = ${paths.base_model}`.
+
+One template (templates/finetune.cfg.jinja) for the three components; the
+shipped configs/*.cfg are its output (each names the command that wrote it, and
+tests/test_configs.py checks that they still equal what it writes).
+"""
+import argparse
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from .errors import Errors
+
+TEMPLATE = Path(__file__).parent / "templates" / "finetune.cfg.jinja"
+
+
+class Recipe(NamedTuple):
+    """What differs between the components' recipes."""
+
+    what: str  # what the component writes, for the header
+    head: str  # how the head is made, for the `model` comment
+    batch_words: int  # words per batch
+    max_steps: int
+    score_weights: Dict[str, Optional[float]]
+
+
+RECIPES: Dict[str, Recipe] = {
+    "hf_ner": Recipe(
+        "entities -> doc.ents",
+        "a new IOB2 head is built over the training data's entity types at `initialize`",
+        500,
+        3300,
+        {"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+    ),
+    "hf_tagger": Recipe(
+        "tags -> token.pos_ or token.tag_",
+        "a new head over the data's tags is built at `initialize`",
+        500,
+        600,
+        {"pos_acc": 1.0, "tag_acc": None},
+    ),
+    "hf_textcat": Recipe(
+        "labels -> doc.cats",
+        "a new head over the data's labels is built at `initialize` (single-label "
+        "when every example has exactly one positive label)",
+        200,
+        300,
+        {"cats_score": 1.0, "cats_macro_f": None, "cats_macro_auc": None},
+    ),
+}
+# a comment above a component key in the config
+KEY_COMMENTS = {
+    "decoding": "'auto' (Viterbi with words = 'spacy'): the best label sequence the tag "
+    "scheme allows; 'greedy': each word's best label",
+}
+LEARN_RATE = 1e-4
+WARMUP_FRACTION = 0.1  # of max_steps, unless --warmup-steps
+EVALUATIONS = 10  # dev evaluations per run, unless --eval-frequency
+
+
+def cfg_value(value: Any) -> str:
+    """A value as a spaCy config writes it (JSON; null, true, 0.0001)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def component_settings(component: str) -> Tuple[List[Tuple[str, Any]], List[Tuple[str, Dict[str, Any]]]]:
+    """The factory's default config (registered functions filled with their
+    defaults), without `model`: (plain keys, registered-function sections).
+    A registered function without arguments stays inline, as spaCy writes
+    `scorer = {"@scorers": ...}`."""
+    from spacy import util
+    from spacy.language import Language
+
+    defaults = dict(Language.get_factory_meta(component).default_config)
+    defaults.pop("model")
+    promises = {k: v for k, v in defaults.items() if isinstance(v, dict) and any(a.startswith("@") for a in v)}
+    filled = util.registry.fill({"c": promises}, validate=False)["c"] if promises else {}
+    plain: List[Tuple[str, Any]] = []
+    sections: List[Tuple[str, Dict[str, Any]]] = []
+    for key, value in defaults.items():
+        section = filled.get(key)
+        if section is not None and len(section) > 1:
+            sections.append((key, section))
+        else:
+            plain.append((key, value))
+    return plain, sections
+
+
+def count_words(path: str) -> int:
+    """Tokens in the training corpus at `path` (a .spacy file or a folder of them)."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    target = Path(path)
+    files = sorted(target.rglob("*.spacy")) if target.is_dir() else [target]
+    if not files or not all(f.is_file() for f in files):
+        raise ValueError(Errors.E142.format(path=path))
+    vocab = spacy.blank("xx").vocab
+    return sum(len(doc) for f in files for doc in DocBin().from_disk(f).get_docs(vocab))
+
+
+def plan_steps(args: argparse.Namespace, recipe: Recipe) -> Dict[str, int]:
+    """max_steps, warmup_steps, eval_frequency and batch_words from the flags."""
+    batch_words = args.batch_words or recipe.batch_words
+    if args.epochs is not None:
+        if not args.train:
+            raise ValueError(Errors.E140)
+        max_steps = max(1, math.ceil(args.epochs * count_words(args.train) / batch_words))
+    else:
+        max_steps = args.max_steps or recipe.max_steps
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, round(WARMUP_FRACTION * max_steps))
+    if not 0 <= warmup < max_steps:
+        raise ValueError(Errors.E141.format(warmup=warmup, max_steps=max_steps))
+    every = args.eval_frequency or max(1, max_steps // EVALUATIONS)
+    return {"max_steps": max_steps, "warmup_steps": warmup, "eval_frequency": every, "batch_words": batch_words}
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that writes this config (only the flags that were given)."""
+    parts = ["spacy-hf-ner", "init-config", str(args.output), "--component", args.component]
+    for flag, value in (
+        ("--model", args.model),
+        ("--train", args.train),
+        ("--dev", args.dev),
+        ("--lang", None if args.lang == "en" else args.lang),
+        ("--max-steps", args.max_steps),
+        ("--epochs", args.epochs),
+        ("--warmup-steps", args.warmup_steps),
+        ("--eval-frequency", args.eval_frequency),
+        ("--batch-words", args.batch_words),
+        ("--learn-rate", None if args.learn_rate == LEARN_RATE else args.learn_rate),
+    ):
+        if value is not None:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def render(args: argparse.Namespace) -> str:
+    """The config text for parsed `init-config` arguments.
+
+    RAISES (ValueError): E140-E142 for flags that do not fit together.
+    """
+    import jinja2
+
+    from . import ner, tagger, textcat  # noqa: F401  (the factories)
+
+    recipe = RECIPES[args.component]
+    settings, sections = component_settings(args.component)
+    env = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env.filters["cfg"] = cfg_value
+    template = env.from_string(TEMPLATE.read_text(encoding="utf8"))
+    return template.render(
+        component=args.component,
+        recipe=recipe,
+        command=command_line(args),
+        output=str(args.output),
+        base_model=args.model,
+        train=args.train,
+        dev=args.dev,
+        lang=args.lang,
+        learn_rate=args.learn_rate,
+        settings=settings,
+        comments=KEY_COMMENTS,
+        sections=sections,
+        **plan_steps(args, recipe),
+    )
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The command's arguments (`spacy-hf-ner init-config`)."""
+    ap.add_argument("output", type=Path, help="config file to write ('-' for stdout)")
+    ap.add_argument("--component", "-c", required=True, choices=sorted(RECIPES), help="the component to fine-tune")
+    ap.add_argument("--model", "-m", default=None, help="base model: hub id or local folder (default: give --paths.base_model to spacy train)")
+    ap.add_argument("--train", default=None, help="training corpus (.spacy file or folder; default: give --paths.train)")
+    ap.add_argument("--dev", default=None, help="development corpus (.spacy; default: give --paths.dev)")
+    ap.add_argument("--lang", default="en", help="language of the pipeline (default: %(default)s)")
+    steps = ap.add_mutually_exclusive_group()
+    steps.add_argument("--max-steps", type=int, default=None, help="training steps (default: " + ", ".join(f"{c} {r.max_steps}" for c, r in RECIPES.items()) + ")")
+    steps.add_argument("--epochs", type=float, default=None, help="training steps from passes over --train: epochs x its words / --batch-words")
+    ap.add_argument("--warmup-steps", type=int, default=None, help=f"linear warm-up steps (default: {WARMUP_FRACTION:.0%} of the steps)")
+    ap.add_argument("--eval-frequency", type=int, default=None, help=f"steps between dev evaluations (default: {EVALUATIONS} per run)")
+    ap.add_argument("--batch-words", type=int, default=None, help="words per batch (default: " + ", ".join(f"{c} {r.batch_words}" for c, r in RECIPES.items()) + ")")
+    ap.add_argument("--learn-rate", type=float, default=LEARN_RATE, help="peak learning rate (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the config; returns the exit status."""
+    try:
+        text = render(args)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    if str(args.output) == "-":
+        sys.stdout.write(text)
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf8")
+    print(f"wrote {args.output}: {args.component}, {text.count(chr(10))} lines; train with: python -m spacy train {args.output} --output training/{args.component}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="spacy-hf-ner init-config", description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

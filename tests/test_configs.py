@@ -1,0 +1,219 @@
+"""The shipped training configs (configs/*.cfg) pass `spacy debug config` and
+`spacy debug data` on a tiny corpus, with a tiny random encoder as the base
+model (the override users give as `--paths.base_model`)."""
+import argparse
+import itertools
+import shlex
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.cli.debug_config import debug_config
+from spacy.cli.debug_data import debug_data
+from spacy.tokens import Doc, DocBin
+
+from models import build_encoder
+
+REPO = Path(__file__).resolve().parent.parent
+
+# config -> the component it trains
+TRAINING_CONFIGS = {
+    "hf_ner_conll.cfg": "hf_ner",
+    "hf_tagger_upos.cfg": "hf_tagger",
+    "hf_textcat_sentiment.cfg": "hf_textcat",
+}
+
+NER = [
+    ("Angela Merkel went to Paris .", [(0, 13, "PER"), (22, 27, "LOC")]),
+    ("John Smith works at Microsoft in Seattle .", [(0, 10, "PER"), (20, 29, "ORG"), (33, 40, "LOC")]),
+    ("Barack Obama lived in Washington with the European Union .", [(0, 12, "PER"), (22, 32, "LOC"), (42, 56, "MISC")]),
+]  # fmt: skip
+POS = [
+    (["Angela", "Merkel", "went", "to", "Paris", "."], ["PROPN", "PROPN", "VERB", "ADP", "PROPN", "PUNCT"]),
+    (["the", "company", "has", "shares", "."], ["DET", "NOUN", "VERB", "NOUN", "PUNCT"]),
+    (["she", "lives", "in", "a", "city", "."], ["PRON", "VERB", "ADP", "DET", "NOUN", "PUNCT"]),
+]
+CATS = [
+    ("the company reports shares up", "POSITIVE"),
+    ("the government said the market was not", "NEGATIVE"),
+    ("Apple shares were up on Monday", "POSITIVE"),
+    ("not a day to go to the bank", "NEGATIVE"),
+]
+
+
+def tiny_docs(component: str):
+    """Annotated docs for `component`, with their spaces (as the project's corpora)."""
+    nlp = spacy.blank("en")
+    docs = []
+    if component == "hf_ner":
+        for text, ents in NER:
+            doc = nlp.make_doc(text)
+            doc.ents = [doc.char_span(s, e, label) for s, e, label in ents]
+            docs.append(doc)
+    elif component == "hf_tagger":
+        for words, tags in POS:
+            docs.append(Doc(nlp.vocab, words=words, pos=tags))
+    else:
+        for text, label in CATS:
+            doc = nlp.make_doc(text)
+            doc.cats = {"POSITIVE": float(label == "POSITIVE"), "NEGATIVE": float(label == "NEGATIVE")}
+            docs.append(doc)
+    return docs
+
+
+# `spacy debug data` fails below 100 training examples (BLANK_MODEL_MIN_THRESHOLD)
+N_TRAIN = 100
+
+
+def write_corpus(component: str, folder: Path) -> Path:
+    """train.spacy (the tiny docs repeated up to N_TRAIN) and dev.spacy in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = tiny_docs(component)
+    DocBin(docs=[docs[i % len(docs)] for i in range(N_TRAIN)]).to_disk(folder / "train.spacy")
+    DocBin(docs=docs).to_disk(folder / "dev.spacy")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory) -> Path:
+    return build_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+def overrides(component: str, corpus: Path, encoder: Path):
+    return {
+        "paths.train": str(corpus / "train.spacy"),
+        "paths.dev": str(corpus / "dev.spacy"),
+        "paths.base_model": str(encoder),
+        f"components.{component}.device": "cpu",
+    }
+
+
+def test_every_training_config_is_covered():
+    shipped = {p.name for p in (REPO / "configs").glob("*.cfg")} - {"en_pipeline.cfg"}
+    assert shipped == set(TRAINING_CONFIGS)
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_CONFIGS))
+def test_shipped_config_passes_spacy_debug_config_and_data(name, encoder, tmp_path):
+    """`spacy debug config` and `spacy debug data` (which resolves [training],
+    where `total_steps` must be a literal int) exit cleanly."""
+    component = TRAINING_CONFIGS[name]
+    corpus = write_corpus(component, tmp_path / "corpus")
+    config = REPO / "configs" / name
+    over = overrides(component, corpus, encoder)
+    debug_config(config, overrides=over)
+    try:
+        debug_data(config, config_overrides=over, silent=True)
+    except SystemExit as e:  # msg.fail(..., exits=1) on any failed check
+        pytest.fail(f"spacy debug data {name} exited with {e.code}")
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_CONFIGS))
+def test_shipped_config_schedule_ends_at_max_steps(name):
+    """The learning rate decays to zero at the last step (the literal
+    `total_steps` is the same number as `max_steps`)."""
+    config = spacy.util.load_config(REPO / "configs" / name, interpolate=False)
+    schedule = config["training"]["optimizer"]["learn_rate"]
+    assert schedule["@schedules"] == "warmup_linear.v1"
+    assert schedule["total_steps"] == config["training"]["max_steps"]
+    assert 0 < schedule["warmup_steps"] < schedule["total_steps"]
+
+
+# -- spacy-hf-ner init-config ------------------------------------------------------
+
+
+def init_config_args(argv):
+    from spacy_hf_ner.init_config import add_arguments
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    return ap.parse_args(argv)
+
+
+def written_by(path: Path):
+    """The init-config arguments named in a config's header."""
+    (line,) = [l for l in path.read_text(encoding="utf8").splitlines() if l.startswith("# Written by: ")]
+    argv = shlex.split(line[len("# Written by: "):])
+    assert argv[:2] == ["spacy-hf-ner", "init-config"]
+    return argv[2:]
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_CONFIGS))
+def test_shipped_config_is_what_init_config_writes(name):
+    """configs/*.cfg are the generator's output, byte for byte, for the command
+    in their header: editing one by hand (or the template alone) fails here."""
+    from spacy_hf_ner.init_config import render
+
+    path = REPO / "configs" / name
+    args = init_config_args(written_by(path))
+    assert args.component == TRAINING_CONFIGS[name]
+    assert str(args.output) == f"configs/{name}"
+    assert render(args) == path.read_text(encoding="utf8")
+
+
+def test_shipped_ner_config_keeps_its_word_units_and_decoding():
+    config = spacy.util.load_config(REPO / "configs" / "hf_ner_conll.cfg", interpolate=False)
+    ner = config["components"]["hf_ner"]
+    assert ner["units"]["@misc"] == "spacy-hf-ner.infix_units.v1"
+    assert ner["units"]["infixes"] == ["-", "‐", "‑", "–", "/"]
+    assert ner["decoding"] == "auto" and ner["words"] == "spacy"
+    assert config["corpora"]["train"]["@readers"] == "spacy.Corpus.v1"
+    assert config["paths"]["train"] == "corpus/train.spacy"
+
+
+@pytest.mark.parametrize("component", sorted(set(TRAINING_CONFIGS.values())))
+def test_init_config_output_passes_debug_config_and_trains(component, encoder, tmp_path):
+    """The written config (base model and corpus given to the command) passes
+    `spacy debug config` and trains 2 steps with `spacy train`; the learning
+    rate warms up and decays to 0 at the last step."""
+    from spacy.cli.train import train as spacy_train
+    from thinc.api import registry
+
+    from spacy_hf_ner.__main__ import main
+
+    corpus = write_corpus(component, tmp_path / "corpus")
+    out = tmp_path / f"{component}.cfg"
+    argv = ["init-config", str(out), "--component", component, "--model", str(encoder),
+            "--train", str(corpus / "train.spacy"), "--dev", str(corpus / "dev.spacy"), "--max-steps", "2"]
+    assert main(argv) == 0
+    config = spacy.util.load_config(out, interpolate=False)
+    assert config["paths"]["base_model"] == str(encoder)
+    assert config["training"]["max_steps"] == 2
+    schedule = config["training"]["optimizer"]["learn_rate"]
+    assert (schedule["warmup_steps"], schedule["total_steps"]) == (1, 2)
+    rates = registry.resolve({"s": schedule})["s"]
+    first = [rates(step=i) for i in range(3)] if callable(rates) else list(itertools.islice(rates, 3))
+    assert first == pytest.approx([0.0, 1e-4, 0.0])
+    over = {f"components.{component}.device": "cpu", "training.logger.progress_bar": False}
+    debug_config(out, overrides=over)
+    spacy_train(out, tmp_path / "out", overrides=over)
+    trained = spacy.load(tmp_path / "out" / "model-last")
+    assert trained.pipe_names == [component]
+    assert trained.get_pipe(component).labels
+
+
+def test_init_config_epochs_counts_the_corpus_words(tmp_path):
+    from spacy_hf_ner.init_config import render
+
+    corpus = write_corpus("hf_ner", tmp_path)
+    n_words = sum(len(tiny_docs("hf_ner")[i % 3]) for i in range(N_TRAIN))
+    text = render(init_config_args(["x.cfg", "-c", "hf_ner", "--train", str(corpus / "train.spacy"),
+                                    "--epochs", "3", "--batch-words", "100"]))
+    config = spacy.util.load_config_from_str(text, interpolate=False)
+    assert config["training"]["max_steps"] == -(-3 * n_words // 100)
+
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["x.cfg", "-c", "hf_ner", "--epochs", "2"], "E140"),
+        (["x.cfg", "-c", "hf_ner", "--max-steps", "50", "--warmup-steps", "50"], "E141"),
+        (["x.cfg", "-c", "hf_ner", "--train", "/no/such/corpus", "--epochs", "2"], "E142"),
+    ],
+)
+def test_init_config_rejects_flags_that_do_not_fit(argv, code, capsys):
+    from spacy_hf_ner.__main__ import main
+
+    assert main(["init-config", *argv]) == 1
+    err = capsys.readouterr().err
+    assert f"[{code}]" in err and "Fix:" in err
