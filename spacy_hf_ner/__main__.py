@@ -34,6 +34,13 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-inputs", type=int, default=DEFAULTS["max_inputs"], help="texts per request (default: %(default)s)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULTS["max_body_bytes"], help="request body limit, 413 above (default: %(default)s)")
     parser.add_argument("--timeout-s", type=float, default=DEFAULTS["timeout_s"], help="per-request deadline, 504 after (default: %(default)s)")
+    parser.add_argument(
+        "--allowed-hosts",
+        default=None,
+        help="comma-separated names the Host header may carry, others get 400 (DNS rebinding defence); "
+        "'*' accepts any (default: localhost,127.0.0.1,[::1] on a loopback --host, the address itself "
+        "on another, any with a warning on 0.0.0.0/::)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -42,12 +49,14 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     try:
         from .serve.app import serve
-        from .serve.config import ServeConfig
+        from .serve.config import ServeConfig, allowed_hosts_for
     except ImportError as e:
         print(f"spacy-hf-ner serve needs the serve extra ({e}). Fix: pip install 'spacy-hf-ner[serve]'", file=sys.stderr)
         return 1
     try:
-        config = ServeConfig(**{f.name: getattr(args, f.name) for f in fields(ServeConfig)})
+        values = {f.name: getattr(args, f.name) for f in fields(ServeConfig)}
+        values["allowed_hosts"] = allowed_hosts_for(args.host, args.allowed_hosts)
+        config = ServeConfig(**values)
         serve(args.pipeline, host=args.host, port=args.port, config=config, lang=args.lang, log_level=args.log_level)
     except ValueError as e:
         print(str(e), file=sys.stderr)

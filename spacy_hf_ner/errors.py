@@ -184,6 +184,12 @@ class Errors(metaclass=_WithCodes):
         "`python -m spacy convert`."
     )
 
+    # -- serve (the HTTP server): E120-E139 --
+    E120 = (
+        "serve: --allowed-hosts = '{value}' names no host. Fix: give the names clients "
+        "use to reach the server, comma-separated (e.g. 'example.com,10.0.0.5'), or '*' "
+        "to accept any Host header."
+    )
 
 class Warnings(metaclass=_WithCodes):
     W001 = (
@@ -218,4 +224,11 @@ class Warnings(metaclass=_WithCodes):
         "{name}: `doc.spans['{key}']` already held {count} span(s) on {docs} doc(s); "
         "they were replaced (config key `existing_ents` = '{policy}' applies to spans "
         "too). Fix: set `spans_key` to another key to keep both."
+    )
+    # -- serve (the HTTP server): W120-W129 --
+    W120 = (
+        "serve: listening on {bind} (every interface) accepts any Host header, so a "
+        "web page can reach this server through DNS rebinding. Fix: pass "
+        "--allowed-hosts with the names clients use (e.g. --allowed-hosts "
+        "example.com,10.0.0.5), or --allowed-hosts '*' to accept any on purpose."
     )

@@ -29,6 +29,7 @@ from texts import TEXTS  # noqa: E402
 STRATEGIES = ["none", "simple", "first", "average", "max"]
 SAMPLE = "My name is Sarah Jessica Parker and I work at Google in New York."
 NON_EMPTY = [t for t in TEXTS if t.strip()]
+LOCAL = "http://localhost"  # a Host the server accepts by default (TestClient's own is "testserver")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def nlp(bert_ner, bert_textcat):
 
 @pytest.fixture(scope="module")
 def client(nlp):
-    with TestClient(create_app(nlp, ServeConfig(max_inputs=8, max_body_bytes=20_000))) as client:
+    with TestClient(create_app(nlp, ServeConfig(max_inputs=8, max_body_bytes=20_000)), base_url=LOCAL) as client:
         yield client
 
 
@@ -255,7 +256,7 @@ def test_busy_and_slow_requests(nlp):
     """503 when the batcher refuses work (full queue, or shutting down), 504 past
     the deadline."""
     app = create_app(nlp, ServeConfig(timeout_s=0.2))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         batcher = app.state.batcher
         batcher.accepting = False
         busy = client.post("/", json={"inputs": "a"})

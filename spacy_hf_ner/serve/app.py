@@ -10,8 +10,11 @@ deadline (504), bodies are size-limited (413) and validated (422, never a 500
 for bad input).
 """
 import asyncio
+import base64
+import hashlib
 import html
 import json
+import re
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +31,7 @@ from ..sources import load_pipeline
 from .batcher import Batcher, QueueFull
 from .config import ServeConfig
 from .formats import render_entities
-from .middleware import BodyLimit
+from .middleware import BodyLimit, HostCheck, SecurityHeaders
 from .schemas import (
     ERRORS,
     DocJSON,
@@ -42,7 +45,7 @@ from .schemas import (
     request_models,
     validation_message,
 )
-from .worker import PipelineWorker, freeze, model_aliases
+from .worker import PipelineWorker, freeze, model_aliases, public_name
 
 PAGE = Path(__file__).parent / "page.html"
 
@@ -81,7 +84,11 @@ def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: st
         version=_version(),
         lifespan=lifespan,
     )
+    # the last added runs first: security headers on every answer, then the
+    # Host check, then the body limit
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(HostCheck, allowed=config.hosts)
+    app.add_middleware(SecurityHeaders)
     app.state.batcher = batcher
     app.state.config = config
 
@@ -201,7 +208,7 @@ def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: st
         """Liveness, the served models and the batching statistics."""
         return {
             "status": "ok",
-            "models": {alias: components[c].engine.model_name for alias, c in aliases.items()},
+            "models": {alias: public_name(components[c].engine.model_name) for alias, c in aliases.items()},
             "stats": _stats(batcher),
         }
 
@@ -218,16 +225,34 @@ def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: st
         """Batching statistics: requests, inputs, batched model calls."""
         return _stats(batcher)
 
+    served = [
+        {"name": alias, "task": "token" if isinstance(components[c], HFNer) else "text"} for alias, c in aliases.items()
+    ]
+    page_html, page_csp = _page(title, served)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def page() -> str:
-        served = [
-            {"name": alias, "task": "token" if isinstance(components[c], HFNer) else "text"}
-            for alias, c in aliases.items()
-        ]
-        text = PAGE.read_text(encoding="utf8")
-        return text.replace("{{TITLE}}", html.escape(title)).replace("{{MODELS}}", json.dumps(served))
+    async def page() -> HTMLResponse:
+        return HTMLResponse(page_html, headers={"Content-Security-Policy": page_csp})
 
     return app
+
+
+def _page(title: str, models: List[Dict[str, str]]) -> "tuple[str, str]":
+    """The page's HTML and its Content-Security-Policy: only its own inline
+    script runs (by hash), it talks only to this server, and no other site
+    may frame it. Inline styles are allowed (displaCy's markup uses them)."""
+    # "<" in the JSON is escaped so that a model name cannot close the script
+    models_json = json.dumps(models).replace("<", "\\u003c")
+    text = PAGE.read_text(encoding="utf8").replace("{{TITLE}}", html.escape(title)).replace("{{MODELS}}", models_json)
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf8")).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", text, flags=re.S)
+    ]
+    csp = (
+        f"default-src 'none'; script-src {' '.join(hashes)}; style-src 'unsafe-inline'; img-src data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return text, csp
 
 
 def _stats(batcher: Batcher) -> Dict[str, Any]:
@@ -257,7 +282,7 @@ def serve(name: str, *, host: str, port: int, config: ServeConfig, lang: str = "
 
     started = time.perf_counter()
     nlp = load_pipeline(name, lang=lang)
-    app = create_app(nlp, config, title=f"spacy-hf-ner: {name}")
+    app = create_app(nlp, config, title=f"spacy-hf-ner: {public_name(name)}")
     print(f"serving {name} ({', '.join(nlp.pipe_names)}), loaded in {time.perf_counter() - started:.1f} s", flush=True)
     uvicorn.run(
         app,

@@ -1,19 +1,30 @@
 """The server's limits and batching settings (no web framework imported, so the
 command line can show its defaults without the `serve` extra)."""
+import ipaddress
+import warnings
 from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from ..errors import Errors, HFNerWarning, Warnings
+
+# the names a browser uses for a server bound to a loopback address
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
 @dataclass
 class ServeConfig:
     """Limits and batching of the server.
 
-    max_batch: texts per batched model call (a request is never split; 1 runs
-        every request on its own).
+    max_batch: texts per batched model call (1 runs every request on its own).
     max_wait_ms: how long the worker waits for more requests after the first.
     max_queue: requests waiting for the model; more are refused with 503.
     max_inputs: texts in one request; more are refused with 422.
     max_body_bytes: request body size; larger bodies are refused with 413.
     timeout_s: a request not answered within it gets 504.
+    allowed_hosts: the names the Host header may carry (port ignored; "*"
+        allows any, "*.example.com" its subdomains); others get 400, a defence
+        against DNS rebinding. None: the loopback names (see `allowed_hosts_for`
+        for the defaults `serve` derives from the bind address).
     """
 
     max_batch: int = 32
@@ -22,6 +33,7 @@ class ServeConfig:
     max_inputs: int = 64
     max_body_bytes: int = 1_000_000
     timeout_s: float = 30.0
+    allowed_hosts: Optional[Tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         for key, ok in (
@@ -34,3 +46,55 @@ class ServeConfig:
         ):
             if not ok:
                 raise ValueError(f"serve: `{key}` = {getattr(self, key)!r} is out of range; use a positive value")
+        if self.allowed_hosts is not None:
+            hosts = tuple(h.strip().lower() for h in self.allowed_hosts if h.strip())
+            if not hosts:
+                raise ValueError(Errors.E120.format(value=",".join(self.allowed_hosts)))
+            self.allowed_hosts = hosts
+
+    @property
+    def hosts(self) -> Tuple[str, ...]:
+        """The allowed Host names (the loopback names unless configured)."""
+        return self.allowed_hosts if self.allowed_hosts is not None else LOOPBACK_HOSTS
+
+
+def allowed_hosts_for(bind: str, given: Optional[str]) -> Tuple[str, ...]:
+    """The Host names a server bound to `bind` accepts: `given` (a
+    comma-separated list, from --allowed-hosts) when set; else the loopback
+    names for a loopback address, the address (or name) itself for another
+    one, and any host, with warning W120, for a wildcard address (0.0.0.0,
+    ::), whose names the server cannot know.
+    """
+    if given is not None:
+        return tuple(h.strip() for h in given.split(","))
+    name = bind.strip("[]")
+    if name == "localhost":
+        return LOOPBACK_HOSTS
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return (name,)
+    if address.is_loopback:
+        return LOOPBACK_HOSTS
+    if address.is_unspecified:
+        warnings.warn(Warnings.W120.format(bind=bind), HFNerWarning)
+        return ("*",)
+    return (f"[{name}]" if address.version == 6 else name,)
+
+
+def host_allowed(host: str, allowed: Tuple[str, ...]) -> bool:
+    """Whether a Host header value (with or without a port) is allowed."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        name = host[: host.find("]") + 1] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if not name:
+        return False
+    for pattern in allowed:
+        if pattern == "*" or name == pattern:
+            return True
+        if pattern.startswith("*.") and name.endswith(pattern[1:]):
+            return True
+    return False
+

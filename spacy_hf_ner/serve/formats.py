@@ -145,12 +145,13 @@ def doc_json(doc: Doc) -> Dict[str, Any]:
 
 def render_entities(text: str, entities: Sequence[Dict[str, Any]]) -> str:
     """displaCy's entity view of character-offset entities, each with its score
-    in a tooltip."""
+    in a tooltip. Labels are HTML-escaped (displaCy escapes only the text), so a
+    model's label cannot inject markup into the page."""
     ents = [
         {
             "start": e["start"],
             "end": e["end"],
-            "label": e["label"],
+            "label": html.escape(e["label"], quote=True),  # displaCy inserts labels as they are
             "params": {
                 "title": html.escape(
                     f"{e['label']} {e['score']:.3f}" if e.get("score") is not None else e["label"], quote=True
@@ -170,7 +171,19 @@ def render_entities(text: str, entities: Sequence[Dict[str, Any]]) -> str:
 
 
 def render_dependencies(doc: Doc) -> Optional[str]:
-    """displaCy's dependency view of each sentence, or None without a parse."""
+    """displaCy's dependency view of each sentence, or None without a parse;
+    tags and arc labels HTML-escaped."""
     if not doc.has_annotation("DEP"):
         return None
-    return displacy.render(list(doc.sents), style="dep", page=False, options={"compact": True})
+    options = {"compact": True}
+    parses = []
+    for sent in doc.sents:
+        parsed = displacy.parse_deps(sent, options)
+        for word in parsed["words"]:  # displaCy escapes only the word's text
+            for key in ("tag", "lemma"):
+                if word.get(key) is not None:
+                    word[key] = html.escape(word[key], quote=True)
+        for arc in parsed["arcs"]:
+            arc["label"] = html.escape(arc["label"], quote=True)
+        parses.append(parsed)
+    return displacy.render(parses, style="dep", manual=True, page=False, options=options)

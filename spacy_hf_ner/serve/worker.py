@@ -26,6 +26,15 @@ def served_components(nlp: Language) -> Dict[str, Served]:
     return found
 
 
+def public_name(model: str) -> str:
+    """A model as the server shows it: a hub id or bundled name as it is, a
+    local folder by its last part only (never the machine's absolute path)."""
+    path = Path(model).expanduser()
+    if path.is_absolute() or model.startswith((".", "~")) or path.is_dir():
+        return path.resolve().name
+    return model
+
+
 def model_aliases(components: Dict[str, Served]) -> Dict[str, str]:
     """URL names of the served models -> component names: each component's name,
     and its model id when that is a hub id or a bundled model (not a folder)."""
