@@ -1,4 +1,5 @@
 """spacy-hf-ner: Hugging Face token and text classifiers as spaCy components."""
+from .bulk import annotate
 from .errors import HFNerWarning
 from .ner import HFNer, make_hf_ner, ner_score
 from .sources import load_pipeline
@@ -11,6 +12,7 @@ __all__ = [
     "HFNerWarning",
     "HFTagger",
     "HFTextcat",
+    "annotate",
     "load_pipeline",
     "make_hf_ner",
     "make_hf_tagger",

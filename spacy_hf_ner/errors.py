@@ -190,6 +190,56 @@ class Errors(metaclass=_WithCodes):
         "use to reach the server, comma-separated (e.g. 'example.com,10.0.0.5'), or '*' "
         "to accept any Host header."
     )
+    # -- annotate (bulk and distributed annotation: spacy_hf_ner/bulk/) --------
+    E100 = (
+        "annotate: input '{path}' {problem}. Fix: give a .jsonl, .parquet or .csv file, "
+        "or a folder of .txt files."
+    )
+    E101 = (
+        "annotate: output '{path}' must end in .parquet or .jsonl. Fix: name the output "
+        "e.g. 'out.parquet' (one row per document) or 'out.jsonl'."
+    )
+    E102 = (
+        "annotate: input '{path}' has no column `{key}` (flag --{flag}; columns: "
+        "{columns}). Fix: pass --{flag} with the name of the column holding the {what}."
+    )
+    E103 = (
+        "annotate: input '{path}' has the id {id!r} twice (record {row}, column "
+        "`{key}`, flag --id-key). Every document needs its own id, or resuming and "
+        "joining results would mix them. Fix: make the ids unique, or pass --id-key '' "
+        "to number the records instead."
+    )
+    E104 = "annotate: input '{path}', record {row}: {problem}. Fix: {fix}."
+    E105 = (
+        "annotate: output '{path}' already exists{parts}. Fix: pass --resume to keep "
+        "what is written and annotate only the rest, or remove it to start afresh."
+    )
+    E106 = (
+        "annotate: --engine ray needs Ray Data, which is not installed ({error}). Fix: "
+        "pip install 'spacy-hf-ner[ray]', or use --engine local."
+    )
+    E107 = (
+        "annotate: the Ray cluster cannot run this job without hanging: {problem}. "
+        "Fix: {fix}."
+    )
+    E108 = (
+        "annotate: no batch finished within {seconds:.0f} s (flag --stall-timeout); "
+        "the job was stopped instead of hanging ({engine} engine, {done} of "
+        "{total} documents written; rerun with --resume to continue). Fix: check the "
+        "workers' logs, or raise --stall-timeout for very slow models or huge batches."
+    )
+    E109 = (
+        "annotate: {engine} engine: the workers failed {failures} time(s), more than "
+        "--max-retries {retries} allows ({error}). What was written is kept: fix the "
+        "cause (a crashing document, memory) and rerun with --resume."
+    )
+    E110 = (
+        "annotate: {missing} input document(s) have no output row and {extra} "
+        "output row(s) match no input document (e.g. {examples}); nothing was "
+        "published to '{path}'. Fix: rerun with --resume; please report this as a bug."
+    )
+    E111 = "annotate: `{key}` (flag --{flag}) = {value!r} {problem}. Fix: {fix}."
+
 
 class Warnings(metaclass=_WithCodes):
     W001 = (
@@ -231,4 +281,10 @@ class Warnings(metaclass=_WithCodes):
         "web page can reach this server through DNS rebinding. Fix: pass "
         "--allowed-hosts with the names clients use (e.g. --allowed-hosts "
         "example.com,10.0.0.5), or --allowed-hosts '*' to accept any on purpose."
+    )
+    # -- annotate (spacy_hf_ner/bulk/) --------------------------------------------
+    W100 = (
+        "annotate: {failed} of {total} document(s) failed and were written with an "
+        "`error` (e.g. {examples}). Find them with the `error` column; they are not "
+        "retried by --resume."
     )

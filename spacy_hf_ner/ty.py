@@ -22,6 +22,8 @@ TagAttr = Literal["auto", "pos", "tag"]
 Function = Literal["auto", "sigmoid", "softmax", "none"]
 LongText = Literal["windows", "truncate_warn"]
 Scheme = Literal["bio", "bioes", "biluo"]
+# where `spacy-hf-ner annotate` runs the pipeline
+Engine = Literal["local", "ray"]
 
 
 class LoadRequest(NamedTuple):

@@ -1,0 +1,319 @@
+"""Reading corpora and writing annotations for `spacy-hf-ner annotate`.
+
+Inputs: JSONL (one object per line), Parquet, CSV, or a folder of .txt files
+(the id is the file's path inside the folder). The text and id columns are
+configurable; without an id column each record's number (0-based) is its id.
+Ids are written as strings.
+
+Outputs: Parquet or JSONL, one row per document. While a job runs, results go
+to complete Parquet parts in `OUTPUT.parts/` (each written to a temporary name
+and renamed, so a killed run leaves only whole parts); at the end they are
+merged into OUTPUT. `--resume` reads the ids of the parts (and of an earlier
+OUTPUT) and skips them. The metadata (model, config hash, versions, and that
+offsets are Python character offsets) is in the Parquet schema's metadata
+under `spacy_hf_ner`, or next to a JSONL file in `OUTPUT.meta.json`.
+"""
+import csv
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import Errors
+
+META_KEY = b"spacy_hf_ner"
+INPUT_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+OUTPUT_KINDS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
+PART_GLOB = "part-*.parquet"
+
+
+# -- input ------------------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    """An input corpus, read in batches of (ids, texts).
+
+    path (Path): a file or a folder of .txt files.
+    text_key (str): the column holding the text.
+    id_key (Optional[str]): the column holding the id; None: "id" when the
+        input has it, else the record number; "": always the record number.
+    """
+
+    path: Path
+    text_key: str = "text"
+    id_key: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if self.path.is_dir():
+            self.kind = "txt"
+        elif not self.path.is_file():
+            raise ValueError(Errors.E100.format(path=self.path, problem="does not exist"))
+        else:
+            kind = INPUT_KINDS.get(self.path.suffix.lower())
+            if kind is None:
+                raise ValueError(Errors.E100.format(path=self.path, problem=f"has an unknown suffix '{self.path.suffix}'"))
+            self.kind = kind
+
+    @property
+    def total(self) -> Optional[int]:
+        """The number of records when it is cheap to know (None otherwise)."""
+        if self.kind == "parquet":
+            return pq.ParquetFile(self.path).metadata.num_rows
+        if self.kind == "txt":
+            return len(self._txt_files())
+        if self.kind == "jsonl":
+            with open(self.path, "rb") as f:
+                return sum(1 for line in f if line.strip())
+        return None
+
+    def batches(self, size: int) -> Iterator[Tuple[List[str], List[Any]]]:
+        """(ids, texts) in batches of `size` records, in input order; raises
+        E103 on a repeated id."""
+        seen: set = set()
+        ids: List[str] = []
+        texts: List[Any] = []
+        for row, (doc_id, text) in enumerate(self.records()):
+            if doc_id in seen:
+                raise ValueError(Errors.E103.format(path=self.path, id=doc_id, row=row, key=self.id_key or "id"))
+            seen.add(doc_id)
+            ids.append(doc_id)
+            texts.append(text)
+            if len(ids) >= size:
+                yield ids, texts
+                ids, texts = [], []
+        if ids:
+            yield ids, texts
+
+    def records(self) -> Iterator[Tuple[str, Any]]:
+        """(id, text) per record; a missing or null text is None (annotated as a
+        failed document, never dropped)."""
+        reader = {"jsonl": self._jsonl, "parquet": self._parquet, "csv": self._csv, "txt": self._txt}[self.kind]
+        yield from reader()
+
+    def _id_column(self, columns: Sequence[str]) -> Optional[str]:
+        self._check_column(self.text_key, columns, "text-key", "text")
+        if self.id_key == "":
+            return None
+        if self.id_key is None:
+            return "id" if "id" in columns else None
+        self._check_column(self.id_key, columns, "id-key", "ids")
+        return self.id_key
+
+    def _check_column(self, key: str, columns: Sequence[str], flag: str, what: str) -> None:
+        if key not in columns:
+            shown = ", ".join(repr(c) for c in columns) or "none"
+            raise ValueError(Errors.E102.format(path=self.path, key=key, flag=flag, columns=shown, what=what))
+
+    def _make_id(self, value: Any, row: int, id_key: Optional[str]) -> str:
+        if id_key is None:
+            return str(row)
+        if value is None:
+            raise ValueError(
+                Errors.E104.format(
+                    path=self.path, row=row, problem=f"the id column `{id_key}` is empty",
+                    fix="give every record an id, or pass --id-key '' to number the records",
+                )
+            )
+        return str(value)
+
+    def _jsonl(self) -> Iterator[Tuple[str, Any]]:
+        id_key: Optional[str] = None
+        row = 0
+        with open(self.path, encoding="utf8") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as e:
+                    record = e
+                if not isinstance(record, dict):
+                    raise ValueError(
+                        Errors.E104.format(
+                            path=self.path, row=row, problem=f"line {line_no} is not a JSON object ({record})",
+                            fix="write one JSON object per line, e.g. {\"id\": 1, \"text\": \"...\"}",
+                        )
+                    )
+                if row == 0:
+                    id_key = self._id_column(list(record))
+                yield self._make_id(record.get(id_key) if id_key else None, row, id_key), record.get(self.text_key)
+                row += 1
+
+    def _parquet(self) -> Iterator[Tuple[str, Any]]:
+        file = pq.ParquetFile(self.path)
+        id_key = self._id_column(file.schema_arrow.names)
+        columns = [self.text_key] + ([id_key] if id_key and id_key != self.text_key else [])
+        row = 0
+        for batch in file.iter_batches(columns=columns, batch_size=4096):
+            texts = batch.column(self.text_key).to_pylist()
+            ids = batch.column(id_key).to_pylist() if id_key else [None] * len(texts)
+            for value, text in zip(ids, texts):
+                yield self._make_id(value, row, id_key), text
+                row += 1
+
+    def _csv(self) -> Iterator[Tuple[str, Any]]:
+        csv.field_size_limit(sys.maxsize)  # long documents are fields too
+        with open(self.path, encoding="utf8", newline="") as f:
+            reader = csv.DictReader(f)
+            id_key = self._id_column(list(reader.fieldnames or []))
+            for row, record in enumerate(reader):
+                yield self._make_id(record.get(id_key) if id_key else None, row, id_key), record.get(self.text_key)
+
+    def _txt_files(self) -> List[Path]:
+        return sorted(p for p in self.path.rglob("*.txt") if p.is_file())
+
+    def _txt(self) -> Iterator[Tuple[str, Any]]:
+        files = self._txt_files()
+        if not files:
+            raise ValueError(Errors.E100.format(path=self.path, problem="is a folder without .txt files"))
+        for file in files:
+            yield str(file.relative_to(self.path)), file.read_text(encoding="utf8")
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+def output_kind(path: Path) -> str:
+    """"parquet" or "jsonl" from the output's suffix (E101 otherwise)."""
+    kind = OUTPUT_KINDS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise ValueError(Errors.E101.format(path=path))
+    return kind
+
+
+def parts_dir(output: Path) -> Path:
+    """Where a running job keeps its finished parts."""
+    return Path(str(output) + ".parts")
+
+
+def meta_path(output: Path) -> Path:
+    """The metadata file next to a JSONL output."""
+    return Path(str(output) + ".meta.json")
+
+
+def with_metadata(schema: pa.Schema, meta: Dict[str, Any]) -> pa.Schema:
+    return schema.with_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode("utf8")})
+
+
+def read_metadata(path: Path) -> Dict[str, Any]:
+    """The job metadata of an output (Parquet or JSONL)."""
+    path = Path(path)
+    if output_kind(path) == "jsonl":
+        return json.loads(meta_path(path).read_text(encoding="utf8"))
+    return json.loads(pq.read_schema(path).metadata[META_KEY])
+
+
+class Parts:
+    """The finished parts of a running job, each a complete Parquet file."""
+
+    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+        self.folder = Path(folder)
+        self.schema = schema
+
+    def files(self) -> List[Path]:
+        return sorted(self.folder.glob(PART_GLOB)) if self.folder.is_dir() else []
+
+    def ids(self) -> List[str]:
+        """The ids already written (left-over temporary files are removed)."""
+        if self.folder.is_dir():
+            for tmp in self.folder.glob("*.tmp"):
+                tmp.unlink()
+        return [i for f in self.files() for i in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
+
+    def write(self, table: pa.Table) -> Path:
+        """Write one part atomically (a temporary name, then a rename)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        files = self.files()
+        number = int(files[-1].stem.split("-")[1]) + 1 if files else 0
+        target = self.folder / f"part-{number:06d}.parquet"
+        tmp = target.with_suffix(".tmp")
+        pq.write_table(table.cast(self.schema), tmp)
+        os.replace(tmp, target)
+        return target
+
+
+def read_rows(path: Path, schema: Optional[pa.Schema] = None) -> pa.Table:
+    """An output (Parquet or JSONL) as an Arrow table."""
+    path = Path(path)
+    if output_kind(path) == "parquet":
+        return pq.read_table(path)
+    rows = []
+    with open(path, encoding="utf8") as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                if isinstance(row.get("cats"), dict):
+                    row["cats"] = list(row["cats"].items())
+                rows.append(row)
+    if schema is None:
+        from .core import schema as make_schema
+
+        fields = read_metadata(path).get("fields", [])
+        schema = make_schema(fields)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def publish(sources: Sequence[Path], output: Path, schema: pa.Schema, meta: Dict[str, Any]) -> int:
+    """Merge the parts (and an earlier output) into `output`, streaming, through
+    a temporary file renamed at the end. RETURNS the number of rows."""
+    output = Path(output)
+    kind = output_kind(output)
+    tmp = output.with_name(output.name + ".tmp")
+    rows = 0
+    full = with_metadata(schema, meta)
+    if kind == "parquet":
+        with pq.ParquetWriter(tmp, full) as writer:
+            for source in sources:
+                for batch in _batches(source, schema):
+                    writer.write_batch(batch.cast(full))
+                    rows += batch.num_rows
+    else:
+        with open(tmp, "w", encoding="utf8") as f:
+            for source in sources:
+                for batch in _batches(source, schema):
+                    for row in batch.to_pylist():
+                        if "cats" in row and row["cats"] is not None:
+                            row["cats"] = dict(row["cats"])
+                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        rows += 1
+        meta_path(output).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf8")
+    os.replace(tmp, output)
+    return rows
+
+
+def _batches(source: Path, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    if output_kind(source) == "parquet":
+        yield from pq.ParquetFile(source).iter_batches(batch_size=8192)
+    else:
+        yield from read_rows(source, schema).to_batches()
+
+
+def flat_entities(table: pa.Table) -> pa.Table:
+    """One row per entity: id, text, label, start, end, score (documents
+    without entities have no row here; they are in the per-document output)."""
+    entities = table.column("entities").combine_chunks()
+    parents = pc.list_parent_indices(entities)
+    flat = pc.list_flatten(entities)
+    columns: Dict[str, Any] = {"id": pc.take(table.column("id"), parents)}
+    for name in ("text", "label", "start", "end", "score"):
+        columns[name] = pc.struct_field(flat, name)
+    return pa.table(columns)
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write a table (e.g. the flat entity view) as Parquet or JSONL."""
+    path = Path(path)
+    if output_kind(path) == "parquet":
+        pq.write_table(table, path)
+    else:
+        with open(path, "w", encoding="utf8") as f:
+            for row in table.to_pylist():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
