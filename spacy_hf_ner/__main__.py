@@ -116,7 +116,10 @@ COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run a subcommand; returns the exit status."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="spacy-hf-ner", description="spacy-hf-ner command line")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add_arguments, run) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)

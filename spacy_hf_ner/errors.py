@@ -199,10 +199,11 @@ class Warnings(metaclass=_WithCodes):
     )
     W003 = (
         "{name}: the classification head of '{model}' lacks labels of the "
-        "training data ({missing}), so it is replaced by a new, randomly initialized "
-        "head over the data's labels. To fine-tune the pretrained head instead, rename "
-        "the data's labels to the model's with `label_map` (model label -> data label, "
-        "e.g. {{\"PER\": \"PERSON\"}})."
+        "training data ({missing}; the head has {have}), so it is replaced by a new, "
+        "randomly initialized head over the data's labels. To fine-tune the pretrained "
+        "head instead, give each model label the data's name for it with `label_map` = "
+        "{{model label: data label}}, e.g. {{\"PER\": \"PERSON\"}} for a model that "
+        "says PER where the data says PERSON."
     )
     W004 = (
         "{name}: {count} doc(s) were longer than the model's window of {window} tokens "
