@@ -192,7 +192,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     steps = ap.add_mutually_exclusive_group()
     steps.add_argument("--max-steps", type=int, default=None, help="training steps (default: " + ", ".join(f"{c} {r.max_steps}" for c, r in RECIPES.items()) + ")")
     steps.add_argument("--epochs", type=float, default=None, help="training steps from passes over --train: epochs x its words / --batch-words")
-    ap.add_argument("--warmup-steps", type=int, default=None, help=f"linear warm-up steps (default: {WARMUP_FRACTION:.0%} of the steps)")
+    ap.add_argument("--warmup-steps", type=int, default=None, help=f"linear warm-up steps (default: {round(100 * WARMUP_FRACTION)}%% of the steps)")
     ap.add_argument("--eval-frequency", type=int, default=None, help=f"steps between dev evaluations (default: {EVALUATIONS} per run)")
     ap.add_argument("--batch-words", type=int, default=None, help="words per batch (default: " + ", ".join(f"{c} {r.batch_words}" for c, r in RECIPES.items()) + ")")
     ap.add_argument("--learn-rate", type=float, default=LEARN_RATE, help="peak learning rate (default: %(default)s)")

@@ -4,6 +4,8 @@ modules load only when a command runs)."""
 import subprocess
 import sys
 
+import pytest
+
 import spacy_hf_ner
 
 HEAVY = ("torch", "transformers", "spacy", "thinc")
@@ -27,6 +29,12 @@ def test_help_lists_the_commands_without_importing_torch_or_spacy():
     for command in ("serve", "export-onnx", "init-config", "displacy"):
         assert command in out
     assert out.strip().splitlines()[-1] == "HEAVY []"
+
+
+@pytest.mark.parametrize("command", ["serve", "export-onnx", "init-config", "displacy"])
+def test_each_command_has_help(command):
+    out = run_main(command, "--help")
+    assert out.startswith(f"usage: spacy-hf-ner {command}")
 
 
 def test_version():
