@@ -220,3 +220,19 @@ class Warnings(metaclass=_WithCodes):
         "they were replaced (config key `existing_ents` = '{policy}' applies to spans "
         "too). Fix: set `spans_key` to another key to keep both."
     )
+
+    # -- users: the training schedule (W140-W149) --
+    W140 = (
+        "{name}: `[training.optimizer] learn_rate` = {rate} is a constant rate (what "
+        "`spacy init config` writes for spaCy's CNN pipelines). Fine-tuning a "
+        "transformer wants a lower rate (about 1e-4) with a warm-up and a decay. Fix: "
+        "write a fine-tuning config with `spacy-hf-ner init-config CONFIG --component "
+        "{factory} --model BASE_MODEL --train TRAIN --dev DEV`."
+    )
+    W141 = (
+        "{name}: the learning rate schedule ends at step {total} (`[training.optimizer."
+        "learn_rate] total_steps`) but training runs {max_steps} steps (`[training] "
+        "max_steps`), so {consequence}. Fix: give both the same number "
+        "(`--training.max_steps N --training.optimizer.learn_rate.total_steps N`), or "
+        "write the config again with `spacy-hf-ner init-config ... --max-steps N`."
+    )
