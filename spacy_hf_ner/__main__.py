@@ -44,7 +44,11 @@ def _run_serve(args: argparse.Namespace) -> int:
         from .serve.app import serve
         from .serve.config import ServeConfig
     except ImportError as e:
-        print(f"spacy-hf-ner serve needs the serve extra ({e}). Fix: pip install 'spacy-hf-ner[serve]'", file=sys.stderr)
+        print(
+            f"spacy-hf-ner serve needs the serve extra ({e}). Fix: pip install '.[serve]' in the "
+            "spacy-hf-ner clone, or pip install fastapi 'uvicorn[standard]'",
+            file=sys.stderr,
+        )
         return 1
     try:
         config = ServeConfig(**{f.name: getattr(args, f.name) for f in fields(ServeConfig)})

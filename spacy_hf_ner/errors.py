@@ -80,7 +80,7 @@ class Errors(metaclass=_WithCodes):
     )
     E013 = (
         "{name}: config key `backend` = 'onnx' needs onnxruntime, which is not "
-        "installed. Fix: `pip install spacy-hf-ner[onnx]` (or `pip install "
+        "installed. Fix: `pip install '.[onnx]'` in the spacy-hf-ner clone (or `pip install "
         "onnxruntime`; onnxruntime-gpu for CUDA), or set `backend` = 'torch'."
     )
     E014 = (
