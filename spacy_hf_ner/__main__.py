@@ -54,7 +54,11 @@ def _run_serve(args: argparse.Namespace) -> int:
         from .serve.app import serve
         from .serve.config import ServeConfig, allowed_hosts_for
     except ImportError as e:
-        print(f"spacy-hf-ner serve needs the serve extra ({e}). Fix: pip install 'spacy-hf-ner[serve]'", file=sys.stderr)
+        print(
+            f"spacy-hf-ner serve needs the serve extra ({e}). Fix: pip install '.[serve]' in the "
+            "spacy-hf-ner clone, or pip install fastapi 'uvicorn[standard]'",
+            file=sys.stderr,
+        )
         return 1
     try:
         values = {f.name: getattr(args, f.name) for f in fields(ServeConfig)}
@@ -183,7 +187,10 @@ COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run a subcommand; returns the exit status."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="spacy-hf-ner", description="spacy-hf-ner command line")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add_arguments, run) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)

@@ -28,6 +28,7 @@ from spacy.vocab import Vocab
 from .alignment import merge_windows
 from .classify import softmax
 from .engine import HFEngine
+from .init_config import schedule_warning
 from .errors import Errors, HFNerWarning, Warnings
 from .settings import ModelSettings, factory_signature, validate
 from .training import TrainableMixin
@@ -137,6 +138,12 @@ class HFComponent(TrainableMixin, Pipe):
         chosen = labels if labels is not None else found
         if not chosen:
             raise ValueError(Errors.E011.format(name=self.name, what=self.gold_name))
+        # a training run from a config file (`spacy train`: [paths] train set);
+        # a blank pipeline's default [training] is not the user's choice
+        if nlp is not None and nlp.config.get("paths", {}).get("train") and "training" in nlp.config:
+            problem = schedule_warning(nlp.config["training"], self.name, self.factory)
+            if problem:
+                warnings.warn(problem, HFNerWarning)
         self._prepare_training(examples, list(chosen), given=labels is not None)
 
     def _gold_labels(self, examples: Sequence[Example]) -> Optional[List[str]]:  # pragma: no cover

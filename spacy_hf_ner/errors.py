@@ -80,7 +80,7 @@ class Errors(metaclass=_WithCodes):
     )
     E013 = (
         "{name}: config key `backend` = 'onnx' needs onnxruntime, which is not "
-        "installed. Fix: `pip install spacy-hf-ner[onnx]` (or `pip install "
+        "installed. Fix: `pip install '.[onnx]'` in the spacy-hf-ner clone (or `pip install "
         "onnxruntime`; onnxruntime-gpu for CUDA), or set `backend` = 'torch'."
     )
     E014 = (
@@ -255,10 +255,11 @@ class Warnings(metaclass=_WithCodes):
     )
     W003 = (
         "{name}: the classification head of '{model}' lacks labels of the "
-        "training data ({missing}), so it is replaced by a new, randomly initialized "
-        "head over the data's labels. To fine-tune the pretrained head instead, rename "
-        "the data's labels to the model's with `label_map` (model label -> data label, "
-        "e.g. {{\"PER\": \"PERSON\"}})."
+        "training data ({missing}; the head has {have}), so it is replaced by a new, "
+        "randomly initialized head over the data's labels. To fine-tune the pretrained "
+        "head instead, give each model label the data's name for it with `label_map` = "
+        "{{model label: data label}}, e.g. {{\"PER\": \"PERSON\"}} for a model that "
+        "says PER where the data says PERSON."
     )
     W004 = (
         "{name}: {count} doc(s) were longer than the model's window of {window} tokens "
@@ -287,4 +288,20 @@ class Warnings(metaclass=_WithCodes):
         "annotate: {failed} of {total} document(s) failed and were written with an "
         "`error` (e.g. {examples}). Find them with the `error` column; they are not "
         "retried by --resume."
+    )
+
+    # -- users: the training schedule (W140-W149) --
+    W140 = (
+        "{name}: `[training.optimizer] learn_rate` = {rate} is a constant rate (what "
+        "`spacy init config` writes for spaCy's CNN pipelines). Fine-tuning a "
+        "transformer wants a lower rate (about 1e-4) with a warm-up and a decay. Fix: "
+        "write a fine-tuning config with `spacy-hf-ner init-config CONFIG --component "
+        "{factory} --model BASE_MODEL --train TRAIN --dev DEV`."
+    )
+    W141 = (
+        "{name}: the learning rate schedule ends at step {total} (`[training.optimizer."
+        "learn_rate] total_steps`) but training runs {max_steps} steps (`[training] "
+        "max_steps`), so {consequence}. Fix: give both the same number "
+        "(`--training.max_steps N --training.optimizer.learn_rate.total_steps N`), or "
+        "write the config again with `spacy-hf-ner init-config ... --max-steps N`."
     )

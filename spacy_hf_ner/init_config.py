@@ -146,7 +146,7 @@ def command_line(args: argparse.Namespace) -> str:
         ("--learn-rate", None if args.learn_rate == LEARN_RATE else args.learn_rate),
     ):
         if value is not None:
-            parts += [flag, str(value)]
+            parts += [flag, format(value, "g") if isinstance(value, float) else str(value)]
     return shlex.join(parts)
 
 
@@ -181,6 +181,27 @@ def render(args: argparse.Namespace) -> str:
     )
 
 
+def schedule_warning(training: Dict[str, Any], name: str, factory: str) -> Optional[str]:
+    """The warning for a `[training]` section whose learning rate does not suit
+    fine-tuning: a constant rate (W140), or a `total_steps` that is not
+    `max_steps` (W141); None when it is fine."""
+    from .errors import Warnings
+
+    rate = (training.get("optimizer") or {}).get("learn_rate")
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool):
+        return Warnings.W140.format(name=name, rate=rate, factory=factory)
+    total = rate.get("total_steps") if isinstance(rate, dict) else None
+    max_steps = training.get("max_steps") or 0
+    if isinstance(total, int) and max_steps > 0 and total != max_steps:
+        consequence = (
+            f"the rate is 0 from step {total} on: the last {max_steps - total} steps learn nothing"
+            if total < max_steps
+            else f"the rate stops at {1 - max_steps / total:.0%} of its peak instead of decaying to 0"
+        )
+        return Warnings.W141.format(name=name, total=total, max_steps=max_steps, consequence=consequence)
+    return None
+
+
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The command's arguments (`spacy-hf-ner init-config`)."""
     ap.add_argument("output", type=Path, help="config file to write ('-' for stdout)")
@@ -192,7 +213,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     steps = ap.add_mutually_exclusive_group()
     steps.add_argument("--max-steps", type=int, default=None, help="training steps (default: " + ", ".join(f"{c} {r.max_steps}" for c, r in RECIPES.items()) + ")")
     steps.add_argument("--epochs", type=float, default=None, help="training steps from passes over --train: epochs x its words / --batch-words")
-    ap.add_argument("--warmup-steps", type=int, default=None, help=f"linear warm-up steps (default: {WARMUP_FRACTION:.0%} of the steps)")
+    ap.add_argument("--warmup-steps", type=int, default=None, help=f"linear warm-up steps (default: {round(100 * WARMUP_FRACTION)}%% of the steps)")
     ap.add_argument("--eval-frequency", type=int, default=None, help=f"steps between dev evaluations (default: {EVALUATIONS} per run)")
     ap.add_argument("--batch-words", type=int, default=None, help="words per batch (default: " + ", ".join(f"{c} {r.batch_words}" for c, r in RECIPES.items()) + ")")
     ap.add_argument("--learn-rate", type=float, default=LEARN_RATE, help="peak learning rate (default: %(default)s)")

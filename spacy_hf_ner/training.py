@@ -134,6 +134,7 @@ class TrainableMixin:
                     name=self.name,
                     model=self.engine.model_name,
                     missing=", ".join(sorted(set(wanted) - have)) or "(labels given)",
+                    have=", ".join(sorted(have)) or "no labels",
                 ),
                 HFNerWarning,
             )

@@ -4,6 +4,7 @@ model (the override users give as `--paths.base_model`)."""
 import argparse
 import itertools
 import shlex
+import warnings
 from pathlib import Path
 
 import pytest
@@ -186,7 +187,10 @@ def test_init_config_output_passes_debug_config_and_trains(component, encoder, t
     assert first == pytest.approx([0.0, 1e-4, 0.0])
     over = {f"components.{component}.device": "cpu", "training.logger.progress_bar": False}
     debug_config(out, overrides=over)
-    spacy_train(out, tmp_path / "out", overrides=over)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        spacy_train(out, tmp_path / "out", overrides=over)
+    assert not [str(r.message) for r in record if "[W14" in str(r.message)]
     trained = spacy.load(tmp_path / "out" / "model-last")
     assert trained.pipe_names == [component]
     assert trained.get_pipe(component).labels
@@ -217,3 +221,66 @@ def test_init_config_rejects_flags_that_do_not_fit(argv, code, capsys):
     assert main(["init-config", *argv]) == 1
     err = capsys.readouterr().err
     assert f"[{code}]" in err and "Fix:" in err
+
+
+# -- the schedule checks at initialize (W140, W141) ---------------------------------
+
+
+def test_schedule_warning_cases():
+    from spacy_hf_ner.init_config import schedule_warning
+
+    def training(rate, max_steps=100):
+        return {"max_steps": max_steps, "optimizer": {"learn_rate": rate}}
+
+    warmup = lambda total: {"@schedules": "warmup_linear.v1", "warmup_steps": 10, "total_steps": total, "initial_rate": 1e-4}  # noqa: E731
+    assert "[W140]" in schedule_warning(training(0.001), "hf_ner", "hf_ner")
+    assert "--component hf_tagger" in schedule_warning(training(0.001), "tagger", "hf_tagger")
+    assert schedule_warning(training(warmup(100)), "hf_ner", "hf_ner") is None
+    assert schedule_warning(training(warmup(100), max_steps=0), "hf_ner", "hf_ner") is None
+    short = schedule_warning(training(warmup(60)), "hf_ner", "hf_ner")
+    assert "[W141]" in short and "the last 40 steps learn nothing" in short
+    long = schedule_warning(training(warmup(400)), "hf_ner", "hf_ner")
+    assert "[W141]" in long and "stops at 75% of its peak" in long
+
+
+def initialize_from(config, component):
+    import warnings as w
+
+    from spacy.training import Example
+
+    from spacy_hf_ner.errors import HFNerWarning
+
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    examples = [Example(nlp.make_doc(d.text), d) for d in tiny_docs(component)]
+    with w.catch_warnings(record=True) as record:
+        w.simplefilter("always", HFNerWarning)
+        nlp.initialize(lambda: examples)
+    return [str(r.message) for r in record if issubclass(r.category, HFNerWarning)]
+
+
+def test_spacy_init_config_recipe_points_to_init_config(encoder):
+    """`spacy init config -p hf_ner` writes a constant learn_rate: training from
+    it warns (W140) and names the command that writes a fine-tuning config."""
+    from spacy.cli.init_config import init_config
+
+    config = init_config(lang="en", pipeline=["hf_ner"], optimize="efficiency", gpu=False)
+    assert config["training"]["optimizer"]["learn_rate"] == 0.001
+    config["components"]["hf_ner"]["model"] = str(encoder)
+    config["components"]["hf_ner"]["device"] = "cpu"
+    config["paths"]["train"] = "train.spacy"  # as `spacy train ... --paths.train` sets it
+    messages = initialize_from(config, "hf_ner")
+    (w140,) = [m for m in messages if "[W140]" in m]
+    assert "spacy-hf-ner init-config CONFIG --component hf_ner" in w140
+
+
+@pytest.mark.parametrize("max_steps, warns", [(3300, False), (300, True)])
+def test_overriding_max_steps_alone_warns(encoder, max_steps, warns):
+    """The shipped config's literal total_steps: overriding max_steps without
+    it warns (W141)."""
+    config = spacy.util.load_config(
+        REPO / "configs" / "hf_ner_conll.cfg",
+        overrides={"paths.base_model": str(encoder), "components.hf_ner.device": "cpu", "training.max_steps": max_steps},
+    )
+    messages = initialize_from(config, "hf_ner")
+    assert any("[W141]" in m for m in messages) == warns
+    assert not any("[W140]" in m for m in messages)

@@ -103,3 +103,13 @@ def test_displacy_command_renders_an_evaluation_set(bert_ner, tmp_path):
         assert f"#{i} predicted: {counts['correct']} correct, {counts['missed']} missed, {counts['wrong']} wrong" in html
     assert LABEL_COLORS["PER"] in html
     assert main(["displacy", str(tmp_path / "pipeline"), str(tmp_path / "missing.spacy"), str(out)]) == 1
+
+
+def test_server_page_entities_get_the_colours():
+    """The server's page renders entities with displaCy (scores in tooltips), so
+    the entry point colours it too."""
+    formats = pytest.importorskip("spacy_hf_ner.serve.formats")
+    text = "Angela Merkel spoke German ."
+    ents = [{"start": 0, "end": 13, "label": "PER", "score": 0.99}, {"start": 20, "end": 26, "label": "MISC", "score": 0.9}]
+    html = formats.render_entities(text, ents)
+    assert LABEL_COLORS["PER"] in html and LABEL_COLORS["MISC"] in html

@@ -176,9 +176,15 @@ def test_hf_ner_replaces_a_head_that_lacks_labels_with_a_warning(bert_ner):
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "device": "cpu"})
     data = [("Apple shares were 3 percent up .", [(0, 5, "ORG"), (18, 27, "PERCENT")])]
-    with pytest.warns(HFNerWarning, match="PERCENT"):
+    with pytest.warns(HFNerWarning, match="PERCENT") as record:
         nlp.initialize(lambda: ner_examples(nlp, data))
     assert ner.engine.id2label == ["O", "B-ORG", "I-ORG", "B-PERCENT", "I-PERCENT"]
+    # the advice reads in label_map's direction (model label -> data label) and
+    # names the head's labels to map from
+    (message,) = [str(w.message) for w in record if "[W003]" in str(w.message)]
+    assert "(PERCENT; the head has LOC, MISC, ORG, PER)" in message
+    assert '`label_map` = {model label: data label}, e.g. {"PER": "PERSON"}' in message
+    assert "says PER where the data says PERSON" in message
 
 
 def test_hf_ner_bioes_head_is_trained_in_bioes(tmp_path):
