@@ -29,11 +29,18 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     parser.add_argument("--lang", default="xx", help="language of the blank pipeline around a bare model (default: %(default)s)")
     parser.add_argument("--max-batch", type=int, default=DEFAULTS["max_batch"], help="texts per batched model call; 1 = no batching (default: %(default)s)")
+    parser.add_argument("--max-batch-tokens", type=int, default=DEFAULTS["max_batch_tokens"], help="model tokens per batched call: large requests are split at this size and share calls with others (default: %(default)s)")
     parser.add_argument("--max-wait-ms", type=float, default=DEFAULTS["max_wait_ms"], help="wait for more requests after the first (default: %(default)s)")
     parser.add_argument("--max-queue", type=int, default=DEFAULTS["max_queue"], help="requests waiting before 503 (default: %(default)s)")
-    parser.add_argument("--max-inputs", type=int, default=DEFAULTS["max_inputs"], help="texts per request (default: %(default)s)")
+    parser.add_argument("--max-inputs", type=int, default=DEFAULTS["max_inputs"], help="texts per request, 422 above (default: %(default)s)")
+    parser.add_argument("--max-windows-per-request", type=int, default=DEFAULTS["max_windows_per_request"], help="model windows one request may need (all inputs, overlaps included), 413 above (default: %(default)s)")
+    parser.add_argument("--max-stride", type=int, default=DEFAULTS["max_stride"], help="largest parameters.stride a request may ask for, 422 above (default: half the model's window)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULTS["max_body_bytes"], help="request body limit, 413 above (default: %(default)s)")
     parser.add_argument("--timeout-s", type=float, default=DEFAULTS["timeout_s"], help="per-request deadline, 504 after (default: %(default)s)")
+    parser.add_argument("--read-timeout-s", type=float, default=DEFAULTS["read_timeout_s"], help="a request's line, headers and body must arrive within it, else the connection is closed (default: %(default)s)")
+    parser.add_argument("--keep-alive-s", type=float, default=DEFAULTS["keep_alive_s"], help="idle keep-alive connections are closed after it (default: %(default)s)")
+    parser.add_argument("--max-header-bytes", type=int, default=DEFAULTS["max_header_bytes"], help="largest request line and headers (default: %(default)s)")
+    parser.add_argument("--limit-concurrency", type=int, default=DEFAULTS["limit_concurrency"], help="open connections and requests in progress, 503 above (default: %(default)s)")
     parser.add_argument(
         "--allowed-hosts",
         default=None,

@@ -168,6 +168,23 @@ class Errors(metaclass=_WithCodes):
         "use to reach the server, comma-separated (e.g. 'example.com,10.0.0.5'), or '*' "
         "to accept any Host header."
     )
+    E121 = (
+        "serve: `parameters.stride` = {stride} is above this server's limit of {limit} "
+        "model tokens ({why}): with windows of {room} text tokens each text would be "
+        "read {factor:.0f} times. Fix: ask for a smaller stride (the default is "
+        "{default}), or start the server with a larger --max-stride."
+    )
+    E122 = (
+        "serve: this request needs {windows} model windows ({texts} input(s), the "
+        "largest {largest} window(s) of {window} tokens), more than this server's "
+        "limit of {limit} per request. Fix: send fewer or shorter inputs (or a smaller "
+        "`parameters.stride`), or start the server with a larger "
+        "--max-windows-per-request."
+    )
+    E123 = (
+        "serve: --{flag} = {value!r} is out of range. Fix: give a positive value "
+        "(see `spacy-hf-ner serve --help` for the defaults)."
+    )
 
 class Warnings(metaclass=_WithCodes):
     W001 = (

@@ -161,7 +161,7 @@ _UNION_TAG = re.compile(r"[\[\]-]|^(str|int|TextPair)$")
 
 
 ERRORS = {
-    413: {"model": ErrorResponse, "description": "Request body too large"},
+    413: {"model": ErrorResponse, "description": "Request body too large, or more model windows than the server allows"},
     422: {"model": ErrorResponse, "description": "Invalid request (the message names the field)"},
     503: {"model": ErrorResponse, "description": "Queue full or shutting down; retry later"},
     504: {"model": ErrorResponse, "description": "Not answered within the server's timeout"},
