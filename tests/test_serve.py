@@ -499,4 +499,5 @@ def test_command_line_help_and_bad_values(capsys):
     assert exit_info.value.code == 0
     assert "--max-batch" in capsys.readouterr().out
     assert main(["serve", "model", "--max-batch", "0"]) == 1
-    assert "max_batch" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "E123" in err and "--max-batch" in err
