@@ -145,6 +145,26 @@ def test_a_large_request_does_not_starve_a_small_one():
     assert all(len(c) <= 4 for c in calls)
 
 
+def test_a_large_request_gets_its_share_of_a_shared_call():
+    """Three small requests beside a large one share the token budget equally:
+    the large one gets a quarter of the call, not all the room the small ones
+    leave."""
+    calls = []
+
+    async def scenario():
+        batcher = Batcher(recording_run(calls, 0.05), max_batch=32, max_wait_ms=0, max_queue=10, max_batch_tokens=400)
+        batcher.start()
+        big = asyncio.ensure_future(batcher.submit("k", [f"big{i}" for i in range(20)], timeout=30, costs=[100] * 20))
+        await asyncio.sleep(0.02)  # the first call (4 big items) runs
+        small = [batcher.submit("k", [f"small{i}"], timeout=30, costs=[10]) for i in range(3)]
+        await asyncio.gather(big, *small)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert calls[0] == ["big0", "big1", "big2", "big3"]
+    assert sorted(calls[1]) == ["big4", "small0", "small1", "small2"]
+
+
 def test_token_budget_splits_large_requests():
     calls = []
 

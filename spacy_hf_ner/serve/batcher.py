@@ -60,7 +60,8 @@ class Batcher:
     on an idle worker, then makes model calls `run(key, items)` (one result per
     item) of at most `max_batch` items and `max_batch_tokens` tokens (a single
     item over the budget runs alone), taking items round-robin from the jobs
-    of the key at the head of the line; the jobs served go to the back.
+    of the key at the head of the line, each job up to an equal share of the
+    token budget (at least one item); the jobs served go to the back.
 
     run (Callable[[Hashable, List[Any]], List[Any]]): one result per item.
     max_batch (int): items per model call.
@@ -171,12 +172,17 @@ class Batcher:
         candidates = [job for job in self._jobs if job.waiting]
         key = candidates[0].key
         same = [job for job in candidates if job.key == key]
+        # each job's share of the call: one item, then up to an equal part of
+        # the token budget, so small requests are not held by a large one's items
+        share = None if self.max_batch_tokens is None else self.max_batch_tokens / len(same)
+        spent = {id(job): 0 for job in same}
         taken: List[Tuple[_Job, int]] = []
         tokens = 0
         full = False
-        while not full and any(job.waiting for job in same):
+        while not full:
+            progress = False
             for job in same:
-                if not job.waiting:
+                if not job.waiting or (share is not None and spent[id(job)] and spent[id(job)] >= share):
                     continue
                 cost = job.costs[job.scheduled]
                 over = self.max_batch_tokens is not None and tokens + cost > self.max_batch_tokens
@@ -186,6 +192,9 @@ class Batcher:
                 taken.append((job, job.scheduled))
                 job.scheduled += 1
                 tokens += cost
+                spent[id(job)] += cost
+                progress = True
+            full = full or not progress
         served = {id(job) for job, _ in taken}
         self._jobs = deque([j for j in self._jobs if id(j) not in served] + [j for j in self._jobs if id(j) in served])
         return key, taken

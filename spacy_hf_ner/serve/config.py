@@ -41,7 +41,7 @@ class ServeConfig:
     """
 
     max_batch: int = 32
-    max_batch_tokens: int = 2048
+    max_batch_tokens: int = 1024
     max_wait_ms: float = 5.0
     max_queue: int = 1024
     max_inputs: int = 64
