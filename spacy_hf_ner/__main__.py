@@ -9,7 +9,7 @@ another:
 """
 import argparse
 import sys
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 def _add_serve(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +28,9 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     parser.add_argument("--lang", default="xx", help="language of the blank pipeline around a bare model (default: %(default)s)")
+    parser.add_argument("--decoding", default=None, help="hf_ner `decoding` of a bare model: auto, greedy or viterbi (default: the component's)")
+    parser.add_argument("--threshold", type=float, default=None, help="hf_ner `threshold` of a bare model: entities scoring below it are not written to doc.ents (default: the component's)")
+    parser.add_argument("--label-map", default=None, help='hf_ner `label_map` of a bare model: JSON such as \'{"PER": "PERSON"}\', or the path of a JSON file (default: none)')
     parser.add_argument("--max-batch", type=int, default=DEFAULTS["max_batch"], help="texts per batched model call; 1 = no batching (default: %(default)s)")
     parser.add_argument("--max-batch-tokens", type=int, default=DEFAULTS["max_batch_tokens"], help="model tokens per batched call: large requests are split at this size and share calls with others (default: %(default)s)")
     parser.add_argument("--max-wait-ms", type=float, default=DEFAULTS["max_wait_ms"], help="wait for more requests after the first (default: %(default)s)")
@@ -64,11 +67,49 @@ def _run_serve(args: argparse.Namespace) -> int:
         values = {f.name: getattr(args, f.name) for f in fields(ServeConfig)}
         values["allowed_hosts"] = allowed_hosts_for(args.host, args.allowed_hosts)
         config = ServeConfig(**values)
-        serve(args.pipeline, host=args.host, port=args.port, config=config, lang=args.lang, log_level=args.log_level)
+        settings = _component_settings(args)
+        serve(
+            args.pipeline,
+            host=args.host,
+            port=args.port,
+            config=config,
+            lang=args.lang,
+            log_level=args.log_level,
+            settings=settings,
+        )
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 1
     return 0
+
+
+def _component_settings(args: argparse.Namespace) -> Dict[str, Any]:
+    """The component settings given on the command line (--decoding,
+    --threshold, --label-map), validated by the component when it is made."""
+    import json
+    from pathlib import Path
+
+    from .errors import Errors
+
+    settings: Dict[str, Any] = {}
+    if args.decoding is not None:
+        settings["decoding"] = args.decoding
+    if args.threshold is not None:
+        settings["threshold"] = args.threshold
+    if args.label_map is not None:
+        source = args.label_map
+        try:
+            if not source.lstrip().startswith("{") and Path(source).is_file():
+                source = Path(source).read_text(encoding="utf8")
+            settings["label_map"] = json.loads(source)
+        except (OSError, ValueError) as e:
+            raise ValueError(Errors.E124.format(value=args.label_map, error=e)) from None
+    if settings:  # the component's own checks and coded errors (E009), before loading anything
+        from .ner import HFNer
+        from .settings import validate_keys
+
+        validate_keys(HFNer.Settings, "hf_ner", **settings)
+    return settings
 
 
 def _add_export_onnx(parser: argparse.ArgumentParser) -> None:

@@ -185,6 +185,11 @@ class Errors(metaclass=_WithCodes):
         "serve: --{flag} = {value!r} is out of range. Fix: give a positive value "
         "(see `spacy-hf-ner serve --help` for the defaults)."
     )
+    E124 = (
+        "serve: --label-map = '{value}' is neither JSON nor a readable JSON file "
+        "({error}). Fix: give a JSON object such as '{{\"PER\": \"PERSON\"}}', or "
+        "the path of a file holding one."
+    )
 
 class Warnings(metaclass=_WithCodes):
     W001 = (

@@ -212,28 +212,31 @@ def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: st
 
     @app.post("/render", response_model=RenderResponse, responses=ERRORS, tags=["page"])  # type: ignore[arg-type]
     async def render(body: RenderRequest, request: Request) -> Any:  # type: ignore[valid-type]
-        """displaCy HTML for the page: entities with scores on hover, and the
-        dependency parse when the pipeline has one."""
+        """The page's view of one text, `{"inputs": text}` (`{"text": ...}` is
+        the deprecated form): its entities with scores (and as displaCy HTML),
+        the categories, and the dependency parse as SVG when the pipeline has
+        one."""
         if body.model is not None and body.model not in aliases:
             raise StarletteHTTPException(422, f"model: no model named {body.model!r}; use one of {', '.join(aliases)}")
         component = aliases[body.model] if body.model is not None else default
-        data, dep_html = (await run(request, ("render",), [body.text]))[0]
+        text = body.inputs
+        data, dep_html = (await run(request, ("render",), [text]))[0]
         entities = data["ents"]
         if body.aggregation_strategy is not None and isinstance(components[component], HFNer):
             params = TokenClassificationParameters(aggregation_strategy=body.aggregation_strategy)
-            found = (await run(request, ("token", component, freeze(params)), [body.text]))[0]
+            found = (await run(request, ("token", component, freeze(params)), [text]))[0]
             entities = [
                 {
                     "start": e["start"],
                     "end": e["end"],
                     "label": e.get("entity_group", e.get("entity")),
-                    "text": body.text[e["start"] : e["end"]],
+                    "text": text[e["start"] : e["end"]],
                     "score": e["score"],
                 }
                 for e in found
             ]
         return {
-            "ents_html": render_entities(body.text, entities),
+            "ents_html": render_entities(text, entities),
             "dep_html": dep_html,
             "cats": data["cats"],
             "entities": entities,
@@ -279,7 +282,15 @@ def _page(title: str, models: List[Dict[str, str]]) -> "tuple[str, str]":
     may frame it. Inline styles are allowed (displaCy's markup uses them)."""
     # "<" in the JSON is escaped so that a model name cannot close the script
     models_json = json.dumps(models).replace("<", "\\u003c")
-    text = PAGE.read_text(encoding="utf8").replace("{{TITLE}}", html.escape(title)).replace("{{MODELS}}", models_json)
+    from spacy.displacy.render import DEFAULT_LABEL_COLORS
+
+    colors_json = json.dumps(DEFAULT_LABEL_COLORS).replace("<", "\\u003c")
+    text = (
+        PAGE.read_text(encoding="utf8")
+        .replace("{{TITLE}}", html.escape(title))
+        .replace("{{MODELS}}", models_json)
+        .replace("{{COLORS}}", colors_json)
+    )
     hashes = [
         "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf8")).digest()).decode() + "'"
         for script in re.findall(r"<script>(.*?)</script>", text, flags=re.S)
@@ -320,15 +331,26 @@ def _version() -> str:
     return __version__
 
 
-def serve(name: str, *, host: str, port: int, config: ServeConfig, lang: str = "xx", log_level: str = "info") -> None:
-    """Load `name` (see `load_pipeline`) and serve it with uvicorn until
-    SIGINT/SIGTERM; in-flight and queued requests are answered before it exits."""
+def serve(
+    name: str,
+    *,
+    host: str,
+    port: int,
+    config: ServeConfig,
+    lang: str = "xx",
+    log_level: str = "info",
+    settings: Optional[Dict[str, Any]] = None,
+) -> None:
+    """Load `name` (see `load_pipeline`; `settings` configure the component
+    around a bare model, e.g. {"threshold": 0.5}) and serve it with uvicorn
+    until SIGINT/SIGTERM; in-flight and queued requests are answered before it
+    exits."""
     import uvicorn
 
     from .connection import uvicorn_config
 
     started = time.perf_counter()
-    nlp = load_pipeline(name, lang=lang)
+    nlp = load_pipeline(name, lang=lang, config=settings or None)
     app = create_app(nlp, config, title=f"spacy-hf-ner: {public_name(name)}")
     print(f"serving {name} ({', '.join(nlp.pipe_names)}), loaded in {time.perf_counter() - started:.1f} s", flush=True)
     uvicorn.Server(uvicorn_config(app, host=host, port=port, config=config, log_level=log_level)).run()

@@ -45,7 +45,7 @@ class ServeConfig:
     max_wait_ms: float = 5.0
     max_queue: int = 1024
     max_inputs: int = 64
-    max_windows_per_request: int = 128
+    max_windows_per_request: int = 64
     max_stride: Optional[int] = None
     max_body_bytes: int = 1_000_000
     timeout_s: float = 30.0
