@@ -10,7 +10,7 @@ another:
 """
 import argparse
 import sys
-from typing import Callable, Dict, List, Optional, Tuple, get_args
+from typing import Any, Callable, Dict, List, Optional, Tuple, get_args
 
 from .ty import Engine
 
@@ -31,12 +31,22 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     parser.add_argument("--lang", default="xx", help="language of the blank pipeline around a bare model (default: %(default)s)")
+    parser.add_argument("--decoding", default=None, help="hf_ner `decoding` of a bare model: auto, greedy or viterbi (default: the component's)")
+    parser.add_argument("--threshold", type=float, default=None, help="hf_ner `threshold` of a bare model: entities scoring below it are not written to doc.ents (default: the component's)")
+    parser.add_argument("--label-map", default=None, help='hf_ner `label_map` of a bare model: JSON such as \'{"PER": "PERSON"}\', or the path of a JSON file (default: none)')
     parser.add_argument("--max-batch", type=int, default=DEFAULTS["max_batch"], help="texts per batched model call; 1 = no batching (default: %(default)s)")
+    parser.add_argument("--max-batch-tokens", type=int, default=DEFAULTS["max_batch_tokens"], help="model tokens per batched call: large requests are split at this size and share calls with others (default: %(default)s)")
     parser.add_argument("--max-wait-ms", type=float, default=DEFAULTS["max_wait_ms"], help="wait for more requests after the first (default: %(default)s)")
     parser.add_argument("--max-queue", type=int, default=DEFAULTS["max_queue"], help="requests waiting before 503 (default: %(default)s)")
-    parser.add_argument("--max-inputs", type=int, default=DEFAULTS["max_inputs"], help="texts per request (default: %(default)s)")
+    parser.add_argument("--max-inputs", type=int, default=DEFAULTS["max_inputs"], help="texts per request, 422 above (default: %(default)s)")
+    parser.add_argument("--max-windows-per-request", type=int, default=DEFAULTS["max_windows_per_request"], help="model windows one request may need (all inputs, overlaps included), 413 above (default: %(default)s)")
+    parser.add_argument("--max-stride", type=int, default=DEFAULTS["max_stride"], help="largest parameters.stride a request may ask for, 422 above (default: half the model's window)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULTS["max_body_bytes"], help="request body limit, 413 above (default: %(default)s)")
     parser.add_argument("--timeout-s", type=float, default=DEFAULTS["timeout_s"], help="per-request deadline, 504 after (default: %(default)s)")
+    parser.add_argument("--read-timeout-s", type=float, default=DEFAULTS["read_timeout_s"], help="a request's line, headers and body must arrive within it, else the connection is closed (default: %(default)s)")
+    parser.add_argument("--keep-alive-s", type=float, default=DEFAULTS["keep_alive_s"], help="idle keep-alive connections are closed after it (default: %(default)s)")
+    parser.add_argument("--max-header-bytes", type=int, default=DEFAULTS["max_header_bytes"], help="largest request line and headers (default: %(default)s)")
+    parser.add_argument("--limit-concurrency", type=int, default=DEFAULTS["limit_concurrency"], help="open connections and requests in progress, 503 above (default: %(default)s)")
     parser.add_argument(
         "--allowed-hosts",
         default=None,
@@ -64,11 +74,49 @@ def _run_serve(args: argparse.Namespace) -> int:
         values = {f.name: getattr(args, f.name) for f in fields(ServeConfig)}
         values["allowed_hosts"] = allowed_hosts_for(args.host, args.allowed_hosts)
         config = ServeConfig(**values)
-        serve(args.pipeline, host=args.host, port=args.port, config=config, lang=args.lang, log_level=args.log_level)
+        settings = _component_settings(args)
+        serve(
+            args.pipeline,
+            host=args.host,
+            port=args.port,
+            config=config,
+            lang=args.lang,
+            log_level=args.log_level,
+            settings=settings,
+        )
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 1
     return 0
+
+
+def _component_settings(args: argparse.Namespace) -> Dict[str, Any]:
+    """The component settings given on the command line (--decoding,
+    --threshold, --label-map), validated by the component when it is made."""
+    import json
+    from pathlib import Path
+
+    from .errors import Errors
+
+    settings: Dict[str, Any] = {}
+    if args.decoding is not None:
+        settings["decoding"] = args.decoding
+    if args.threshold is not None:
+        settings["threshold"] = args.threshold
+    if args.label_map is not None:
+        source = args.label_map
+        try:
+            if not source.lstrip().startswith("{") and Path(source).is_file():
+                source = Path(source).read_text(encoding="utf8")
+            settings["label_map"] = json.loads(source)
+        except (OSError, ValueError) as e:
+            raise ValueError(Errors.E124.format(value=args.label_map, error=e)) from None
+    if settings:  # the component's own checks and coded errors (E009), before loading anything
+        from .ner import HFNer
+        from .settings import validate_keys
+
+        validate_keys(HFNer.Settings, "hf_ner", **settings)
+    return settings
 
 
 def _add_export_onnx(parser: argparse.ArgumentParser) -> None:

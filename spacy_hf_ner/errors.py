@@ -240,6 +240,28 @@ class Errors(metaclass=_WithCodes):
     )
     E111 = "annotate: `{key}` (flag --{flag}) = {value!r} {problem}. Fix: {fix}."
 
+    E121 = (
+        "serve: `parameters.stride` = {stride} is above this server's limit of {limit} "
+        "model tokens ({why}): with windows of {room} text tokens each text would be "
+        "read {factor:.0f} times. Fix: ask for a smaller stride (the default is "
+        "{default}), or start the server with a larger --max-stride."
+    )
+    E122 = (
+        "serve: this request needs {windows} model windows ({texts} input(s), the "
+        "largest {largest} window(s) of {window} tokens), more than this server's "
+        "limit of {limit} per request. Fix: send fewer or shorter inputs (or a smaller "
+        "`parameters.stride`), or start the server with a larger "
+        "--max-windows-per-request."
+    )
+    E123 = (
+        "serve: --{flag} = {value!r} is out of range. Fix: give a positive value "
+        "(see `spacy-hf-ner serve --help` for the defaults)."
+    )
+    E124 = (
+        "serve: --label-map = '{value}' is neither JSON nor a readable JSON file "
+        "({error}). Fix: give a JSON object such as '{{\"PER\": \"PERSON\"}}', or "
+        "the path of a file holding one."
+    )
 
 class Warnings(metaclass=_WithCodes):
     W001 = (

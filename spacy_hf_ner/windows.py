@@ -103,3 +103,13 @@ def by_doc(windows: Sequence[Window], n_docs: int) -> List[List[int]]:
     for i, window in enumerate(windows):
         out[window.doc].append(i)
     return out
+
+
+def count_windows(n_tokens: int, room: int, stride: int) -> int:
+    """How many windows `encode` cuts a text of `n_tokens` model tokens (special
+    tokens excluded) into, `room` text tokens each, overlapping by `stride`:
+    one if it fits, else one more for every `room - stride` tokens past the
+    first window."""
+    if n_tokens <= room:
+        return 1
+    return 1 + -(-(n_tokens - room) // (room - stride))

@@ -479,6 +479,35 @@ def test_page_in_headless_chromium(live_server, nlp, tmp_path):
         driver.quit()
 
 
+def test_page_scores_and_threshold_slider(live_server, nlp):
+    """Each entity shows its score; the slider hides those below it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = live_server
+    driver = chromium_driver()
+    try:
+        driver.get(url + "/")
+        WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "status").text.endswith("entities"))
+        ents = doc_json(nlp(SAMPLE))["ents"]
+        marks = driver.find_elements(By.CSS_SELECTOR, "#ents mark.entity")
+        assert [m.find_element(By.CSS_SELECTOR, ".score").text for m in marks] == [f"{e['score']:.2f}" for e in ents]
+        scores = sorted(e["score"] for e in ents)
+        cut = (scores[0] + scores[-1]) / 2 if scores[0] < scores[-1] else scores[0]
+        for threshold in (0.0, cut, 1.0):
+            driver.execute_script(
+                "const s = document.getElementById('threshold'); s.value = arguments[0];"
+                "s.dispatchEvent(new Event('input'));",
+                str(round(threshold, 2)),
+            )
+            shown = driver.find_elements(By.CSS_SELECTOR, "#ents mark.entity")
+            expected = [e for e in ents if e["score"] >= round(threshold, 2)]
+            assert len(shown) == len(expected), threshold
+            assert SAMPLE.split()[-1].rstrip(".") in driver.find_element(By.ID, "ents").text  # the text stays
+    finally:
+        driver.quit()
+
+
 # -- loading what to serve, the command line ------------------------------------------------
 
 
@@ -499,4 +528,5 @@ def test_command_line_help_and_bad_values(capsys):
     assert exit_info.value.code == 0
     assert "--max-batch" in capsys.readouterr().out
     assert main(["serve", "model", "--max-batch", "0"]) == 1
-    assert "max_batch" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "E123" in err and "--max-batch" in err

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from spacy.language import Language
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..errors import Errors
 from ..ner import HFNer
 from ..sources import load_pipeline
 from .batcher import Batcher, QueueFull
@@ -59,10 +60,16 @@ def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: st
     RETURNS (FastAPI): the app; its models load and warm up on startup.
     """
     config = config or ServeConfig()
-    runner = PipelineWorker(nlp)
+    runner = PipelineWorker(nlp, max_stride=config.max_stride)
     components = runner.components
     aliases = model_aliases(components)
-    batcher = Batcher(runner, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms, max_queue=config.max_queue)
+    batcher = Batcher(
+        runner,
+        max_batch=config.max_batch,
+        max_wait_ms=config.max_wait_ms,
+        max_queue=config.max_queue,
+        max_batch_tokens=config.max_batch_tokens,
+    )
     models = request_models(config.max_inputs)
     state = {"ready": False}
 
@@ -100,14 +107,43 @@ def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: st
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
-    async def run(key: Hashable, items: List[Any]) -> List[Any]:
+    async def run(request: Request, key: Hashable, items: List[Any]) -> List[Any]:
+        """Count the request's model work (413 over the limit), queue it, and
+        wait for the answer, the deadline (504) or the client leaving, whichever
+        comes first; in the last two cases what is left of the work is dropped."""
+        loop = asyncio.get_running_loop()
         try:
-            return await batcher.submit(key, items, config.timeout_s)
+            costs = await loop.run_in_executor(None, runner.cost, key, items)
+        except ValueError as e:  # a stride over the server's limit, or one the model cannot take
+            raise StarletteHTTPException(422, f"invalid parameters: {e}")
+        windows = sum(c.windows for c in costs)
+        if windows > config.max_windows_per_request:
+            engine = components[key[1] if key[0] in ("token", "text") else default].engine  # type: ignore[index]
+            raise StarletteHTTPException(
+                413,
+                Errors.E122.format(
+                    windows=windows,
+                    texts=len(items),
+                    largest=max(c.windows for c in costs),
+                    window=engine.window,
+                    limit=config.max_windows_per_request,
+                ),
+            )
+        answer = asyncio.ensure_future(batcher.submit(key, items, config.timeout_s, [c.tokens for c in costs]))
+        gone = asyncio.ensure_future(_disconnected(request))
+        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not answer.done():  # the client went away: drop its work
+            answer.cancel()
+            batcher.stats.abandoned += 1
+            raise StarletteHTTPException(499, "the client closed the connection")
+        try:
+            return answer.result()
         except QueueFull as e:
             raise StarletteHTTPException(503, f"server busy: {e}; retry later", headers={"Retry-After": "1"})
         except asyncio.TimeoutError:
             raise StarletteHTTPException(504, f"the request was not answered within {config.timeout_s} s (--timeout-s)")
-        except ValueError as e:  # parameters the model cannot take, e.g. a stride too large for its window
+        except ValueError as e:  # parameters the model cannot take
             raise StarletteHTTPException(422, f"invalid parameters: {e}")
 
     TokenRequest, TextRequest, DocRequest, RenderRequest = (
@@ -118,20 +154,20 @@ def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: st
     )
 
     def token_endpoint(component: str) -> Callable:
-        async def classify_tokens(body: TokenRequest) -> Any:  # type: ignore[valid-type]
+        async def classify_tokens(body: TokenRequest, request: Request) -> Any:  # type: ignore[valid-type]
             single = isinstance(body.inputs, str)
             texts = [body.inputs] if single else list(body.inputs)
-            found = await run(("token", component, freeze(body.parameters)), texts)
+            found = await run(request, ("token", component, freeze(body.parameters)), texts)
             return found[0] if single else found
 
         return classify_tokens
 
     def text_endpoint(component: str) -> Callable:
-        async def classify_text(body: TextRequest) -> Any:  # type: ignore[valid-type]
+        async def classify_text(body: TextRequest, request: Request) -> Any:  # type: ignore[valid-type]
             single = not isinstance(body.inputs, list)
             items = [body.inputs] if single else list(body.inputs)
             texts = [(i.text, i.text_pair) if isinstance(i, TextPair) else i for i in items]
-            found = await run(("text", component, freeze(body.parameters)), texts)
+            found = await run(request, ("text", component, freeze(body.parameters)), texts)
             return found[0] if single else found
 
         return classify_text
@@ -166,38 +202,41 @@ def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: st
         raise StarletteHTTPException(404, f"no model named {name!r}; this server has: {', '.join(aliases)}")
 
     @app.post("/doc", response_model=Union[DocJSON, List[DocJSON]], responses=ERRORS, tags=["spaCy"])  # type: ignore[arg-type]
-    async def doc(body: DocRequest) -> Any:  # type: ignore[valid-type]
+    async def doc(body: DocRequest, request: Request) -> Any:  # type: ignore[valid-type]
         """The whole pipeline's Doc as JSON: entities with scores, tokens with
         PoS, tag, dependency and head, sentences, cats."""
         single = isinstance(body.inputs, str)
         texts = [body.inputs] if single else list(body.inputs)
-        docs = await run(("doc",), texts)
+        docs = await run(request, ("doc",), texts)
         return docs[0] if single else docs
 
     @app.post("/render", response_model=RenderResponse, responses=ERRORS, tags=["page"])  # type: ignore[arg-type]
-    async def render(body: RenderRequest) -> Any:  # type: ignore[valid-type]
-        """displaCy HTML for the page: entities with scores on hover, and the
-        dependency parse when the pipeline has one."""
+    async def render(body: RenderRequest, request: Request) -> Any:  # type: ignore[valid-type]
+        """The page's view of one text, `{"inputs": text}` (`{"text": ...}` is
+        the deprecated form): its entities with scores (and as displaCy HTML),
+        the categories, and the dependency parse as SVG when the pipeline has
+        one."""
         if body.model is not None and body.model not in aliases:
             raise StarletteHTTPException(422, f"model: no model named {body.model!r}; use one of {', '.join(aliases)}")
         component = aliases[body.model] if body.model is not None else default
-        data, dep_html = (await run(("render",), [body.text]))[0]
+        text = body.inputs
+        data, dep_html = (await run(request, ("render",), [text]))[0]
         entities = data["ents"]
         if body.aggregation_strategy is not None and isinstance(components[component], HFNer):
             params = TokenClassificationParameters(aggregation_strategy=body.aggregation_strategy)
-            found = (await run(("token", component, freeze(params)), [body.text]))[0]
+            found = (await run(request, ("token", component, freeze(params)), [text]))[0]
             entities = [
                 {
                     "start": e["start"],
                     "end": e["end"],
                     "label": e.get("entity_group", e.get("entity")),
-                    "text": body.text[e["start"] : e["end"]],
+                    "text": text[e["start"] : e["end"]],
                     "score": e["score"],
                 }
                 for e in found
             ]
         return {
-            "ents_html": render_entities(body.text, entities),
+            "ents_html": render_entities(text, entities),
             "dep_html": dep_html,
             "cats": data["cats"],
             "entities": entities,
@@ -243,7 +282,15 @@ def _page(title: str, models: List[Dict[str, str]]) -> "tuple[str, str]":
     may frame it. Inline styles are allowed (displaCy's markup uses them)."""
     # "<" in the JSON is escaped so that a model name cannot close the script
     models_json = json.dumps(models).replace("<", "\\u003c")
-    text = PAGE.read_text(encoding="utf8").replace("{{TITLE}}", html.escape(title)).replace("{{MODELS}}", models_json)
+    from spacy.displacy.render import DEFAULT_LABEL_COLORS
+
+    colors_json = json.dumps(DEFAULT_LABEL_COLORS).replace("<", "\\u003c")
+    text = (
+        PAGE.read_text(encoding="utf8")
+        .replace("{{TITLE}}", html.escape(title))
+        .replace("{{MODELS}}", models_json)
+        .replace("{{COLORS}}", colors_json)
+    )
     hashes = [
         "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf8")).digest()).decode() + "'"
         for script in re.findall(r"<script>(.*?)</script>", text, flags=re.S)
@@ -255,6 +302,13 @@ def _page(title: str, models: List[Dict[str, str]]) -> "tuple[str, str]":
     return text, csp
 
 
+async def _disconnected(request: Request) -> None:
+    """Return when the client closes the connection (the body is read by
+    then, so the next ASGI message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _stats(batcher: Batcher) -> Dict[str, Any]:
     s = batcher.stats
     return {
@@ -264,6 +318,8 @@ def _stats(batcher: Batcher) -> Dict[str, Any]:
         "largest_batch": s.largest_batch,
         "rejected": s.rejected,
         "timed_out": s.timed_out,
+        "abandoned": s.abandoned,
+        "dropped_inputs": s.dropped,
         "queued": batcher.queued,
         "max_batch": batcher.max_batch,
     }
@@ -275,19 +331,26 @@ def _version() -> str:
     return __version__
 
 
-def serve(name: str, *, host: str, port: int, config: ServeConfig, lang: str = "xx", log_level: str = "info") -> None:
-    """Load `name` (see `load_pipeline`) and serve it with uvicorn until
-    SIGINT/SIGTERM; in-flight and queued requests are answered before it exits."""
+def serve(
+    name: str,
+    *,
+    host: str,
+    port: int,
+    config: ServeConfig,
+    lang: str = "xx",
+    log_level: str = "info",
+    settings: Optional[Dict[str, Any]] = None,
+) -> None:
+    """Load `name` (see `load_pipeline`; `settings` configure the component
+    around a bare model, e.g. {"threshold": 0.5}) and serve it with uvicorn
+    until SIGINT/SIGTERM; in-flight and queued requests are answered before it
+    exits."""
     import uvicorn
 
+    from .connection import uvicorn_config
+
     started = time.perf_counter()
-    nlp = load_pipeline(name, lang=lang)
+    nlp = load_pipeline(name, lang=lang, config=settings or None)
     app = create_app(nlp, config, title=f"spacy-hf-ner: {public_name(name)}")
     print(f"serving {name} ({', '.join(nlp.pipe_names)}), loaded in {time.perf_counter() - started:.1f} s", flush=True)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=int(max(1, config.timeout_s)),
-    )
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, config=config, log_level=log_level)).run()

@@ -1,16 +1,22 @@
-"""Dynamic batching of requests for one model worker (asyncio; no web
+"""Dynamic, fair batching of requests for one model worker (asyncio; no web
 framework).
 
-Requests that arrive within `max_wait_ms` of each other (up to `max_batch`
-items) and ask for the same thing (`key`) share one call of the worker
-function, run in a one-thread executor so the event loop keeps accepting
-requests and the model is never entered twice at once.
+A request's items (texts) are scheduled one by one: each model call takes
+items round-robin from the waiting requests that ask for the same thing
+(`key`), one item per request per round, until `max_batch` items or
+`max_batch_tokens` model tokens are gathered. A large request is therefore
+split over many calls and a small request that arrives meanwhile shares the
+next one: it waits for at most one call of the large request, never for all of
+it. Between calls, requests that passed their deadline or were abandoned
+(their future cancelled, e.g. the client disconnected) are dropped with their
+remaining items. Calls run in a one-thread executor, so the event loop keeps
+accepting requests and the model is never entered twice at once.
 """
 import asyncio
-from collections import defaultdict
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Hashable, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Hashable, List, Optional, Sequence, Tuple
 
 
 class QueueFull(Exception):
@@ -21,7 +27,17 @@ class QueueFull(Exception):
 class _Job:
     key: Hashable
     items: List[Any]
+    costs: List[int]  # model tokens of each item
     future: "asyncio.Future[List[Any]]"
+    deadline: float  # event loop time
+    results: List[Any] = field(default_factory=list)
+    scheduled: int = 0  # items handed to model calls so far
+    answered: int = 0  # items with a result
+
+    @property
+    def waiting(self) -> bool:
+        """Items not yet handed to a model call."""
+        return self.scheduled < len(self.items)
 
 
 @dataclass
@@ -32,18 +48,26 @@ class BatchStats:
     largest_batch: int = 0
     rejected: int = 0
     timed_out: int = 0
+    abandoned: int = 0  # requests whose client went away before the answer
+    dropped: int = 0  # items never run: their request timed out or was abandoned
 
 
 class Batcher:
-    """Dynamic batching of requests for one model worker.
+    """Dynamic, fair batching of requests for one model worker.
 
-    `submit(key, items)` queues a job and waits for its results. A single worker
-    task takes the first waiting job, then every job that arrives within
-    `max_wait_ms` until `max_batch` items are gathered, groups them by `key` and
-    runs `run(key, items)` once per group in a one-thread executor (the model is
-    never entered twice at once), then hands each job its slice of the results.
+    `submit(key, items, timeout, costs)` queues a job and waits for its
+    results. The worker task waits `max_wait_ms` after the first job arrives
+    on an idle worker, then makes model calls `run(key, items)` (one result per
+    item) of at most `max_batch` items and `max_batch_tokens` tokens (a single
+    item over the budget runs alone), taking items round-robin from the jobs
+    of the key at the head of the line, each job up to an equal share of the
+    token budget (at least one item); the jobs served go to the back.
 
     run (Callable[[Hashable, List[Any]], List[Any]]): one result per item.
+    max_batch (int): items per model call.
+    max_wait_ms (float): how long to gather requests after an idle spell.
+    max_queue (int): jobs with items waiting; more are refused (QueueFull).
+    max_batch_tokens (Optional[int]): model tokens per call; None: no limit.
     """
 
     def __init__(
@@ -53,15 +77,18 @@ class Batcher:
         max_batch: int,
         max_wait_ms: float,
         max_queue: int,
+        max_batch_tokens: Optional[int] = None,
     ) -> None:
         self.run = run
         self.max_batch = max_batch
+        self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.stats = BatchStats()
         self.accepting = False
-        self._queue: Optional["asyncio.Queue[Optional[_Job]]"] = None
-        self._carry: Optional[_Job] = None
+        self._jobs: Deque[_Job] = deque()
+        self._wake: Optional[asyncio.Event] = None
+        self._stopping = False
         self._worker: Optional["asyncio.Task[None]"] = None
         self._executor: Optional[ThreadPoolExecutor] = None
 
@@ -71,12 +98,13 @@ class Batcher:
 
     @property
     def queued(self) -> int:
-        """Requests waiting for the model."""
-        return self._queue.qsize() if self._queue is not None else 0
+        """Requests with items waiting for the model."""
+        return sum(1 for job in self._jobs if job.waiting and not job.future.done())
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
-        self._queue = asyncio.Queue(maxsize=self.max_queue)
+        self._wake = asyncio.Event()
+        self._stopping = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spacy-hf-ner-model")
         self._worker = asyncio.get_running_loop().create_task(self._loop())
         self.accepting = True
@@ -84,96 +112,130 @@ class Batcher:
     async def stop(self) -> None:
         """Refuse new jobs, answer every queued one, then stop the worker."""
         self.accepting = False
-        if self._worker is None or self._queue is None:
+        if self._worker is None or self._wake is None:
             return
-        await self._queue.put(None)  # after every queued job
+        self._stopping = True
+        self._wake.set()
         await self._worker
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
-    async def submit(self, key: Hashable, items: List[Any], timeout: float) -> List[Any]:
+    async def submit(
+        self, key: Hashable, items: List[Any], timeout: float, costs: Optional[Sequence[int]] = None
+    ) -> List[Any]:
         """Queue `items` under `key` and wait for their results.
 
+        costs: model tokens of each item (the `max_batch_tokens` budget); None
+            counts every item as one.
         Raises QueueFull when the queue is full or the batcher is stopping,
         asyncio.TimeoutError after `timeout` seconds, and whatever `run` raised.
+        Cancelling the caller drops the job's items that have not run.
         """
-        if not self.accepting or self._queue is None:
+        if not self.accepting or self._wake is None:
             self.stats.rejected += 1
             raise QueueFull("the server is shutting down")
-        future: "asyncio.Future[List[Any]]" = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait(_Job(key, items, future))
-        except asyncio.QueueFull:
+        if self.queued >= self.max_queue:
             self.stats.rejected += 1
-            raise QueueFull(f"the queue is full ({self.max_queue} requests waiting)") from None
+            raise QueueFull(f"the queue is full ({self.max_queue} requests waiting)")
+        loop = asyncio.get_running_loop()
+        future: "asyncio.Future[List[Any]]" = loop.create_future()
+        costs = list(costs) if costs is not None else [1] * len(items)
+        job = _Job(key, list(items), costs, future, loop.time() + timeout, [None] * len(items))
+        self._jobs.append(job)
+        self._wake.set()
         self.stats.requests += 1
         self.stats.inputs += len(items)
         try:
-            # a job that times out while queued is cancelled and never run
+            # on timeout or cancellation the future is cancelled, and the worker
+            # drops what is left of the job before its next call
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             self.stats.timed_out += 1
             raise
 
-    async def _next(self, timeout: Optional[float]) -> Optional[_Job]:
-        assert self._queue is not None
-        if self._carry is not None:
-            job, self._carry = self._carry, None
-            return job
-        if timeout is None:
-            return await self._queue.get()
-        if timeout <= 0:
-            return self._queue.get_nowait()
-        return await asyncio.wait_for(self._queue.get(), timeout)
+    def _drop_finished(self, now: float) -> None:
+        """Forget jobs that are answered, abandoned or past their deadline."""
+        kept: Deque[_Job] = deque()
+        for job in self._jobs:
+            if not job.future.done() and now >= job.deadline:
+                job.future.set_exception(asyncio.TimeoutError())
+            if job.future.done():
+                self.stats.dropped += len(job.items) - job.scheduled
+                job.scheduled = len(job.items)
+            if job.waiting or (job.answered < job.scheduled and not job.future.done()):
+                kept.append(job)
+        self._jobs = kept
+
+    def _pick(self) -> Tuple[Hashable, List[Tuple[_Job, int]]]:
+        """The next model call: items taken round-robin from the waiting jobs
+        of the first waiting job's key; the jobs served move to the back."""
+        candidates = [job for job in self._jobs if job.waiting]
+        key = candidates[0].key
+        same = [job for job in candidates if job.key == key]
+        # each job's share of the call: one item, then up to an equal part of
+        # the token budget, so small requests are not held by a large one's items
+        share = None if self.max_batch_tokens is None else self.max_batch_tokens / len(same)
+        spent = {id(job): 0 for job in same}
+        taken: List[Tuple[_Job, int]] = []
+        tokens = 0
+        full = False
+        while not full:
+            progress = False
+            for job in same:
+                if not job.waiting or (share is not None and spent[id(job)] and spent[id(job)] >= share):
+                    continue
+                cost = job.costs[job.scheduled]
+                over = self.max_batch_tokens is not None and tokens + cost > self.max_batch_tokens
+                if len(taken) >= self.max_batch or (taken and over):
+                    full = True
+                    break
+                taken.append((job, job.scheduled))
+                job.scheduled += 1
+                tokens += cost
+                spent[id(job)] += cost
+                progress = True
+            full = full or not progress
+        served = {id(job) for job, _ in taken}
+        self._jobs = deque([j for j in self._jobs if id(j) not in served] + [j for j in self._jobs if id(j) in served])
+        return key, taken
+
+    def _ready_size(self) -> Tuple[int, int]:
+        items = [(job, i) for job in self._jobs if not job.future.done() for i in range(job.scheduled, len(job.items))]
+        return len(items), sum(job.costs[i] for job, i in items)
 
     async def _loop(self) -> None:
+        assert self._wake is not None
         loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            first = await self._next(None)
-            if first is None:
-                break
-            jobs = [first]
-            size = len(first.items)
-            deadline = loop.time() + self.max_wait
-            while size < self.max_batch:
-                try:
-                    job = await self._next(deadline - loop.time())
-                except (asyncio.TimeoutError, asyncio.QueueEmpty):
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                if size + len(job.items) > self.max_batch:
-                    self._carry = job
-                    break
-                jobs.append(job)
-                size += len(job.items)
-            await self._run_jobs(jobs)
-        if self._carry is not None:  # stop arrived right after a carried job
-            await self._run_jobs([self._carry])
-            self._carry = None
-
-    async def _run_jobs(self, jobs: List[_Job]) -> None:
-        loop = asyncio.get_running_loop()
-        groups: Dict[Hashable, List[_Job]] = defaultdict(list)
-        for job in jobs:
-            if not job.future.done():  # cancelled by its deadline
-                groups[job.key].append(job)
-        for key, group in groups.items():
-            items = [item for job in group for item in job.items]
-            self.stats.batches += 1
-            self.stats.largest_batch = max(self.stats.largest_batch, len(items))
-            try:
-                results = await loop.run_in_executor(self._executor, self.run, key, items)
-            except Exception as error:  # each job gets the error of its group
-                for job in group:
-                    if not job.future.done():
-                        job.future.set_exception(error)
+        while True:
+            self._drop_finished(loop.time())
+            if not any(job.waiting for job in self._jobs):
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                # after an idle spell, gather the requests arriving together
+                size, tokens = self._ready_size()
+                full = size >= self.max_batch or (self.max_batch_tokens is not None and tokens >= self.max_batch_tokens)
+                if self.max_wait > 0 and not full and not self._stopping:
+                    await asyncio.sleep(self.max_wait)
                 continue
-            offset = 0
-            for job in group:
-                n = len(job.items)
+            key, taken = self._pick()
+            await self._call(key, taken)
+
+    async def _call(self, key: Hashable, taken: List[Tuple[_Job, int]]) -> None:
+        loop = asyncio.get_running_loop()
+        items = [job.items[i] for job, i in taken]
+        self.stats.batches += 1
+        self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+        try:
+            results = await loop.run_in_executor(self._executor, self.run, key, items)
+        except Exception as error:  # each job of the call gets the error, and is over
+            for job, _ in taken:
                 if not job.future.done():
-                    job.future.set_result(results[offset : offset + n])
-                offset += n
+                    job.future.set_exception(error)
+            return
+        for (job, i), result in zip(taken, results):
+            job.results[i] = result
+            job.answered += 1
+            if job.answered == len(job.items) and not job.future.done():
+                job.future.set_result(job.results)

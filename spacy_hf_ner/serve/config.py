@@ -15,12 +15,25 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 class ServeConfig:
     """Limits and batching of the server.
 
-    max_batch: texts per batched model call (1 runs every request on its own).
+    max_batch: texts per batched model call (1 runs every text on its own).
+    max_batch_tokens: model tokens per batched call; a large request is split
+        over calls at this size, and other requests share each of them.
     max_wait_ms: how long the worker waits for more requests after the first.
     max_queue: requests waiting for the model; more are refused with 503.
     max_inputs: texts in one request; more are refused with 422.
+    max_windows_per_request: model windows one request may need (every
+        model's windows of every input, overlaps included); more: 413.
+    max_stride: the largest `parameters.stride` a request may ask for; None:
+        half the model's window. Larger: 422.
     max_body_bytes: request body size; larger bodies are refused with 413.
-    timeout_s: a request not answered within it gets 504.
+    timeout_s: a request not answered within it gets 504, and what is left
+        of its work is dropped.
+    read_timeout_s: a connection whose request (line, headers and body) has
+        not arrived this long after it opened (or after the previous response)
+        is closed: slow clients cannot hold connections.
+    keep_alive_s: an idle keep-alive connection is closed after it.
+    max_header_bytes: the largest request line and headers buffered.
+    limit_concurrency: open connections (and requests in progress); more get 503.
     allowed_hosts: the names the Host header may carry (port ignored; "*"
         allows any, "*.example.com" its subdomains); others get 400, a defence
         against DNS rebinding. None: the loopback names (see `allowed_hosts_for`
@@ -28,24 +41,38 @@ class ServeConfig:
     """
 
     max_batch: int = 32
+    max_batch_tokens: int = 1024
     max_wait_ms: float = 5.0
     max_queue: int = 1024
     max_inputs: int = 64
+    max_windows_per_request: int = 64
+    max_stride: Optional[int] = None
     max_body_bytes: int = 1_000_000
     timeout_s: float = 30.0
+    read_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_header_bytes: int = 16_384
+    limit_concurrency: int = 1000
     allowed_hosts: Optional[Tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         for key, ok in (
             ("max_batch", self.max_batch >= 1),
+            ("max_batch_tokens", self.max_batch_tokens >= 1),
+            ("max_windows_per_request", self.max_windows_per_request >= 1),
+            ("max_stride", self.max_stride is None or self.max_stride >= 0),
             ("max_wait_ms", self.max_wait_ms >= 0),
             ("max_queue", self.max_queue >= 1),
             ("max_inputs", self.max_inputs >= 1),
             ("max_body_bytes", self.max_body_bytes >= 1),
             ("timeout_s", self.timeout_s > 0),
+            ("read_timeout_s", self.read_timeout_s > 0),
+            ("keep_alive_s", self.keep_alive_s > 0),
+            ("max_header_bytes", self.max_header_bytes >= 1024),
+            ("limit_concurrency", self.limit_concurrency >= 1),
         ):
             if not ok:
-                raise ValueError(f"serve: `{key}` = {getattr(self, key)!r} is out of range; use a positive value")
+                raise ValueError(Errors.E123.format(flag=key.replace("_", "-"), value=getattr(self, key)))
         if self.allowed_hosts is not None:
             hosts = tuple(h.strip().lower() for h in self.allowed_hosts if h.strip())
             if not hosts:

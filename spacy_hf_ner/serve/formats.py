@@ -6,6 +6,7 @@ The components compute (`HFNer.model_entities`, `HFTextcat.scores`); this
 module only shapes their results.
 """
 import html
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from spacy import displacy
@@ -175,8 +176,8 @@ def render_dependencies(doc: Doc) -> Optional[str]:
     tags and arc labels HTML-escaped."""
     if not doc.has_annotation("DEP"):
         return None
-    options = {"compact": True}
-    parses = []
+    options = {"compact": True, "distance": DEP_DISTANCE}
+    svgs = []
     for sent in doc.sents:
         parsed = displacy.parse_deps(sent, options)
         for word in parsed["words"]:  # displaCy escapes only the word's text
@@ -185,5 +186,35 @@ def render_dependencies(doc: Doc) -> Optional[str]:
                     word[key] = html.escape(word[key], quote=True)
         for arc in parsed["arcs"]:
             arc["label"] = html.escape(arc["label"], quote=True)
-        parses.append(parsed)
-    return displacy.render(parses, style="dep", manual=True, page=False, options=options)
+        svgs.append(_fit(displacy.render(parsed, style="dep", manual=True, page=False, options=options)))
+    return "\n".join(svgs)
+
+
+# pixels per word of the dependency view (displaCy's compact default is 150)
+DEP_DISTANCE = 100
+_SVG_HEAD = re.compile(r'<svg\b[^>]*\bwidth="([\d.]+)" height="([\d.]+)"[^>]*>')
+_PATH = re.compile(r'<path\b[^>]*\bd="([^"]*)"')
+_NUMBER_PAIR = re.compile(r"(-?[\d.]+)\s*,\s*(-?[\d.]+)")
+
+
+def _fit(svg: str) -> str:
+    """A displaCy dependency SVG cropped to its arcs and scaled to the width
+    of its container. displaCy leaves room above the arcs for arcs three times
+    as high as compact mode draws them (`distance / 2` per level instead of
+    `/ 6`), and sets a fixed pixel width; the crop moves the top of the
+    viewBox to the highest arc (less a margin for its label), and the SVG
+    shrinks to fit its container, never grows."""
+    head = _SVG_HEAD.search(svg)
+    if head is None:
+        return svg
+    width, height = float(head.group(1)), float(head.group(2))
+    ys = [float(y) for d in _PATH.findall(svg) for _, y in _NUMBER_PAIR.findall(d)]
+    top = max(0.0, min(ys) - 24) if ys else 0.0
+    shown = height - top
+    new_head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" class="displacy" '
+        f'viewBox="0 {top:.1f} {width:.1f} {shown:.1f}" width="{width:.0f}" height="{shown:.0f}" '
+        f'preserveAspectRatio="xMinYMin meet" '
+        f'style="max-width: 100%; height: auto; color: #000000; background: #ffffff; font-family: Arial">'
+    )
+    return svg[: head.start()] + new_head + svg[head.end() :]

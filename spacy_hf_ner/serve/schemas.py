@@ -3,7 +3,7 @@ Inference API's shapes, spaCy's Doc JSON and the page's render call."""
 import re
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Annotated
 
 from ..ty import Function, Strategy
@@ -127,11 +127,23 @@ def request_models(max_inputs: int) -> Dict[str, Any]:
         inputs: Union[Text, Many]
 
     class RenderRequest(_Strict):
-        text: Text
+        model_config = ConfigDict(
+            extra="forbid", json_schema_extra={"examples": [{"inputs": "Angela Merkel visited Paris."}]}
+        )
+        inputs: Optional[Text] = Field(None, description="the text (as every other endpoint takes it)")
+        text: Optional[Text] = Field(None, description="deprecated: the text; use `inputs`", json_schema_extra={"deprecated": True})
         model: Optional[str] = Field(None, description="a served model name; default: the first")
         aggregation_strategy: Optional[Strategy] = Field(
             None, description="render the model's entities with this strategy; default: the pipeline's doc.ents"
         )
+
+        @model_validator(mode="after")
+        def one_text(self) -> "RenderRequest":
+            if (self.inputs is None) == (self.text is None):
+                raise ValueError("give the text as `inputs` (`text` is its deprecated name), not both")
+            if self.inputs is None:
+                self.inputs = self.text
+            return self
 
     return {
         "token": TokenClassificationRequest,
@@ -161,7 +173,7 @@ _UNION_TAG = re.compile(r"[\[\]-]|^(str|int|TextPair)$")
 
 
 ERRORS = {
-    413: {"model": ErrorResponse, "description": "Request body too large"},
+    413: {"model": ErrorResponse, "description": "Request body too large, or more model windows than the server allows"},
     422: {"model": ErrorResponse, "description": "Invalid request (the message names the field)"},
     503: {"model": ErrorResponse, "description": "Queue full or shutting down; retry later"},
     504: {"model": ErrorResponse, "description": "Not answered within the server's timeout"},

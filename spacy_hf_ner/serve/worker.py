@@ -1,13 +1,15 @@
 """The pipeline side of the server: which components are served under which
 names, and what the model worker runs for each kind of request."""
 from pathlib import Path
-from typing import Any, Dict, Hashable, List, Tuple, Union
+from typing import Any, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from pydantic import BaseModel
 from spacy.language import Language
 
+from ..errors import Errors
 from ..ner import HFNer
 from ..textcat import HFTextcat
+from ..windows import count_windows
 from .formats import doc_json, render_dependencies, text_classification, token_classification
 
 Served = Union[HFNer, HFTextcat]
@@ -46,13 +48,96 @@ def model_aliases(components: Dict[str, Served]) -> Dict[str, str]:
     return aliases
 
 
+class Cost(NamedTuple):
+    """The model work of one input: windows and model tokens (special tokens
+    and overlaps included), over every model that reads it."""
+
+    windows: int
+    tokens: int
+
+
 class PipelineWorker:
     """What the model worker runs, keyed by the batcher: ("token", component,
-    parameters), ("text", component, parameters), ("doc",) or ("render",)."""
+    parameters), ("text", component, parameters), ("doc",) or ("render",).
 
-    def __init__(self, nlp: Language) -> None:
+    max_stride (Optional[int]): the largest `parameters.stride` a request may
+        ask for; None: half the model's window.
+    """
+
+    def __init__(self, nlp: Language, *, max_stride: Optional[int] = None) -> None:
         self.nlp = nlp
         self.components = served_components(nlp)
+        self.max_stride = max_stride
+        self._counters: Dict[str, Any] = {}
+
+    def stride_limit(self, component: str) -> int:
+        """The largest stride a request may ask of `component`."""
+        engine = self.components[component].engine
+        if self.max_stride is not None:
+            return self.max_stride
+        return (engine.window - engine.n_special) // 2
+
+    def cost(self, key: Hashable, items: Sequence[Any]) -> List[Cost]:
+        """The model work of each item of a request, counted with the models'
+        own tokenizers (run where the model is not: it does not wait for it).
+        The windows are exactly those the components will cut.
+
+        Raises ValueError (E121) for a `parameters.stride` over the server's
+        limit, or the component's error for one the model cannot take.
+        """
+        kind = key[0]  # type: ignore[index]
+        if kind in ("doc", "render"):
+            per_model = [self._windows(name, items, None) for name in self.components]
+            return [Cost(sum(c[i].windows for c in per_model), sum(c[i].tokens for c in per_model)) for i in range(len(items))]
+        component = key[1]  # type: ignore[index]
+        stride = dict(key[2]).get("stride")  # type: ignore[index]
+        if stride is not None:
+            limit = self.stride_limit(component)
+            if stride > limit:
+                engine = self.components[component].engine
+                room = engine.window - engine.n_special
+                raise ValueError(
+                    Errors.E121.format(
+                        stride=stride,
+                        limit=limit,
+                        why="--max-stride" if self.max_stride is not None else "half the model's window",
+                        room=room,
+                        factor=engine.reads_per_token(min(stride, room - 1)),
+                        default=engine.default_stride(),
+                    )
+                )
+        return self._windows(component, items, stride)
+
+    def _windows(self, component: str, items: Sequence[Any], stride: Optional[int]) -> List[Cost]:
+        pipe = self.components[component]
+        engine = pipe.engine
+        stride = engine.resolve_stride(pipe.settings.stride if stride is None else stride)
+        room = engine.window - engine.n_special
+        windowed = not isinstance(pipe, HFTextcat) or pipe.settings.long_text == "windows"
+        texts = [item if isinstance(item, str) else item[0] for item in items]
+        counts = [len(e.ids) for e in self._counter(component).encode_batch(texts, add_special_tokens=False)]
+        costs = []
+        for item, n in zip(items, counts):
+            if not isinstance(item, str):  # a text pair: one window
+                costs.append(Cost(1, engine.window))
+                continue
+            windows = count_windows(n, room, stride) if windowed else 1
+            tokens = n + (windows - 1) * stride
+            costs.append(Cost(windows, tokens + windows * engine.n_special))
+        return costs
+
+    def _counter(self, component: str) -> Any:
+        """A copy of the component's Rust tokenizer without truncation or
+        padding, for counting tokens in other threads (the component's own
+        tokenizer is reconfigured by each call and cannot be shared)."""
+        if component not in self._counters:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_str(self.components[component].engine.tokenizer.backend_tokenizer.to_str())
+            counter.no_truncation()
+            counter.no_padding()
+            self._counters[component] = counter
+        return self._counters[component]
 
     def warm_up(self) -> None:
         """Load every model and run each once."""

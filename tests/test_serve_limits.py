@@ -1,0 +1,336 @@
+"""The cost of one request is bounded and no request can hold the server:
+caps on model windows and stride (4xx naming the flag), fair interleaving of
+requests, work dropped at the deadline or when the client leaves, and
+connections whose request arrives too slowly are closed."""
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
+import httpx  # noqa: E402
+import spacy  # noqa: E402
+import uvicorn  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from models import WORDS  # noqa: E402
+from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
+from spacy_hf_ner.serve.batcher import Batcher  # noqa: E402
+from spacy_hf_ner.serve.connection import uvicorn_config  # noqa: E402
+from spacy_hf_ner.serve.worker import PipelineWorker, freeze  # noqa: E402
+from spacy_hf_ner.serve.schemas import TokenClassificationParameters  # noqa: E402
+
+LOCAL = "http://localhost"
+
+
+@pytest.fixture(scope="module")
+def short_nlp(bert_ner_short):
+    """hf_ner with a 32-token window (30 text tokens): windows are cheap to count."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": str(bert_ner_short)})
+    list(nlp.pipe(["warm up"]))
+    return nlp
+
+
+def words(n):
+    """n words of the tiny models' vocabulary (one model token each)."""
+    vocab = [w for w in WORDS if w.isalpha()]
+    return " ".join(vocab[i % len(vocab)] for i in range(n))
+
+
+# -- the cost of a request ------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    texts=st.lists(st.text(alphabet=st.sampled_from(list("abcé東 .,XY-")), min_size=1, max_size=200), min_size=1, max_size=4),
+    stride=st.integers(0, 15),
+)
+def test_counted_windows_are_the_windows_the_model_reads(short_nlp, texts, stride):
+    worker = PipelineWorker(short_nlp)
+    engine = short_nlp.get_pipe("hf_ner").engine
+    key = ("token", "hf_ner", freeze(TokenClassificationParameters(stride=stride)))
+    costs = worker.cost(key, texts)
+    for text, cost in zip(texts, costs):
+        windows = engine.encode([text], stride)
+        assert cost.windows == len(windows)
+        assert cost.tokens == sum(len(w.ids) for w in windows)
+
+
+@pytest.fixture(scope="module")
+def capped(short_nlp):
+    app = create_app(short_nlp, ServeConfig(max_windows_per_request=4, max_inputs=8))
+    with TestClient(app, base_url=LOCAL) as client:
+        yield client
+
+
+def test_stride_is_capped_at_half_the_window(capped):
+    assert capped.post("/", json={"inputs": words(40), "parameters": {"stride": 15}}).status_code == 200
+    response = capped.post("/", json={"inputs": words(40), "parameters": {"stride": 16}})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert "E121" in error and "parameters.stride" in error and "--max-stride" in error and "15" in error
+
+
+def test_stride_cap_flag(short_nlp):
+    with TestClient(create_app(short_nlp, ServeConfig(max_stride=4)), base_url=LOCAL) as client:
+        assert client.post("/", json={"inputs": words(40), "parameters": {"stride": 4}}).status_code == 200
+        response = client.post("/", json={"inputs": words(40), "parameters": {"stride": 5}})
+        assert response.status_code == 422 and "--max-stride" in response.json()["error"]
+
+
+def test_windows_per_request_are_capped(capped):
+    """30 text tokens a window: 120 tokens are 4 windows at stride 0; one
+    more token, or a stride, or a second input, needs a fifth."""
+    ok = capped.post("/", json={"inputs": words(120), "parameters": {"stride": 0}})
+    assert ok.status_code == 200
+    for body in (
+        {"inputs": words(121), "parameters": {"stride": 0}},
+        {"inputs": words(120), "parameters": {"stride": 10}},
+        {"inputs": [words(60), words(60), words(10)], "parameters": {"stride": 0}},
+    ):
+        response = capped.post("/", json=body)
+        assert response.status_code == 413, body
+        error = response.json()["error"]
+        assert "E122" in error and "--max-windows-per-request" in error and "limit of 4" in error
+    for path in ("/doc", "/render"):
+        body = {"inputs": words(200)} if path == "/doc" else {"text": words(200)}
+        assert capped.post(path, json=body).status_code == 413
+
+
+def test_worker_never_sees_a_refused_request(short_nlp):
+    app = create_app(short_nlp, ServeConfig(max_windows_per_request=2))
+    with TestClient(app, base_url=LOCAL) as client:
+        before = app.state.batcher.stats.requests
+        assert client.post("/", json={"inputs": words(400)}).status_code == 413
+        assert client.post("/", json={"inputs": "a", "parameters": {"stride": 29}}).status_code == 422
+        assert app.state.batcher.stats.requests == before
+
+
+# -- fair batching, deadlines, cancellation -----------------------------------------------------
+
+
+def recording_run(calls, delay=0.0):
+    def run(key, items):
+        calls.append(list(items))
+        time.sleep(delay)
+        return [f"{key}:{item}" for item in items]
+
+    return run
+
+
+def test_a_large_request_does_not_starve_a_small_one():
+    """The small request, arriving while the large one runs, shares the next
+    call and is answered long before the large one."""
+    calls = []
+
+    async def scenario():
+        batcher = Batcher(recording_run(calls, 0.02), max_batch=4, max_wait_ms=0, max_queue=10)
+        batcher.start()
+        big = asyncio.ensure_future(batcher.submit("k", [f"big{i}" for i in range(40)], timeout=30))
+        await asyncio.sleep(0.03)  # the first call of the big request runs
+        small = await batcher.submit("k", ["small"], timeout=30)
+        small_done_at = len(calls)
+        results = await big
+        await batcher.stop()
+        return small, small_done_at, results
+
+    small, small_done_at, results = asyncio.run(scenario())
+    assert small == ["k:small"] and results == [f"k:big{i}" for i in range(40)]
+    assert small_done_at <= 3 and len(calls) >= 10  # answered within two calls of 10+
+    assert all(len(c) <= 4 for c in calls)
+
+
+def test_a_large_request_gets_its_share_of_a_shared_call():
+    """Three small requests beside a large one share the token budget equally:
+    the large one gets a quarter of the call, not all the room the small ones
+    leave."""
+    calls = []
+
+    async def scenario():
+        batcher = Batcher(recording_run(calls, 0.05), max_batch=32, max_wait_ms=0, max_queue=10, max_batch_tokens=400)
+        batcher.start()
+        big = asyncio.ensure_future(batcher.submit("k", [f"big{i}" for i in range(20)], timeout=30, costs=[100] * 20))
+        await asyncio.sleep(0.02)  # the first call (4 big items) runs
+        small = [batcher.submit("k", [f"small{i}"], timeout=30, costs=[10]) for i in range(3)]
+        await asyncio.gather(big, *small)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert calls[0] == ["big0", "big1", "big2", "big3"]
+    assert sorted(calls[1]) == ["big4", "small0", "small1", "small2"]
+
+
+def test_token_budget_splits_large_requests():
+    calls = []
+
+    async def scenario():
+        batcher = Batcher(recording_run(calls), max_batch=100, max_wait_ms=0, max_queue=10, max_batch_tokens=100)
+        batcher.start()
+        out = await batcher.submit("k", list(range(10)), timeout=30, costs=[40] * 9 + [500])
+        await batcher.stop()
+        return out
+
+    assert asyncio.run(scenario()) == [f"k:{i}" for i in range(10)]
+    assert [len(c) for c in calls] == [2, 2, 2, 2, 1, 1]  # the item over the budget runs alone
+
+
+def test_deadline_drops_the_rest_of_a_request():
+    calls = []
+
+    async def scenario():
+        batcher = Batcher(recording_run(calls, 0.05), max_batch=1, max_wait_ms=0, max_queue=10)
+        batcher.start()
+        with pytest.raises(asyncio.TimeoutError):
+            await batcher.submit("k", list(range(50)), timeout=0.2)
+        after = await batcher.submit("k", ["next"], timeout=5)
+        await batcher.stop()
+        return batcher, after
+
+    batcher, after = asyncio.run(scenario())
+    assert after == ["k:next"]
+    assert len(calls) <= 7  # ~4 calls fit in 0.2 s; the other ~46 items never ran
+    assert batcher.stats.dropped >= 40 and batcher.stats.timed_out == 1
+
+
+def test_cancelled_request_is_dropped():
+    calls = []
+
+    async def scenario():
+        batcher = Batcher(recording_run(calls, 0.05), max_batch=1, max_wait_ms=0, max_queue=10)
+        batcher.start()
+        job = asyncio.ensure_future(batcher.submit("k", list(range(50)), timeout=30))
+        await asyncio.sleep(0.12)
+        job.cancel()
+        await asyncio.sleep(0.2)
+        await batcher.stop()
+        return batcher
+
+    batcher = asyncio.run(scenario())
+    assert len(calls) <= 5 and batcher.stats.dropped >= 45
+
+
+def test_504_drops_the_requests_remaining_work(short_nlp):
+    app = create_app(short_nlp, ServeConfig(timeout_s=0.3, max_batch=1))
+    calls = []
+    with TestClient(app, base_url=LOCAL) as client:
+        batcher = app.state.batcher
+        run = batcher.run
+        batcher.run = lambda key, items: (calls.append(items), time.sleep(0.1), run(key, items))[2]
+        response = client.post("/", json={"inputs": [f"text {i}" for i in range(40)]})
+        assert response.status_code == 504
+        time.sleep(0.3)
+        assert len(calls) <= 6 and batcher.stats.dropped >= 34
+        batcher.run = run
+
+
+# -- a real uvicorn: disconnects and slow clients ---------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def live(short_nlp):
+    """The app on uvicorn with the server's connection settings, read timeout 1 s."""
+    app = create_app(short_nlp, ServeConfig(max_batch=1, read_timeout_s=1.0, keep_alive_s=1.0))
+    port = free_port()
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, config=app.state.config, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        assert time.time() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield port, app
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def test_a_client_that_leaves_has_its_work_dropped(live):
+    port, app = live
+    batcher = app.state.batcher
+    run = batcher.run
+    calls = []
+    batcher.run = lambda key, items: (calls.append(items), time.sleep(0.05), run(key, items))[2]
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"http://127.0.0.1:{port}/", json={"inputs": [f"text {i}" for i in range(60)]}, timeout=0.3)
+        time.sleep(0.5)
+        ran = len(calls)
+        time.sleep(0.3)
+        assert len(calls) == ran < 30  # nothing more runs once the client is gone
+        assert batcher.stats.abandoned == 1 and batcher.stats.dropped >= 30
+    finally:
+        batcher.run = run
+    assert httpx.post(f"http://127.0.0.1:{port}/", json={"inputs": "Paris"}).status_code == 200
+
+
+def closed_within(sock, seconds):
+    """Whether the server closes the socket within `seconds`."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1024) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_slow_headers_are_cut_off(live):
+    """A slowloris client sending its headers a byte at a time (2 bytes/s here)
+    is disconnected after the read timeout (1 s), though it never stops."""
+    port, _ = live
+    request = b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Slow: " + b"a" * 100
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.time()
+        closed = False
+        for byte in request:
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            if closed_within(sock, 0.5):
+                closed = True
+                break
+        assert closed and time.time() - started < 3.0
+
+
+def test_slow_body_is_cut_off(live):
+    port, _ = live
+    head = b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head + b'{"inputs": "')
+        started = time.time()
+        closed = False
+        while time.time() - started < 4 and not closed:
+            try:
+                sock.sendall(b"a")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            closed = closed_within(sock, 0.3)
+        assert closed and time.time() - started < 3.0
+
+
+def test_half_open_connections_are_closed(live):
+    """200 connections that send nothing are all closed after the read timeout,
+    and the server still answers."""
+    port, _ = live
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+    try:
+        started = time.time()
+        assert all(closed_within(s, max(0.1, 4.0 - (time.time() - started))) for s in socks)
+        assert time.time() - started < 4.0
+    finally:
+        for s in socks:
+            s.close()
+    assert httpx.post(f"http://127.0.0.1:{port}/", json={"inputs": "Paris"}, headers={"host": "localhost"}).status_code == 200
