@@ -50,29 +50,30 @@ def check_resources(
                 fix="use --gpus-per-worker 0, or add GPU nodes",
             )
         )
+    problems = []
+    options = []
     need = workers * cpus_per_worker + reserve
+    fit = int((cpus - reserve) // cpus_per_worker + 1e-9) if cpus > reserve else 0
     if need > cpus + 1e-9:
-        fit = int((cpus - reserve) // cpus_per_worker) if cpus_per_worker > 0 else 0
-        share = (cpus - reserve) / workers
-        options = [f"--workers {fit}"] if fit >= 1 else []
-        if share > 0:
-            options.append(f"--cpus-per-worker {math.floor(share * 100) / 100:g}")
-        raise ValueError(
-            Errors.E107.format(
-                problem=(
-                    f"{workers} worker(s) x {cpus_per_worker:g} CPU + {reserve:g} CPU for Ray Data's own tasks "
-                    f"= {need:g} CPUs, and the cluster has {cpus:g}"
-                ),
-                fix=" or ".join(options) or "add CPUs to the cluster",
-            )
+        problems.append(
+            f"{workers} worker(s) x {cpus_per_worker:g} CPU + {reserve:g} CPU for Ray Data's own tasks "
+            f"= {need:g} CPUs, and the cluster has {cpus:g}"
         )
-    if gpus_per_worker > 0 and workers * gpus_per_worker > gpus + 1e-9:
-        fit = int(gpus // gpus_per_worker)
-        raise ValueError(
-            Errors.E107.format(
-                problem=f"{workers} worker(s) x {gpus_per_worker:g} GPU = {workers * gpus_per_worker:g} GPUs, and the cluster has {gpus:g}",
-                fix=f"--workers {fit} or --gpus-per-worker {gpus / workers:.2g} (fractions share a GPU)",
+        if cpus > reserve:
+            options.append(f"--cpus-per-worker {math.floor((cpus - reserve) / workers * 100) / 100:g}")
+    if gpus_per_worker > 0:
+        fit = min(fit, int(gpus // gpus_per_worker + 1e-9))
+        if workers * gpus_per_worker > gpus + 1e-9:
+            problems.append(
+                f"{workers} worker(s) x {gpus_per_worker:g} GPU = {workers * gpus_per_worker:g} GPUs, "
+                f"and the cluster has {gpus:g}"
             )
+            options.append(f"--gpus-per-worker {math.floor(gpus / workers * 100) / 100:g} (fractions share a GPU)")
+    if problems:
+        if fit >= 1:
+            options.insert(0, f"--workers {fit}")
+        raise ValueError(
+            Errors.E107.format(problem="; ".join(problems), fix=" or ".join(options) or "add CPUs to the cluster")
         )
 
 
