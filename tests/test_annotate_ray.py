@@ -114,6 +114,7 @@ def test_ray_refuses_a_pool_that_would_hang(engines):
     assert not refused["written"] and refused["seconds"] < 10
 
 
+@pytest.mark.slow
 def test_a_lost_node_still_delivers_every_doc_exactly_once(bert_ner, tmp_path):
     """A simulated 3-node cluster loses a worker node mid-run."""
     from annotate_faults import faulty_pipeline
