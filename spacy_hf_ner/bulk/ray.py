@@ -20,9 +20,12 @@ The traps this module avoids:
   CUDA in the driver cannot leak into them.
 """
 import math
+import sys
+import warnings
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import Errors
 from .core import Spec
@@ -50,29 +53,30 @@ def check_resources(
                 fix="use --gpus-per-worker 0, or add GPU nodes",
             )
         )
+    problems = []
+    options = []
     need = workers * cpus_per_worker + reserve
+    fit = int((cpus - reserve) // cpus_per_worker + 1e-9) if cpus > reserve else 0
     if need > cpus + 1e-9:
-        fit = int((cpus - reserve) // cpus_per_worker) if cpus_per_worker > 0 else 0
-        share = (cpus - reserve) / workers
-        options = [f"--workers {fit}"] if fit >= 1 else []
-        if share > 0:
-            options.append(f"--cpus-per-worker {math.floor(share * 100) / 100:g}")
-        raise ValueError(
-            Errors.E107.format(
-                problem=(
-                    f"{workers} worker(s) x {cpus_per_worker:g} CPU + {reserve:g} CPU for Ray Data's own tasks "
-                    f"= {need:g} CPUs, and the cluster has {cpus:g}"
-                ),
-                fix=" or ".join(options) or "add CPUs to the cluster",
-            )
+        problems.append(
+            f"{workers} worker(s) x {cpus_per_worker:g} CPU + {reserve:g} CPU for Ray Data's own tasks "
+            f"= {need:g} CPUs, and the cluster has {cpus:g}"
         )
-    if gpus_per_worker > 0 and workers * gpus_per_worker > gpus + 1e-9:
-        fit = int(gpus // gpus_per_worker)
-        raise ValueError(
-            Errors.E107.format(
-                problem=f"{workers} worker(s) x {gpus_per_worker:g} GPU = {workers * gpus_per_worker:g} GPUs, and the cluster has {gpus:g}",
-                fix=f"--workers {fit} or --gpus-per-worker {gpus / workers:.2g} (fractions share a GPU)",
+        if cpus > reserve:
+            options.append(f"--cpus-per-worker {math.floor((cpus - reserve) / workers * 100) / 100:g}")
+    if gpus_per_worker > 0:
+        fit = min(fit, int(gpus // gpus_per_worker + 1e-9))
+        if workers * gpus_per_worker > gpus + 1e-9:
+            problems.append(
+                f"{workers} worker(s) x {gpus_per_worker:g} GPU = {workers * gpus_per_worker:g} GPUs, "
+                f"and the cluster has {gpus:g}"
             )
+            options.append(f"--gpus-per-worker {math.floor(gpus / workers * 100) / 100:g} (fractions share a GPU)")
+    if problems:
+        if fit >= 1:
+            options.insert(0, f"--workers {fit}")
+        raise ValueError(
+            Errors.E107.format(problem="; ".join(problems), fix=" or ".join(options) or "add CPUs to the cluster")
         )
 
 
@@ -169,7 +173,7 @@ class RayEngine:
 
     def run(self, batches: Iterator[Tuple[List[str], List[Any]]], spec: Spec) -> Iterator[pa.Table]:
         """Annotated tables (with `_worker`), one per block."""
-        from ray.data import ActorPoolStrategy, from_arrow
+        from ray.data import from_arrow
 
         workers, gpus_per_worker = self.start()
         ids: List[str] = []
@@ -180,9 +184,44 @@ class RayEngine:
         if not ids:
             return
         table = pa.table({"id": pa.array(ids, pa.string()), "text": pa.array(texts, pa.string())})
-        rows = block_rows(len(ids), workers, self.batch_size)
-        blocks = [table.slice(start, rows) for start in range(0, len(ids), rows)]
-        dataset = from_arrow(blocks).map_batches(
+        delivered: set = set()
+        failures = 0
+        while table.num_rows:
+            rows = block_rows(table.num_rows, workers, self.batch_size)
+            blocks = [table.slice(start, rows) for start in range(0, table.num_rows, rows)]
+            with warnings.catch_warnings():
+                # Ray Data takes max_restarts / max_task_retries only as `ray_remote_args`
+                # (deprecated in general, but the only way to cap its default of -1: forever)
+                warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+                dataset = self._dataset(from_arrow(blocks), spec, workers, gpus_per_worker, rows)
+            try:
+                for out in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+                    delivered.update(out.column("id").to_pylist())
+                    yield out
+                return
+            except Exception as e:
+                if isinstance(e, ValueError) and str(e).startswith("[E"):
+                    raise
+                # Ray gave up on a block (e.g. its node was lost while its actors
+                # restarted): run what was not delivered again, as a new dataset
+                failures += 1
+                if failures > self.max_retries:
+                    raise RuntimeError(
+                        Errors.E109.format(engine=self.name, failures=failures, retries=self.max_retries, error=_first_line(e))
+                    ) from e
+                table = table.filter(pc.invert(pc.is_in(table.column("id"), pa.array(list(delivered), pa.string()))))
+                workers, gpus_per_worker = self.start()  # what is left of the cluster must still hold the pool
+                print(
+                    f"annotate: ray: the dataset failed ({_first_line(e)}); running the {table.num_rows} "
+                    f"undelivered document(s) again (retry {failures} of {self.max_retries})",
+                    file=sys.stderr,
+                )
+
+    def _dataset(self, source: Any, spec: Spec, workers: int, gpus_per_worker: float, rows: int) -> Any:
+        """`map_batches` over an actor pool: one block per task, retries capped."""
+        from ray.data import ActorPoolStrategy
+
+        return source.map_batches(
             _Annotator,
             fn_constructor_kwargs={"spec": spec},
             batch_size=rows,
@@ -193,15 +232,6 @@ class RayEngine:
             max_restarts=self.max_retries,
             max_task_retries=self.max_retries,
         )
-        try:
-            for out in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-                yield out
-        except Exception as e:
-            if isinstance(e, ValueError) and str(e).startswith("[E"):
-                raise
-            raise RuntimeError(
-                Errors.E109.format(engine=self.name, failures="too many", retries=self.max_retries, error=_first_line(e))
-            ) from e
 
     def close(self) -> None:
         if self._owned and self.ray.is_initialized():

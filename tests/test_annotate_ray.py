@@ -1,0 +1,130 @@
+"""The Ray engine gives the local engine's rows; crashes, a poisoned doc and a
+lost node still end with every document exactly once; a pool that cannot fit
+is refused.
+
+Ray listens on all interfaces and advertises the host's address, so each
+scenario runs in `tests/annotate_ray_scenarios.py` inside new network and pid
+namespaces with only loopback (`unshare`, as root): nothing reaches the
+network, and every Ray process dies with the scenario. Skipped, with the
+reason, where Ray or unshare is not available.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("ray.data", reason="the Ray engine needs the ray extra: pip install 'spacy-hf-ner[ray]'")
+
+HERE = Path(__file__).parent
+NAMESPACE = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
+
+
+def _namespace_problem():
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "needs unshare and ip (util-linux, iproute2)"
+    try:
+        done = subprocess.run([*NAMESPACE, "sh", "-c", "ip link set lo up"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "unshare timed out"
+    if done.returncode != 0:
+        return f"cannot make a loopback-only network namespace (needs root): {done.stderr.strip()[:200]}"
+    return None
+
+
+PROBLEM = _namespace_problem()
+pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"Ray runs only in a loopback-only namespace: {PROBLEM}")
+
+
+def run_scenario(scenario, model, faulty, texts, out, timeout):
+    """Run one scenario in the namespace, with a hard timeout; its summary."""
+    (out / "texts.txt").parent.mkdir(parents=True, exist_ok=True)
+    (out / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf8")
+    script = (
+        f"ip link set lo up && exec {sys.executable} {HERE / 'annotate_ray_scenarios.py'} {scenario} "
+        f"--model '{model}' --faulty '{faulty}' --texts '{out / 'texts.txt'}' --out '{out}'"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        done = subprocess.run([*NAMESPACE, "sh", "-c", script], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as e:  # the pid namespace takes every Ray process with it
+        pytest.fail(f"scenario {scenario} ran over {timeout} s:\n{(e.stderr or b'')[-3000:]}")
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads((out / "result.json").read_text())
+
+
+def rows_by_id(path):
+    return {r["id"]: r for r in pq.read_table(path).to_pylist()}
+
+
+def assert_same_entities(got, want):
+    assert set(got) == set(want)
+    for key, row in want.items():
+        a, b = got[key]["entities"], row["entities"]
+        assert [(e["text"], e["label"], e["start"], e["end"]) for e in a] == [
+            (e["text"], e["label"], e["start"], e["end"]) for e in b
+        ], key
+        assert all(abs(x["score"] - y["score"]) < 1e-4 for x, y in zip(a, b)), key
+
+
+@pytest.fixture(scope="module")
+def engines(bert_ner, tmp_path_factory):
+    sys.path.insert(0, str(HERE))
+    from annotate_faults import faulty_pipeline
+    from test_annotate import corpus_texts
+
+    out = tmp_path_factory.mktemp("ray_engines")
+    faulty = faulty_pipeline(bert_ner, out / "faulty_pipe")
+    result = run_scenario("engines", bert_ner, faulty, corpus_texts(2000), out / "run", timeout=420)
+    return out / "run", result
+
+
+def test_ray_with_two_actors_gives_the_local_rows_and_both_actors_work(engines):
+    out, result = engines
+    local, ray = rows_by_id(out / "local.parquet"), rows_by_id(out / "ray.parquet")
+    assert len(local) == len(ray) == 2000
+    assert pq.read_table(out / "ray.parquet").num_rows == 2000  # each doc exactly once
+    assert_same_entities(ray, local)
+    assert result["ray"]["entities"] == result["local"]["entities"] > 0
+    assert len(result["ray"]["workers"]) == 2 and min(result["ray"]["workers"].values()) > 0
+
+
+def test_ray_survives_an_actor_crash_and_keeps_a_poisoned_doc_with_its_error(engines):
+    out, result = engines
+    faults = result["faults"]
+    assert "error" not in faults, faults
+    assert faults["crashed"]  # an actor really died mid-batch
+    rows = pq.read_table(out / "faulty.parquet").to_pylist()
+    assert sorted(r["id"] for r in rows) == sorted(f"d{i}" for i in range(120))
+    assert [r["id"] for r in rows if r["error"]] == ["d7"]
+    assert rows_by_id(out / "faulty.parquet")["d70"]["error"] is None
+    local = rows_by_id(out / "local.parquet")
+    clean = {k: v for k, v in rows_by_id(out / "faulty.parquet").items() if k not in ("d7", "d70")}
+    assert_same_entities(clean, {k: local[k] for k in clean})
+
+
+def test_ray_refuses_a_pool_that_would_hang(engines):
+    _, result = engines
+    refused = result["refused"]
+    assert refused["error"].startswith("[E107]") and "Fix: --workers 1" in refused["error"]
+    assert not refused["written"] and refused["seconds"] < 10
+
+
+@pytest.mark.slow
+def test_a_lost_node_still_delivers_every_doc_exactly_once(bert_ner, tmp_path):
+    """A simulated 3-node cluster loses a worker node mid-run."""
+    from annotate_faults import faulty_pipeline
+    from test_annotate import corpus_texts
+
+    faulty = faulty_pipeline(bert_ner, tmp_path / "faulty_pipe")
+    texts = corpus_texts(600)
+    result = run_scenario("node-loss", bert_ner, faulty, texts, tmp_path / "run", timeout=420)
+    assert "error" not in result, result
+    assert result["node_removed"]
+    rows = pq.read_table(tmp_path / "run" / "lost.parquet").to_pylist()
+    assert sorted(r["id"] for r in rows) == sorted(f"d{i}" for i in range(len(texts)))
+    assert all(r["error"] is None for r in rows)
