@@ -162,6 +162,13 @@ class Errors(metaclass=_WithCodes):
         "the model's own limit)."
     )
 
+    # -- onnx (export-onnx): E160-E169 --
+    E160 = (
+        "export-onnx: {path} differs from the torch model by {diff:.2e} in its logits, more "
+        "than `--atol` {atol}: the float32 graph is not a faithful export. Fix: report the "
+        "model's architecture; raise `--atol` only if that difference is acceptable."
+    )
+
 
 class Warnings(metaclass=_WithCodes):
     W001 = (
@@ -196,4 +203,12 @@ class Warnings(metaclass=_WithCodes):
         "{name}: `doc.spans['{key}']` already held {count} span(s) on {docs} doc(s); "
         "they were replaced (config key `existing_ents` = '{policy}' applies to spans "
         "too). Fix: set `spans_key` to another key to keep both."
+    )
+    # -- onnx (export-onnx): W160-W169 --
+    W160 = (
+        "export-onnx: {file} agrees with the torch model at F1 {f1:.4f} ({run}) on {texts} "
+        "varied texts: {differing} of them get other predictions, scores up to {diff:.2f} "
+        "apart; that is below 1 - `--max-disagreement` {tolerance} = {floor:.4f}. Fix: use the "
+        "float32 file where these differences matter, try another `--int8-mode`, or raise "
+        "`--max-disagreement` to accept them."
     )

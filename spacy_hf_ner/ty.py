@@ -22,6 +22,8 @@ TagAttr = Literal["auto", "pos", "tag"]
 Function = Literal["auto", "sigmoid", "softmax", "none"]
 LongText = Literal["windows", "truncate_warn"]
 Scheme = Literal["bio", "bioes", "biluo"]
+# `export-onnx --int8-mode`: which weights get int8, with which scales
+Int8Mode = Literal["per-tensor", "per-channel", "reduce-range", "float-head", "matmul", "matmul-float-head"]
 
 
 class LoadRequest(NamedTuple):
