@@ -73,12 +73,13 @@ def main() -> None:
 
     texts = varied_texts(args.texts)
     rows = {(rel, run): a for rel, run, a in ex.check_agreement(source, workdir, list(files.values()), texts)}
+    diffs = ex.logit_diffs(model, tokenizer, [workdir / rel for rel in files.values()], texts)
     results: Dict[str, Any] = {}
-    for name, rel in files.items():
+    for (name, rel), diff in zip(files.items(), diffs):
         results[name] = {
             "file": rel,
             "mib": round((workdir / rel).stat().st_size / 2**20, 1),
-            "max_logit_diff": float(f"{ex.logit_diff(model, tokenizer, workdir / rel, texts):.3g}"),
+            "max_logit_diff": float(f"{diff:.3g}"),
             **{
                 run: {
                     "f1": round(a.f1, 4),

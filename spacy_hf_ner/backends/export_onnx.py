@@ -227,24 +227,26 @@ def head_nodes(model: Any) -> List[str]:
     return []
 
 
-def logit_diff(model: Any, tokenizer: Any, path: Path, texts: Sequence[str], batch_size: int = 32) -> float:
-    """The largest |logit difference| between an ONNX file and the torch model
-    on `texts` (padded batches; real tokens only for token classifiers)."""
+def logit_diffs(
+    model: Any, tokenizer: Any, paths: Sequence[Path], texts: Sequence[str], batch_size: int = 32
+) -> List[float]:
+    """The largest |logit difference| between each ONNX file and the torch
+    model on `texts` (padded batches, torch run once; real tokens only for
+    token classifiers)."""
     import onnxruntime
     import torch
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    worst = 0.0
+    sessions = [onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in paths]
+    names = input_names(model, tokenizer)
+    worst = [0.0] * len(sessions)
     for start in range(0, len(texts), batch_size):
         feeds = encode(tokenizer, texts[start : start + batch_size], names)
-        got = session.run(None, feeds)[0]
         with torch.inference_mode():
             want = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.float().numpy()
-        if got.ndim == 3:
-            real = feeds["attention_mask"].astype(bool)
-            got, want = got[real], want[real]
-        worst = max(worst, float(np.abs(got - want).max()))
+        real = feeds["attention_mask"].astype(bool) if want.ndim == 3 else slice(None)
+        for i, session in enumerate(sessions):
+            got = session.run(None, {k.name: feeds[k.name] for k in session.get_inputs()})[0]
+            worst[i] = max(worst[i], float(np.abs(got[real] - want[real]).max()))
     return worst
 
 
@@ -362,19 +364,20 @@ def run(args: argparse.Namespace) -> int:
     export(model, tokenizer, fp32, source.task, args.opset)
     save_config_and_tokenizer(model, tokenizer, output)
     texts = varied_texts(args.check_texts)
-    files = {FP32_FILE: logit_diff(model, tokenizer, fp32, texts)}
-    if files[FP32_FILE] > args.atol:
-        print(Errors.E160.format(path=fp32, diff=files[FP32_FILE], atol=args.atol), file=sys.stderr)
-        return 1
+    files = [FP32_FILE]
     if args.quantize == "int8":
         int8 = output / INT8_FILE
         stage(3, steps, f"quantizing to int8 ({args.int8_mode}) to {int8}")
         quantize_int8(fp32, int8, args.int8_mode)
-        files[INT8_FILE] = logit_diff(model, tokenizer, int8, texts)
-    stage(steps, steps, f"checking {', '.join(files)} against torch with {source.factory} on {len(texts)} varied texts")
-    rows = check_agreement(source, output, list(files), texts)
+        files.append(INT8_FILE)
+    stage(steps, steps, f"checking {', '.join(files)} against torch on {len(texts)} varied texts")
+    diffs = dict(zip(files, logit_diffs(model, tokenizer, [output / rel for rel in files], texts)))
+    if diffs[FP32_FILE] > args.atol:
+        print(Errors.E160.format(path=fp32, diff=diffs[FP32_FILE], atol=args.atol), file=sys.stderr)
+        return 1
+    rows = check_agreement(source, output, files, texts)
     print(f"{output}: {source.factory} with backend 'onnx' vs 'torch' on {len(texts)} varied texts")
-    for rel, diff in files.items():
+    for rel, diff in diffs.items():
         print(f"  {rel}: {(output / rel).stat().st_size / 2**20:.1f} MiB, max abs logit diff {diff:.2e}")
     print(summary_table(rows))
     floor = 1.0 - args.max_disagreement
