@@ -168,6 +168,11 @@ class Errors(metaclass=_WithCodes):
         "than `--atol` {atol}: the float32 graph is not a faithful export. Fix: report the "
         "model's architecture; raise `--atol` only if that difference is acceptable."
     )
+    E161 = (
+        "export-onnx: `--int8-mode` blockwise needs onnxruntime's MatMulNBits quantizer, "
+        "which could not be imported ({error}). Fix: pip install 'spacy-hf-ner[onnx]' "
+        "(it brings onnx-ir), or use `--int8-mode per-channel`."
+    )
 
 
 class Warnings(metaclass=_WithCodes):

@@ -23,7 +23,7 @@ Function = Literal["auto", "sigmoid", "softmax", "none"]
 LongText = Literal["windows", "truncate_warn"]
 Scheme = Literal["bio", "bioes", "biluo"]
 # `export-onnx --int8-mode`: which weights get int8, with which scales
-Int8Mode = Literal["per-tensor", "per-channel", "reduce-range", "float-head", "matmul", "matmul-float-head"]
+Int8Mode = Literal["blockwise", "blockwise-embeddings", "per-channel", "per-tensor", "reduce-range"]
 
 
 class LoadRequest(NamedTuple):

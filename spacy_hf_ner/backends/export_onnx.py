@@ -61,18 +61,24 @@ CHECK_RUNS: Dict[str, Dict[str, Dict[str, str]]] = {
     "hf_tagger": {"tags": {}},
     "hf_textcat": {"top category": {}},
 }
-# `--int8-mode`: quantize_dynamic's settings (int8 weights, activations
-# quantized on the fly; measured in bench/onnx_int8.py). "exclude_head" keeps
-# the classification head's MatMul in float32.
+# `--int8-mode` (measured in bench/onnx_int8.py; docs/readme/onnx.md):
+# "blockwise": the MatMul weights int8 in blocks of `BLOCK_SIZE` (MatMulNBits,
+#     8 bits, symmetric), multiplied at accuracy level 4 (activations int8 in
+#     blocks too); embeddings stay float32;
+# "blockwise-embeddings": also the embedding tables int8 (a quarter of their size);
+# "per-channel", "per-tensor", "reduce-range": quantize_dynamic (int8 weights
+#     per output channel or per tensor, 7-bit with reduce_range; activations
+#     quantized per tensor on the fly).
 INT8_MODES: Dict[Int8Mode, Dict[str, Any]] = {
-    "per-tensor": {"per_channel": False},
+    "blockwise": {"blockwise": True},
+    "blockwise-embeddings": {"blockwise": True, "embeddings": True},
     "per-channel": {"per_channel": True},
+    "per-tensor": {"per_channel": False},
     "reduce-range": {"per_channel": True, "reduce_range": True},
-    "float-head": {"per_channel": True, "exclude_head": True},
-    "matmul": {"per_channel": True, "op_types_to_quantize": ["MatMul"]},
-    "matmul-float-head": {"per_channel": True, "op_types_to_quantize": ["MatMul"], "exclude_head": True},
 }
-INT8_MODE: Int8Mode = "per-channel"  # `--int8-mode`
+INT8_MODE: Int8Mode = "blockwise"  # `--int8-mode`
+BLOCK_SIZE = 32
+ACCURACY_LEVEL = 4  # MatMulNBits: int8 compute
 
 
 class Source(NamedTuple):
@@ -188,43 +194,54 @@ def export(model: Any, tokenizer: Any, path: Path, task: str, opset: int = OPSET
 
 
 def quantize_int8(fp32: Path, int8: Path, mode: Int8Mode = INT8_MODE) -> None:
-    """Dynamic int8 quantization (weights int8 ahead of time, activations
-    quantized on the fly, `onnxruntime.quantization.quantize_dynamic`) with the
-    settings of `mode` (see `INT8_MODES`). The float32 graph is first run through
-    onnxruntime's own pre-processing (`quant_pre_process`: shape inference and
-    graph optimization), as the quantizer advises."""
-    import onnx
+    """Quantize the float32 graph to int8 with the settings of `mode` (see
+    `INT8_MODES`). The graph first goes through onnxruntime's own
+    pre-processing (`quant_pre_process`: shape inference and graph
+    optimization), as its quantizer advises."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     settings = dict(INT8_MODES[mode])
-    exclude_head = settings.pop("exclude_head", False)
     int8.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         # symbolic shape inference cannot follow the traced attention mask; ONNX's own suffices
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        nodes_to_exclude = head_nodes(onnx.load(str(prepared), load_external_data=False)) if exclude_head else []
-        quantize_dynamic(
-            str(prepared), str(int8), weight_type=QuantType.QInt8, nodes_to_exclude=nodes_to_exclude, **settings
+        if not settings.pop("blockwise", False):
+            quantize_dynamic(str(prepared), str(int8), weight_type=QuantType.QInt8, **settings)
+        elif not settings.get("embeddings"):
+            quantize_blockwise(prepared, int8)
+        else:
+            blockwise = Path(tmp) / "blockwise.onnx"
+            quantize_blockwise(prepared, blockwise)
+            quantize_dynamic(str(blockwise), str(int8), weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"])
+
+
+def quantize_blockwise(source: Path, target: Path) -> None:
+    """The MatMul weights of `source` as 8-bit blocks (`MatMulNBits`,
+    `BLOCK_SIZE`, `ACCURACY_LEVEL`), written to `target`."""
+    import logging
+
+    import onnx
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import (
+            DefaultWeightOnlyQuantConfig,
+            MatMulNBitsQuantizer,
         )
-
-
-def head_nodes(model: Any) -> List[str]:
-    """The name of the classification head's MatMul/Gemm: the first one met
-    walking back from the graph's output."""
-    producers = {out: node for node in model.graph.node for out in node.output}
-    frontier = [o.name for o in model.graph.output]
-    seen = set()
-    while frontier:
-        node = producers.get(frontier.pop(0))
-        if node is None or node.name in seen:
-            continue
-        seen.add(node.name)
-        if node.op_type in ("MatMul", "Gemm"):
-            return [node.name]
-        frontier.extend(node.input)
-    return []
+    except ImportError as e:
+        raise SystemExit(Errors.E161.format(error=e)) from None
+    finally:  # the module configures the root logger (INFO) when first imported
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=BLOCK_SIZE, is_symmetric=True, bits=8, accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",)
+    )
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(target), False)
 
 
 def logit_diffs(
@@ -316,9 +333,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--quantize", choices=["int8"], help="also write an int8 export")
     ap.add_argument(
         "--int8-mode", choices=get_args(Int8Mode), default=INT8_MODE,
-        help="int8 settings: per-channel or per-tensor weight scales, reduce-range (7-bit), matmul "
-        "(only MatMul weights: embeddings stay float32), matmul-float-head (also the classifier head) "
-        "(default: %(default)s)",
+        help="int8 settings: blockwise (MatMul weights in blocks of 32, embeddings float32), "
+        "blockwise-embeddings (also int8 embeddings: a smaller file), or onnxruntime's quantize_dynamic "
+        "with per-channel or per-tensor weight scales or reduce-range (default: %(default)s)",
     )
     ap.add_argument("--component", help="the hf_* component of a pipeline to export")
     ap.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
