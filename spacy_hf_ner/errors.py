@@ -262,6 +262,18 @@ class Errors(metaclass=_WithCodes):
         "({error}). Fix: give a JSON object such as '{{\"PER\": \"PERSON\"}}', or "
         "the path of a file holding one."
     )
+    # -- onnx (export-onnx): E160-E169 --
+    E160 = (
+        "export-onnx: {path} differs from the torch model by {diff:.2e} in its logits, more "
+        "than `--atol` {atol}: the float32 graph is not a faithful export. Fix: report the "
+        "model's architecture; raise `--atol` only if that difference is acceptable."
+    )
+    E161 = (
+        "export-onnx: `--int8-mode` blockwise needs onnxruntime's MatMulNBits quantizer, "
+        "which could not be imported ({error}). Fix: pip install 'spacy-hf-ner[onnx]' "
+        "(it brings onnx-ir), or use `--int8-mode per-channel`."
+    )
+
 
 class Warnings(metaclass=_WithCodes):
     W001 = (
@@ -326,4 +338,12 @@ class Warnings(metaclass=_WithCodes):
         "max_steps`), so {consequence}. Fix: give both the same number "
         "(`--training.max_steps N --training.optimizer.learn_rate.total_steps N`), or "
         "write the config again with `spacy-hf-ner init-config ... --max-steps N`."
+    )
+    # -- onnx (export-onnx): W160-W169 --
+    W160 = (
+        "export-onnx: {file} agrees with the torch model at F1 {f1:.4f} ({run}) on {texts} "
+        "varied texts: {differing} of them get other predictions, scores up to {diff:.2f} "
+        "apart; that is below 1 - `--max-disagreement` {tolerance} = {floor:.4f}. Fix: use the "
+        "float32 file where these differences matter, try another `--int8-mode`, or raise "
+        "`--max-disagreement` to accept them."
     )

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 import spacy
+from hypothesis import given, strategies as st
 from spacy.training import Example
 
 from models import build_token_classifier
+from spacy_hf_ner.backends import export_onnx as ex
+from spacy_hf_ner.backends.agreement import agreement, varied_texts
 from spacy_hf_ner.backends.export_onnx import FP32_FILE, INT8_FILE, main as export_main
+from spacy_hf_ner.errors import HFNerWarning
 from spacy_hf_ner.tagger import UPOS_TAGS
 from texts import TEXTS
 
@@ -192,10 +196,140 @@ def test_export_from_saved_pipeline(bert_ner, upos_model, tmp_path, capsys):
     nlp.to_disk(tmp_path / "pipe")
     with pytest.raises(SystemExit, match="--component"):
         export_main([str(tmp_path / "pipe"), str(tmp_path / "out")])
-    out = export(tmp_path / "pipe", tmp_path / "out", "--component", "hf_tagger")
-    assert "max abs logit diff vs torch" in capsys.readouterr().out
+    out = export(tmp_path / "pipe", tmp_path / "out", "--component", "hf_tagger", "--check-texts", "20")
+    printed = capsys.readouterr().out
+    assert "hf_tagger with backend 'onnx' vs 'torch' on 20 varied texts" in printed
+    assert [line.split()[:3] for line in printed.splitlines() if line.startswith(FP32_FILE)] == [
+        [FP32_FILE, "tags", "1.0000"]
+    ]
     want = [t.pos_ for t in nlp(TEXTS[2])]
     assert [t.pos_ for t in pipeline("hf_tagger", out, backend="onnx")(TEXTS[2])] == want
+
+
+# -- the export's check: agreement over many varied texts ----------------------
+
+
+def test_varied_texts_are_varied_and_deterministic():
+    texts = varied_texts(300)
+    assert texts == varied_texts(300) and texts != varied_texts(300, seed=1)
+    assert len(set(texts)) > 250
+    assert any(not t.isascii() for t in texts) and any("-" in t for t in texts)
+    assert any(t.isupper() for t in texts) and any(t.islower() for t in texts)
+    assert any(len(t.split()) <= 2 for t in texts) and any(len(t.split()) > 300 for t in texts)
+    assert any(c.isdigit() for t in texts for c in t)
+
+
+items = st.dictionaries(st.tuples(st.integers(0, 5), st.sampled_from("AB")), st.floats(0, 1), max_size=6)
+
+
+@given(st.lists(st.tuples(items, items), min_size=1, max_size=8))
+def test_agreement_is_entity_level_f1(pairs):
+    want, got = [a for a, _ in pairs], [b for _, b in pairs]
+    result = agreement(want, got)
+    common = sum(len(a.keys() & b.keys()) for a, b in pairs)
+    total = sum(len(a) + len(b) for a, b in pairs)
+    assert result.f1 == pytest.approx(2 * common / total if total else 1.0)
+    assert result.f1 == agreement(got, want).f1
+    assert (result.f1 == 1.0) == all(a.keys() == b.keys() for a, b in pairs)
+    assert result.texts_differing == sum(a.keys() != b.keys() for a, b in pairs)
+    diffs = [abs(a[k] - b[k]) for a, b in pairs for k in a.keys() & b.keys()]
+    assert result.max_score_diff == pytest.approx(max(diffs, default=0.0))
+    same = agreement(want, want)
+    assert same.f1 == 1.0 and same.max_score_diff == 0.0 and same.texts_differing == 0
+
+
+def test_export_prints_entity_agreement_per_file_and_words_mode(onnx_ner_check):
+    out, err = onnx_ner_check
+    assert "hf_ner with backend 'onnx' vs 'torch' on 120 varied texts" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("onnx/")]
+    table = {(r[0], r[1]): r for r in rows if len(r) > 4}
+    assert set(table) == {(f, w) for f in (FP32_FILE, INT8_FILE) for w in ("words=spacy", "words=model")}
+    for (file, _), row in table.items():
+        f1, torch_items = float(row[3]), int(row[5].split("/")[0])
+        assert torch_items > 100  # the tiny model finds entities in the texts
+        if file == FP32_FILE:
+            assert f1 == 1.0 and row[6] == "0/120"
+    # progress: stages and a bar over the check texts
+    assert "[1/4] loading" in err and "[3/4] quantizing to int8 (blockwise)" in err
+    assert "120/120" in err
+
+
+def test_export_runs_no_quantizer_pre_processing_warning(onnx_ner_check):
+    """onnxruntime's quantizer neither advises pre-processing nor logs its
+    progress (its MatMulNBits module configures the root logger on import)."""
+    out, err = onnx_ner_check
+    assert "pre-processing" not in out + err
+    assert "matmul_nbits_quantizer" not in err and "[INFO]" not in err
+
+
+@pytest.fixture(scope="module")
+def onnx_ner_check(bert_ner, tmp_path_factory):
+    """The export of the tiny NER model with int8, its stdout and stderr
+    (captured at the file descriptors: onnxruntime logs through `logging`)."""
+    out = tmp_path_factory.mktemp("onnx_check")
+    code = (
+        "import sys; from spacy_hf_ner.backends.export_onnx import main; "
+        f"sys.exit(main([{str(bert_ner)!r}, {str(out)!r}, '--quantize', 'int8', '--check-texts', '120']))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr
+
+
+def perturbed_head(fp32: Path, int8: Path, mode: str = "blockwise") -> None:
+    """Stands in for the quantizer: a copy of the float32 graph whose
+    classification head favours one label (a badly broken "int8" file)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(fp32))
+    bias = next(i for i in model.graph.initializer if i.name == "classifier.bias")
+    shifted = numpy_helper.to_array(bias).copy()
+    shifted[3] += 5.0
+    bias.CopyFrom(numpy_helper.from_array(shifted, bias.name))
+    int8.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(int8))
+
+
+def test_export_warns_when_a_file_disagrees_above_the_tolerance(bert_ner, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(ex, "quantize_int8", perturbed_head)
+    with pytest.warns(HFNerWarning, match=r"\[W160\].*model_int8\.onnx.*`--max-disagreement` 0\.02") as record:
+        export(bert_ner, tmp_path, "--quantize", "int8", "--check-texts", "40")
+    warned = [str(w.message) for w in record if "W160" in str(w.message)]
+    assert warned and all(FP32_FILE not in w for w in warned)  # the float32 file agrees
+    table = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(INT8_FILE)]
+    assert len(table) == 2 and all(float(row[3]) < 0.98 for row in table)
+
+
+def test_export_tolerance_flag(bert_ner, tmp_path, monkeypatch):
+    """`--max-disagreement 1` accepts any disagreement: no warning even for
+    the broken file."""
+    monkeypatch.setattr(ex, "quantize_int8", perturbed_head)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HFNerWarning)
+        export(bert_ner, tmp_path / "a", "--quantize", "int8", "--check-texts", "20", "--max-disagreement", "1")
+
+
+@pytest.mark.parametrize("mode", ["blockwise", "blockwise-embeddings", "per-channel"])
+def test_int8_modes(onnx_ner, tmp_path, mode, caplog):
+    """--int8-mode: "blockwise" makes every weight MatMul a MatMulNBits and
+    keeps the embeddings float32, "blockwise-embeddings" makes them int8 too,
+    "per-channel" is quantize_dynamic's MatMulInteger with int8 embeddings."""
+    import onnx
+
+    int8 = tmp_path / "model_int8.onnx"
+    ex.quantize_int8(onnx_ner / FP32_FILE, int8, mode)
+    graph = onnx.load(str(int8)).graph
+    weights = {i.name: i.data_type for i in graph.initializer}
+    ops = {n.op_type for n in graph.node}
+    float_gathers = [n for n in graph.node if n.op_type == "Gather" and weights.get(n.input[0]) == onnx.TensorProto.FLOAT]
+    weight_matmuls = [n for n in graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)]
+    assert not weight_matmuls
+    assert bool(float_gathers) == (mode == "blockwise")
+    assert ("MatMulNBits" in ops) == mode.startswith("blockwise") and ("MatMulInteger" in ops) == (mode == "per-channel")
+    assert "pre-processing" not in caplog.text  # quantize_dynamic's advice, taken
 
 
 # -- errors -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Export a transformers token or sequence classifier to ONNX for backend "onnx".
 
-    spacy-hf-ner export-onnx MODEL_OR_PIPELINE OUTPUT_DIR [--quantize int8] [--component NAME]
+    spacy-hf-ner export-onnx MODEL_OR_PIPELINE OUTPUT_DIR [--quantize int8] [--int8-mode MODE]
+        [--component NAME] [--check-texts N] [--max-disagreement F]
 
 MODEL_OR_PIPELINE is a model directory or hub id, a bundled model
 ("spacy-hf-ner:en_conll03"), or a saved spaCy pipeline (its hf_ner, hf_tagger or
@@ -8,11 +9,20 @@ hf_textcat component; `--component` picks one when there are several).
 OUTPUT_DIR gets `onnx/model.onnx` (float32, dynamic batch and sequence axes),
 the model's config and its tokenizer, so it works as `model` of a component with
 `backend = "onnx"`. `--quantize int8` adds `onnx/model_int8.onnx` (dynamic
-int8 quantization of the weights, per channel), selected with `onnx_file`.
+int8 quantization with the settings of `--int8-mode`, see `INT8_MODES`),
+selected with `onnx_file`.
 
-Both exports are checked against the torch model on texts other than the ones
-traced: the largest absolute logit difference is printed, and a float32 export
-that differs by more than `--atol` fails the command.
+Every export is checked against the torch model on `--check-texts` varied
+texts (`agreement.varied_texts`, none of them the traced ones):
+
+* logits: the largest absolute difference; a float32 export that differs by
+  more than `--atol` fails the command;
+* the component's own output, run with backend "torch" and with backend
+  "onnx": for hf_ner the entity-level F1 of the ONNX entities against the
+  torch ones with words "spacy" (aggregation "first") and words "model"
+  ("simple"), for hf_tagger the tags, for hf_textcat the top category, and the
+  largest score difference of what both predict. The summary table is printed;
+  a file whose F1 is below 1 - `--max-disagreement` gets warning W160.
 
 The graph is traced with torch's TorchScript exporter (`dynamo=False`): it needs
 no package beyond torch and onnx, and exports BERT-family encoders
@@ -21,13 +31,17 @@ exactly (differences ~1e-6).
 import argparse
 import inspect
 import sys
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple, get_args
 
 import numpy as np
 
-from ..sources import quiet_transformers, resolve_model, task_of
+from ..errors import Errors, HFNerWarning, Warnings
+from ..sources import TASK_FACTORY, quiet_transformers, resolve_model, task_of
+from ..ty import Int8Mode
+from .agreement import Agreement, agreement, summary_table, varied_texts
 
 FACTORIES = {"hf_ner": "token", "hf_tagger": "token", "hf_textcat": "sequence"}
 FP32_FILE = "onnx/model.onnx"
@@ -35,28 +49,46 @@ INT8_FILE = "onnx/model_int8.onnx"
 OPSET = 17
 # traced with a batch of two texts of different lengths (padding included)
 TRACE_TEXTS = ("My name is Sarah Jessica Parker.", "She works at Google in New York since 2019 .")
-CHECK_TEXTS = (
-    "Angela Merkel met Emmanuel Macron in Paris on Tuesday.",
-    "EU rejects German call to boycott British lamb .",
-    "x",
-    "The European Commission said on Thursday it disagreed with German advice to "
-    "consumers to shun British lamb until scientists determine whether mad cow "
-    "disease can be transmitted to sheep.",
-)
+CHECK_TEXTS = 300  # `--check-texts`
+MAX_DISAGREEMENT = 0.02  # `--max-disagreement`
+# the component settings each check runs (hf_ner: both `words` modes, all
+# entities in doc.spans, overlapping ones included)
+CHECK_RUNS: Dict[str, Dict[str, Dict[str, str]]] = {
+    "hf_ner": {
+        "words=spacy first": {"words": "spacy", "aggregation_strategy": "first", "annotate": "spans", "spans_key": "check"},
+        "words=model simple": {"words": "model", "aggregation_strategy": "simple", "annotate": "spans", "spans_key": "check"},
+    },
+    "hf_tagger": {"tags": {}},
+    "hf_textcat": {"top category": {}},
+}
+# `--int8-mode` (measured in bench/onnx_int8.py; docs/readme/onnx.md):
+# "blockwise": the MatMul weights int8 in blocks of `BLOCK_SIZE` (MatMulNBits,
+#     8 bits, symmetric), multiplied at accuracy level 4 (activations int8 in
+#     blocks too); embeddings stay float32;
+# "blockwise-embeddings": also the embedding tables int8 (a quarter of their size);
+# "per-channel", "per-tensor", "reduce-range": quantize_dynamic (int8 weights
+#     per output channel or per tensor, 7-bit with reduce_range; activations
+#     quantized per tensor on the fly).
+INT8_MODES: Dict[Int8Mode, Dict[str, Any]] = {
+    "blockwise": {"blockwise": True},
+    "blockwise-embeddings": {"blockwise": True, "embeddings": True},
+    "per-channel": {"per_channel": True},
+    "per-tensor": {"per_channel": False},
+    "reduce-range": {"per_channel": True, "reduce_range": True},
+}
+INT8_MODE: Int8Mode = "blockwise"  # `--int8-mode`
+BLOCK_SIZE = 32
+ACCURACY_LEVEL = 4  # MatMulNBits: int8 compute
 
 
 class Source(NamedTuple):
-    """What to export: a transformers model (directory or hub id) and its task."""
+    """What to export: a transformers model (directory or hub id), its task, the
+    component that runs it and the language the check tokenizes with."""
 
     model: str
     task: str  # "token" or "sequence"
-
-
-class Check(NamedTuple):
-    """How an ONNX export compares with the torch model on `CHECK_TEXTS`."""
-
-    max_abs_diff: float  # largest |logit difference| over real (unpadded) tokens
-    argmax_agreement: float  # share of tokens (or texts) with the same top label
+    factory: str  # "hf_ner", "hf_tagger" or "hf_textcat"
+    lang: str = "en"
 
 
 def resolve_source(model_or_pipeline: str, component: Optional[str] = None) -> Source:
@@ -73,7 +105,7 @@ def resolve_source(model_or_pipeline: str, component: Optional[str] = None) -> S
     architectures = getattr(AutoConfig.from_pretrained(model), "architectures", None) or []
     task = task_of(architectures)
     if task is not None:
-        return Source(model, task)
+        return Source(model, task, TASK_FACTORY[task])
     raise SystemExit(
         f"{model_or_pipeline} is a {'/'.join(architectures) or 'model of unknown architecture'}, "
         "not a *ForTokenClassification or *ForSequenceClassification model"
@@ -83,7 +115,8 @@ def resolve_source(model_or_pipeline: str, component: Optional[str] = None) -> S
 def _pipeline_source(path: Path, component: Optional[str]) -> Source:
     from spacy.util import load_config
 
-    components = load_config(path / "config.cfg", interpolate=False).get("components", {})
+    config = load_config(path / "config.cfg", interpolate=False)
+    components = config.get("components", {})
     ours = {n: c for n, c in components.items() if c.get("factory") in FACTORIES}
     if component is not None:
         if component not in ours:
@@ -102,7 +135,7 @@ def _pipeline_source(path: Path, component: Optional[str]) -> Source:
     model_dir = path / name / "model"
     if not (model_dir / "config.json").is_file():
         raise SystemExit(f"{model_dir} holds no saved model (config.json): save the pipeline with nlp.to_disk")
-    return Source(str(model_dir), FACTORIES[cfg["factory"]])
+    return Source(str(model_dir), FACTORIES[cfg["factory"]], cfg["factory"], config["nlp"].get("lang") or "en")
 
 
 def load_torch(source: Source) -> Any:
@@ -160,29 +193,131 @@ def export(model: Any, tokenizer: Any, path: Path, task: str, opset: int = OPSET
         )
 
 
-def quantize_int8(fp32: Path, int8: Path, per_channel: bool = True) -> None:
-    """Dynamic int8 quantization of the weights of MatMul/Gemm (activations are
-    quantized on the fly), as `onnxruntime.quantization.quantize_dynamic`."""
+def quantize_int8(fp32: Path, int8: Path, mode: Int8Mode = INT8_MODE) -> None:
+    """Quantize the float32 graph to int8 with the settings of `mode` (see
+    `INT8_MODES`). The graph first goes through onnxruntime's own
+    pre-processing (`quant_pre_process`: shape inference and graph
+    optimization), as its quantizer advises."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=per_channel)
+    settings = dict(INT8_MODES[mode])
+    int8.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        # symbolic shape inference cannot follow the traced attention mask; ONNX's own suffices
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        if not settings.pop("blockwise", False):
+            quantize_dynamic(str(prepared), str(int8), weight_type=QuantType.QInt8, **settings)
+        elif not settings.get("embeddings"):
+            quantize_blockwise(prepared, int8)
+        else:
+            blockwise = Path(tmp) / "blockwise.onnx"
+            quantize_blockwise(prepared, blockwise)
+            quantize_dynamic(str(blockwise), str(int8), weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"])
 
 
-def check(model: Any, tokenizer: Any, path: Path, texts: Sequence[str] = CHECK_TEXTS) -> Check:
-    """Compare an ONNX file with the torch model on `texts` (one padded batch)."""
+def quantize_blockwise(source: Path, target: Path) -> None:
+    """The MatMul weights of `source` as 8-bit blocks (`MatMulNBits`,
+    `BLOCK_SIZE`, `ACCURACY_LEVEL`), written to `target`."""
+    import logging
+
+    import onnx
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import (
+            DefaultWeightOnlyQuantConfig,
+            MatMulNBitsQuantizer,
+        )
+    except ImportError as e:
+        raise SystemExit(Errors.E161.format(error=e)) from None
+    finally:  # the module configures the root logger (INFO) when first imported
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=BLOCK_SIZE, is_symmetric=True, bits=8, accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",)
+    )
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(target), False)
+
+
+def logit_diffs(
+    model: Any, tokenizer: Any, paths: Sequence[Path], texts: Sequence[str], batch_size: int = 32
+) -> List[float]:
+    """The largest |logit difference| between each ONNX file and the torch
+    model on `texts` (padded batches, torch run once; real tokens only for
+    token classifiers)."""
     import onnxruntime
     import torch
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    feeds = encode(tokenizer, texts, names)
-    got = session.run(None, feeds)[0]
-    with torch.inference_mode():
-        want = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.float().numpy()
-    if got.ndim == 3:  # token classification: real tokens only
-        real = feeds["attention_mask"].astype(bool)
-        got, want = got[real], want[real]
-    return Check(float(np.abs(got - want).max()), float((got.argmax(-1) == want.argmax(-1)).mean()))
+    sessions = [onnxruntime.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in paths]
+    names = input_names(model, tokenizer)
+    worst = [0.0] * len(sessions)
+    for start in range(0, len(texts), batch_size):
+        feeds = encode(tokenizer, texts[start : start + batch_size], names)
+        with torch.inference_mode():
+            want = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.float().numpy()
+        real = feeds["attention_mask"].astype(bool) if want.ndim == 3 else slice(None)
+        for i, session in enumerate(sessions):
+            got = session.run(None, {k.name: feeds[k.name] for k in session.get_inputs()})[0]
+            worst[i] = max(worst[i], float(np.abs(got[real] - want[real]).max()))
+    return worst
+
+
+def predictions(doc: Any, factory: str) -> Dict[Hashable, float]:
+    """What a component predicted for one doc, as {item: score}: entities
+    (start_char, end_char, label) for hf_ner (annotate "spans": all of them),
+    (token, pos, tag) for hf_tagger, the top category for hf_textcat."""
+    if factory == "hf_ner":
+        return {(e.start_char, e.end_char, e.label_): float(e._.hf_score) for e in doc.spans.get("check", [])}
+    if factory == "hf_tagger":
+        return {(t.i, t.pos_, t.tag_): float(t._.hf_tag_score or 0.0) for t in doc}
+    if not doc.cats:
+        return {}
+    top = max(doc.cats, key=doc.cats.get)
+    return {top: float(doc.cats[top])}
+
+
+def component_predictions(
+    source: Source, texts: Sequence[str], *, model: Optional[str] = None, onnx_file: Optional[str] = None,
+    label: str = "torch", batch_size: int = 32,
+) -> Dict[str, List[Dict[Hashable, float]]]:
+    """Run the component (`source.factory`, each setting of `CHECK_RUNS`) over
+    `texts` with backend "torch" on `source.model`, or with backend "onnx" on
+    `onnx_file` inside `model`; a progress bar per run on stderr."""
+    import spacy
+    from tqdm import tqdm
+
+    runs = {}
+    for run, settings in CHECK_RUNS[source.factory].items():
+        nlp = spacy.blank(source.lang)
+        config: Dict[str, Any] = {"model": model or source.model, "device": "cpu", "batch_size": batch_size, **settings}
+        if onnx_file is not None:
+            config.update(backend="onnx", onnx_file=onnx_file)
+        nlp.add_pipe(source.factory, config=config)
+        docs = nlp.pipe(texts, batch_size=batch_size)
+        bar = tqdm(docs, total=len(texts), desc=f"  {label} {run}", unit=" texts", file=sys.stderr, mininterval=0.5)
+        with warnings.catch_warnings():
+            # W001 counts entities doc.ents cannot take; the check reads all of them from doc.spans
+            warnings.filterwarnings("ignore", message=r"\[W001\]", category=HFNerWarning)
+            runs[run] = [predictions(doc, source.factory) for doc in bar]
+    return runs
+
+
+def check_agreement(
+    source: Source, output: Path, files: Sequence[str], texts: Sequence[str]
+) -> List[Tuple[str, str, Agreement]]:
+    """(file, run, agreement) of each ONNX file in `output` against the torch
+    model, through the component itself."""
+    want = component_predictions(source, texts)
+    rows = []
+    for rel in files:
+        got = component_predictions(source, texts, model=str(output), onnx_file=rel, label=rel)
+        rows.extend((rel, run, agreement(want[run], got[run])) for run in want)
+    return rows
 
 
 def save_config_and_tokenizer(model: Any, tokenizer: Any, output: Path) -> None:
@@ -196,12 +331,23 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("model", help="model dir, hub id, spacy-hf-ner:NAME, or a saved spaCy pipeline")
     ap.add_argument("output", type=Path, help="directory to write (a model for backend 'onnx')")
     ap.add_argument("--quantize", choices=["int8"], help="also write an int8 export")
+    ap.add_argument(
+        "--int8-mode", choices=get_args(Int8Mode), default=INT8_MODE,
+        help="int8 settings: blockwise (MatMul weights in blocks of 32, embeddings float32), "
+        "blockwise-embeddings (also int8 embeddings: a smaller file), or onnxruntime's quantize_dynamic "
+        "with per-channel or per-tensor weight scales or reduce-range (default: %(default)s)",
+    )
     ap.add_argument("--component", help="the hf_* component of a pipeline to export")
     ap.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
-    ap.add_argument(
-        "--per-tensor", action="store_true", help="int8 with one scale per tensor instead of per channel"
-    )
     ap.add_argument("--atol", type=float, default=1e-3, help="largest logit difference a float32 export may have")
+    ap.add_argument(
+        "--check-texts", type=int, default=CHECK_TEXTS,
+        help="how many varied texts the exports are checked on (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--max-disagreement", type=float, default=MAX_DISAGREEMENT,
+        help="warn (W160) when a file's F1 against torch is below 1 minus this (default: %(default)s)",
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -212,36 +358,57 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return run(ap.parse_args(argv))
 
 
+def stage(step: int, steps: int, text: str) -> None:
+    print(f"[{step}/{steps}] {text}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Export, check against torch, optionally quantize; returns the exit status."""
+    """Export, optionally quantize, check against torch; returns the exit status."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         print("export_onnx needs onnx and onnxruntime: pip install spacy-hf-ner[onnx]", file=sys.stderr)
         return 2
+    if args.check_texts < 1:
+        raise SystemExit(f"--check-texts {args.check_texts}: give at least 1 text")
+    steps = 4 if args.quantize else 3
+    stage(1, steps, f"loading {args.model}")
     source = resolve_source(args.model, args.component)
     model, tokenizer = load_torch(source)
     output: Path = args.output
     fp32 = output / FP32_FILE
+    stage(2, steps, f"exporting float32 graph to {fp32}")
     export(model, tokenizer, fp32, source.task, args.opset)
     save_config_and_tokenizer(model, tokenizer, output)
-    result = check(model, tokenizer, fp32)
-    print(
-        f"{fp32}: {fp32.stat().st_size / 2**20:.1f} MiB, max abs logit diff vs torch "
-        f"{result.max_abs_diff:.2e}, argmax agreement {result.argmax_agreement:.4f}"
-    )
-    if result.max_abs_diff > args.atol:
-        print(f"float32 export differs from torch by more than --atol {args.atol}", file=sys.stderr)
-        return 1
+    texts = varied_texts(args.check_texts)
+    files = [FP32_FILE]
     if args.quantize == "int8":
         int8 = output / INT8_FILE
-        quantize_int8(fp32, int8, per_channel=not args.per_tensor)
-        result = check(model, tokenizer, int8)
-        print(
-            f"{int8}: {int8.stat().st_size / 2**20:.1f} MiB, max abs logit diff vs torch "
-            f"{result.max_abs_diff:.2e}, argmax agreement {result.argmax_agreement:.4f} "
-            f"(select it with onnx_file = \"{INT8_FILE}\")"
-        )
+        stage(3, steps, f"quantizing to int8 ({args.int8_mode}) to {int8}")
+        quantize_int8(fp32, int8, args.int8_mode)
+        files.append(INT8_FILE)
+    stage(steps, steps, f"checking {', '.join(files)} against torch on {len(texts)} varied texts")
+    diffs = dict(zip(files, logit_diffs(model, tokenizer, [output / rel for rel in files], texts)))
+    if diffs[FP32_FILE] > args.atol:
+        print(Errors.E160.format(path=fp32, diff=diffs[FP32_FILE], atol=args.atol), file=sys.stderr)
+        return 1
+    rows = check_agreement(source, output, files, texts)
+    print(f"{output}: {source.factory} with backend 'onnx' vs 'torch' on {len(texts)} varied texts")
+    for rel, diff in diffs.items():
+        print(f"  {rel}: {(output / rel).stat().st_size / 2**20:.1f} MiB, max abs logit diff {diff:.2e}")
+    print(summary_table(rows))
+    floor = 1.0 - args.max_disagreement
+    for rel, run_name, result in rows:
+        if result.f1 < floor:
+            warnings.warn(
+                Warnings.W160.format(
+                    file=rel, run=run_name, f1=result.f1, texts=result.texts, differing=result.texts_differing,
+                    diff=result.max_score_diff, tolerance=args.max_disagreement, floor=floor,
+                ),
+                HFNerWarning,
+            )
+    if args.quantize == "int8":
+        print(f"int8 ({args.int8_mode}): select it with onnx_file = \"{INT8_FILE}\"")
     print(f"use it with: model = \"{output}\", backend = \"onnx\"")
     return 0
 
