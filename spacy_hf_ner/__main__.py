@@ -7,6 +7,9 @@ another:
     python -m spacy_hf_ner serve PIPELINE_OR_MODEL --host 127.0.0.1 --port 8000
     python -m spacy_hf_ner export-onnx MODEL_OR_PIPELINE OUTPUT_DIR --quantize int8
     python -m spacy_hf_ner annotate corpus.jsonl out.parquet --engine ray --workers 4
+    spacy-hf-ner init-config CONFIG --component hf_ner --model BASE_MODEL --train T --dev D
+    spacy-hf-ner displacy PIPELINE DATA.spacy OUTPUT_DIR [--limit 25] [--errors-only]
+    spacy-hf-ner --version
 """
 import argparse
 import sys
