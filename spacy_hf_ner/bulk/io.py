@@ -19,7 +19,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -74,23 +74,35 @@ class Corpus:
                 return sum(1 for line in f if line.strip())
         return None
 
-    def batches(self, size: int) -> Iterator[Tuple[List[str], List[Any]]]:
-        """(ids, texts) in batches of `size` records, in input order; raises
-        E103 on a repeated id."""
-        seen: set = set()
-        ids: List[str] = []
-        texts: List[Any] = []
+    def batches(
+        self, size: int, skip: AbstractSet[str] = frozenset(), seen: Optional[Set[str]] = None
+    ) -> Iterator[Tuple[List[str], List[Any]]]:
+        """(ids, texts) in batches of `size` records, in input order, leaving
+        out the ids in `skip`; raises E103 on a repeated id.
+
+        seen (Optional[Set[str]]): collects every input id, skipped or not.
+        """
+        from spacy.util import minibatch
+
+        def todo() -> Iterator[Tuple[str, Any]]:
+            for doc_id, text in self.unique_records():
+                if seen is not None:
+                    seen.add(doc_id)
+                if doc_id not in skip:
+                    yield doc_id, text
+
+        for batch in minibatch(todo(), size):
+            ids, texts = zip(*batch)
+            yield list(ids), list(texts)
+
+    def unique_records(self) -> Iterator[Tuple[str, Any]]:
+        """`records`, checked for repeated ids (E103)."""
+        seen: Set[str] = set()
         for row, (doc_id, text) in enumerate(self.records()):
             if doc_id in seen:
                 raise ValueError(Errors.E103.format(path=self.path, id=doc_id, row=row, key=self.id_key or "id"))
             seen.add(doc_id)
-            ids.append(doc_id)
-            texts.append(text)
-            if len(ids) >= size:
-                yield ids, texts
-                ids, texts = [], []
-        if ids:
-            yield ids, texts
+            yield doc_id, text
 
     def records(self) -> Iterator[Tuple[str, Any]]:
         """(id, text) per record; a missing or null text is None (annotated as a

@@ -137,21 +137,7 @@ def run(
 
     inputs: Set[str] = set()
 
-    def todo() -> Iterator[Tuple[List[str], List[Any]]]:
-        ids: List[str] = []
-        texts: List[Any] = []
-        for batch_ids, batch_texts in corpus.batches(batch_size):
-            for doc_id, text in zip(batch_ids, batch_texts):
-                inputs.add(doc_id)
-                if doc_id not in written:
-                    ids.append(doc_id)
-                    texts.append(text)
-                    if len(ids) >= batch_size:
-                        yield ids, texts
-                        ids, texts = [], []
-        if ids:
-            yield ids, texts
-
+    todo = corpus.batches(batch_size, skip=frozenset(written), seen=inputs)
     runner = _engine(engine, workers, cpus_per_worker, gpus_per_worker, ray_address, max_retries, batch_size, ray_init)
     bar = None
     if progress and engine == "local":
@@ -166,7 +152,7 @@ def run(
     buffer: List[pa.Table] = []
     buffered = 0
     try:
-        for table in _watched(runner.run(todo(), spec), stall_timeout, engine, lambda: len(written), corpus.total):
+        for table in _watched(runner.run(todo, spec), stall_timeout, engine, lambda: len(written), corpus.total):
             for name, n in zip(*_value_counts(table.column(WORKER_COLUMN))):
                 per_worker[name] += n
             table = table.drop_columns([WORKER_COLUMN])
