@@ -302,3 +302,19 @@ def test_blocks_give_every_actor_work():
     assert block_rows(20, 2, 64) == 3  # 20 short docs: 7 blocks, not one
     assert block_rows(2000, 2, 64) == 64
     assert block_rows(1, 4, 64) == 1
+
+
+def test_ray_is_imported_only_by_the_ray_engine(monkeypatch, bert_ner, tmp_path, capsys):
+    code = "import sys, spacy_hf_ner, spacy_hf_ner.__main__; print('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False"]
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    src = write_jsonl(tmp_path / "c.jsonl", ["Paris"])
+    from spacy_hf_ner.__main__ import main
+
+    assert main(["annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", str(bert_ner), "--engine", "ray"]) == 1
+    err = capsys.readouterr().err
+    assert "[E106]" in err and "pip install 'spacy-hf-ner[ray]'" in err
+    # the local engine needs no ray
+    assert main(["annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", str(bert_ner), "--no-progress"]) == 0
+
