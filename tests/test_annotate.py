@@ -171,6 +171,25 @@ def test_inputs_and_outputs_of_every_format_give_the_same_rows(bert_ner, tmp_pat
     json.loads((tmp_path / "a.jsonl.meta.json").read_text())["config_hash"].startswith("sha256:")
 
 
+def test_cats_and_tags_are_written_when_the_pipeline_assigns_them(bert_ner, bert_textcat, tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_tagger", config={"model": str(bert_ner), "device": "cpu"})
+    nlp.add_pipe("hf_textcat", config={"model": str(bert_textcat), "device": "cpu"})
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "pipe")
+    texts = ["Angela Merkel in Paris", "", "Google said on Monday"]
+    src = write_jsonl(tmp_path / "c.jsonl", texts)
+    for name in ("o.jsonl", "o.parquet"):
+        run(src, tmp_path / name, str(tmp_path / "pipe"))
+    line = json.loads((tmp_path / "o.jsonl").read_text().splitlines()[0])
+    assert set(line) == {"id", "entities", "cats", "tags", "error"} and isinstance(line["cats"], dict)
+    rows = read_rows(tmp_path / "o.parquet").to_pylist()
+    assert read_rows(tmp_path / "o.jsonl").to_pylist() == rows
+    for row, doc in zip(rows, nlp.pipe(texts)):
+        assert dict(row["cats"]) == pytest.approx(doc.cats, abs=1e-4)
+        assert [(t["text"], t["start"], t["tag"]) for t in row["tags"]] == [(t.text, t.idx, t.tag_ or t.pos_) for t in doc]
+
+
 def test_job_refuses_bad_input_and_an_existing_output(bert_ner, tmp_path):
     src = write_jsonl(tmp_path / "c.jsonl", ["a", "b"], ids=["x", "x"])
     with pytest.raises(ValueError, match=r"\[E103\].*'x' twice.*--id-key ''"):
@@ -296,6 +315,14 @@ def test_default_pool_is_one_actor_per_gpu_else_what_the_cpus_hold():
     assert plan_workers(16, 1, None, 1.0, 0.25) == (4, 0.25)
     assert plan_workers(8, 0, None, 1.0, None) == (7, 0.0)
     assert plan_workers(2, 0, None, 0.5, None) == (2, 0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 100_000), workers=st.integers(1, 64), batch_size=st.integers(1, 512))
+def test_every_actor_gets_a_block_and_no_block_exceeds_the_batch(n, workers, batch_size):
+    rows = block_rows(n, workers, batch_size)
+    assert 1 <= rows <= batch_size
+    assert -(-n // rows) >= min(n, workers)
 
 
 def test_blocks_give_every_actor_work():
