@@ -264,6 +264,24 @@ def test_killed_run_resumes_with_every_doc_exactly_once(faulty, bert_ner, tmp_pa
     assert (again.annotated, again.documents) == (0, len(texts))
 
 
+def test_resume_refuses_another_pipeline_and_never_writes_a_doc_twice(bert_ner, bert_ner_sparse, tmp_path):
+    src = write_jsonl(tmp_path / "c.jsonl", corpus_texts(12))
+    out = tmp_path / "o.parquet"
+    run(src, out, str(bert_ner))
+    with pytest.raises(ValueError, match=r"\[E112\].*resume with --pipeline"):
+        run(src, out, str(bert_ner_sparse), resume=True)
+    # killed after OUTPUT was published but before its parts were removed:
+    # the rows are in both, and the output still has each doc once
+    from spacy_hf_ner.bulk.io import Parts
+    from spacy_hf_ner.bulk.core import schema
+
+    table = pq.read_table(out)
+    Parts(parts_dir(out), schema(), read_metadata(out)).write(table.slice(0, 5))
+    report = run(src, out, str(bert_ner), resume=True)
+    assert report.documents == 12 and report.annotated == 0
+    assert pq.read_table(out).column("id").to_pylist() == table.column("id").to_pylist()
+
+
 def test_local_workers_are_spawned_and_survive_a_crash(faulty, bert_ner, tmp_path, monkeypatch):
     """Two spawned worker processes; one dies mid-batch (os._exit) once: the
     pool restarts, and the rows equal one process's."""

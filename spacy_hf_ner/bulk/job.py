@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from ..errors import Errors, HFNerWarning, Warnings
 from .core import OFFSETS, Spec, describe, schema
-from .io import Corpus, Parts, flat_entities, output_kind, parts_dir, publish, read_rows, write_table
+from .io import Corpus, Parts, flat_entities, output_kind, parts_dir, publish, read_metadata, read_rows, write_table
 from .local import WORKER_COLUMN
 
 
@@ -123,13 +123,21 @@ def run(
         "fields": list(spec.fields),
         "input": str(corpus.path),
     }
-    parts = Parts(parts_dir(output), out_schema)
+    parts = Parts(parts_dir(output), out_schema, meta)
     earlier = [output] if output.exists() else []
     if (earlier or parts.files()) and not resume:
         left = f" (and {len(parts.files())} part(s) of an unfinished run in '{parts.folder}')" if parts.files() else ""
         if not earlier:
             left = f": '{parts.folder}' holds {len(parts.files())} part(s) of an unfinished run"
         raise FileExistsError(Errors.E105.format(path=output, parts=left))
+    for source in [*earlier, *parts.files()[:1]]:
+        was = read_metadata(source)
+        if was and was.get("config_hash") != meta["config_hash"]:
+            raise ValueError(
+                Errors.E112.format(
+                    path=output, was=was.get("model"), was_hash=was.get("config_hash"), now=pipeline, now_hash=meta["config_hash"]
+                )
+            )
     written: Set[str] = set(parts.ids())
     for source in earlier:
         written.update(read_rows(source, out_schema).column("id").to_pylist())
