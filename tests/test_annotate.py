@@ -230,6 +230,20 @@ def test_watchdog_stops_a_stalled_job(faulty, tmp_path):
     assert len(pq.read_table(next(parts_dir(tmp_path / "o.parquet").glob("part-*.parquet")))) == 1
 
 
+def test_watchdog_ends_the_command_without_waiting_for_a_stuck_worker(faulty, tmp_path):
+    """With spawned workers, a worker stuck for 60 s is terminated: the command
+    exits with E108 long before."""
+    src = write_jsonl(tmp_path / "c.jsonl", ["Paris", "HANG here", "Berlin", "London"])
+    cmd = [
+        sys.executable, "-m", "spacy_hf_ner", "annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", faulty,
+        "--code", FAULTS, "--batch-size", "1", "--workers", "2", "--stall-timeout", "20", "--no-progress",
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 1 and "[E108]" in done.stderr, done.stderr[-2000:]
+    assert time.perf_counter() - start < 55
+
+
 def test_killed_run_resumes_with_every_doc_exactly_once(faulty, bert_ner, tmp_path):
     texts = corpus_texts(60)
     src = write_jsonl(tmp_path / "c.jsonl", texts)

@@ -51,7 +51,7 @@ class Report:
 
         rows = [
             ("output", self.output),
-            ("engine", f"{self.engine}, {len(self.workers)} worker(s)"),
+            ("engine", f"{self.engine}, {len(self.workers)} worker process(es)"),
             ("documents", f"{self.documents:,}"),
             ("annotated now", f"{self.annotated:,}"),
             ("resumed (written before)", f"{self.resumed:,}"),
