@@ -102,17 +102,13 @@ def block_rows(n: int, workers: int, batch_size: int) -> int:
 
 
 class _Annotator:
-    """The callable class of `map_batches`: loads the pipeline once per actor.
-    Each job subclasses it with its `spec` (in `_dataset`), so the actor needs no
-    constructor arguments, which Ray keeps in the object store, where a lost
-    node can take them and make the actor's restart fail."""
+    """The callable class of `map_batches`: loads the pipeline once per actor."""
 
-    spec: Spec
-
-    def __init__(self) -> None:
+    def __init__(self, spec: Spec) -> None:
         from .core import load_cached
 
-        load_cached(self.spec)
+        self.spec = spec
+        load_cached(spec)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return run_batch(self.spec, batch.column("id").to_pylist(), batch.column("text").to_pylist())
@@ -226,7 +222,8 @@ class RayEngine:
         from ray.data import ActorPoolStrategy
 
         return source.map_batches(
-            type("Annotator", (_Annotator,), {"spec": spec}),
+            _Annotator,
+            fn_constructor_kwargs={"spec": spec},
             batch_size=rows,
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
