@@ -230,6 +230,7 @@ def test_watchdog_stops_a_stalled_job(faulty, tmp_path):
     assert len(pq.read_table(next(parts_dir(tmp_path / "o.parquet").glob("part-*.parquet")))) == 1
 
 
+@pytest.mark.slow
 def test_watchdog_ends_the_command_without_waiting_for_a_stuck_worker(faulty, tmp_path):
     """With spawned workers, a worker stuck for 60 s is terminated: the command
     exits with E108 long before."""
