@@ -239,6 +239,11 @@ class Errors(metaclass=_WithCodes):
         "published to '{path}'. Fix: rerun with --resume; please report this as a bug."
     )
     E111 = "annotate: `{key}` (flag --{flag}) = {value!r} {problem}. Fix: {fix}."
+    E112 = (
+        "annotate: --resume: '{path}' was written with pipeline '{was}' (config "
+        "{was_hash}), and this run uses '{now}' ({now_hash}); resuming would mix their "
+        "rows. Fix: resume with --pipeline '{was}', or write to a new output."
+    )
 
     E121 = (
         "serve: `parameters.stride` = {stride} is above this server's limit of {limit} "

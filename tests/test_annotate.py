@@ -171,6 +171,25 @@ def test_inputs_and_outputs_of_every_format_give_the_same_rows(bert_ner, tmp_pat
     json.loads((tmp_path / "a.jsonl.meta.json").read_text())["config_hash"].startswith("sha256:")
 
 
+def test_cats_and_tags_are_written_when_the_pipeline_assigns_them(bert_ner, bert_textcat, tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_tagger", config={"model": str(bert_ner), "device": "cpu"})
+    nlp.add_pipe("hf_textcat", config={"model": str(bert_textcat), "device": "cpu"})
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "pipe")
+    texts = ["Angela Merkel in Paris", "", "Google said on Monday"]
+    src = write_jsonl(tmp_path / "c.jsonl", texts)
+    for name in ("o.jsonl", "o.parquet"):
+        run(src, tmp_path / name, str(tmp_path / "pipe"))
+    line = json.loads((tmp_path / "o.jsonl").read_text().splitlines()[0])
+    assert set(line) == {"id", "entities", "cats", "tags", "error"} and isinstance(line["cats"], dict)
+    rows = read_rows(tmp_path / "o.parquet").to_pylist()
+    assert read_rows(tmp_path / "o.jsonl").to_pylist() == rows
+    for row, doc in zip(rows, nlp.pipe(texts)):
+        assert dict(row["cats"]) == pytest.approx(doc.cats, abs=1e-4)
+        assert [(t["text"], t["start"], t["tag"]) for t in row["tags"]] == [(t.text, t.idx, t.tag_ or t.pos_) for t in doc]
+
+
 def test_job_refuses_bad_input_and_an_existing_output(bert_ner, tmp_path):
     src = write_jsonl(tmp_path / "c.jsonl", ["a", "b"], ids=["x", "x"])
     with pytest.raises(ValueError, match=r"\[E103\].*'x' twice.*--id-key ''"):
@@ -211,6 +230,21 @@ def test_watchdog_stops_a_stalled_job(faulty, tmp_path):
     assert len(pq.read_table(next(parts_dir(tmp_path / "o.parquet").glob("part-*.parquet")))) == 1
 
 
+@pytest.mark.slow
+def test_watchdog_ends_the_command_without_waiting_for_a_stuck_worker(faulty, tmp_path):
+    """With spawned workers, a worker stuck for 60 s is terminated: the command
+    exits with E108 long before."""
+    src = write_jsonl(tmp_path / "c.jsonl", ["Paris", "HANG here", "Berlin", "London"])
+    cmd = [
+        sys.executable, "-m", "spacy_hf_ner", "annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", faulty,
+        "--code", FAULTS, "--batch-size", "1", "--workers", "2", "--stall-timeout", "20", "--no-progress",
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 1 and "[E108]" in done.stderr, done.stderr[-2000:]
+    assert time.perf_counter() - start < 55
+
+
 def test_killed_run_resumes_with_every_doc_exactly_once(faulty, bert_ner, tmp_path):
     texts = corpus_texts(60)
     src = write_jsonl(tmp_path / "c.jsonl", texts)
@@ -243,6 +277,24 @@ def test_killed_run_resumes_with_every_doc_exactly_once(faulty, bert_ner, tmp_pa
     # resuming a finished job adds nothing and keeps every row
     again = run(src, out, faulty, code=FAULTS, resume=True)
     assert (again.annotated, again.documents) == (0, len(texts))
+
+
+def test_resume_refuses_another_pipeline_and_never_writes_a_doc_twice(bert_ner, bert_ner_sparse, tmp_path):
+    src = write_jsonl(tmp_path / "c.jsonl", corpus_texts(12))
+    out = tmp_path / "o.parquet"
+    run(src, out, str(bert_ner))
+    with pytest.raises(ValueError, match=r"\[E112\].*resume with --pipeline"):
+        run(src, out, str(bert_ner_sparse), resume=True)
+    # killed after OUTPUT was published but before its parts were removed:
+    # the rows are in both, and the output still has each doc once
+    from spacy_hf_ner.bulk.io import Parts
+    from spacy_hf_ner.bulk.core import schema
+
+    table = pq.read_table(out)
+    Parts(parts_dir(out), schema(), read_metadata(out)).write(table.slice(0, 5))
+    report = run(src, out, str(bert_ner), resume=True)
+    assert report.documents == 12 and report.annotated == 0
+    assert pq.read_table(out).column("id").to_pylist() == table.column("id").to_pylist()
 
 
 def test_local_workers_are_spawned_and_survive_a_crash(faulty, bert_ner, tmp_path, monkeypatch):
@@ -298,7 +350,31 @@ def test_default_pool_is_one_actor_per_gpu_else_what_the_cpus_hold():
     assert plan_workers(2, 0, None, 0.5, None) == (2, 0.0)
 
 
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 100_000), workers=st.integers(1, 64), batch_size=st.integers(1, 512))
+def test_every_actor_gets_a_block_and_no_block_exceeds_the_batch(n, workers, batch_size):
+    rows = block_rows(n, workers, batch_size)
+    assert 1 <= rows <= batch_size
+    assert -(-n // rows) >= min(n, workers)
+
+
 def test_blocks_give_every_actor_work():
     assert block_rows(20, 2, 64) == 3  # 20 short docs: 7 blocks, not one
     assert block_rows(2000, 2, 64) == 64
     assert block_rows(1, 4, 64) == 1
+
+
+def test_ray_is_imported_only_by_the_ray_engine(monkeypatch, bert_ner, tmp_path, capsys):
+    code = "import sys, spacy_hf_ner, spacy_hf_ner.__main__; print('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False"]
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    src = write_jsonl(tmp_path / "c.jsonl", ["Paris"])
+    from spacy_hf_ner.__main__ import main
+
+    assert main(["annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", str(bert_ner), "--engine", "ray"]) == 1
+    err = capsys.readouterr().err
+    assert "[E106]" in err and "pip install 'spacy-hf-ner[ray]'" in err
+    # the local engine needs no ray
+    assert main(["annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", str(bert_ner), "--no-progress"]) == 0
+

@@ -112,7 +112,7 @@ def test_torch_saves_in_the_checkpoint_dtype_with_readable_files(tmp_path):
     saved = tmp_path / "pipe" / "hf_ner" / "model" / "model.safetensors"
     assert _safetensors_dtypes(saved) == {"F16"}
     for file in (tmp_path / "pipe" / "hf_ner" / "model").iterdir():
-        assert stat.S_IMODE(file.stat().st_mode) & 0o044 == 0o044, file
+        assert stat.S_IMODE(file.stat().st_mode) == 0o644, (file, oct(file.stat().st_mode))  # as spaCy writes its own
     assert [e.text for e in spacy.load(tmp_path / "pipe")("Angela Merkel").ents] == [
         e.text for e in nlp("Angela Merkel").ents
     ]

@@ -11,6 +11,8 @@ resume, checks, watchdog). Nothing heavy is imported until a job runs.
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from ..ty import Engine
+
 DEFAULT_PIPELINE = "spacy-hf-ner:en_conll03"
 
 
@@ -19,7 +21,7 @@ def annotate(
     output: Union[str, Path],
     pipeline: str = DEFAULT_PIPELINE,
     *,
-    engine: str = "local",
+    engine: Engine = "local",
     workers: Optional[int] = None,
     cpus_per_worker: float = 1.0,
     gpus_per_worker: Optional[float] = None,

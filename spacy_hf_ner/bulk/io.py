@@ -19,7 +19,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -74,23 +74,35 @@ class Corpus:
                 return sum(1 for line in f if line.strip())
         return None
 
-    def batches(self, size: int) -> Iterator[Tuple[List[str], List[Any]]]:
-        """(ids, texts) in batches of `size` records, in input order; raises
-        E103 on a repeated id."""
-        seen: set = set()
-        ids: List[str] = []
-        texts: List[Any] = []
+    def batches(
+        self, size: int, skip: AbstractSet[str] = frozenset(), seen: Optional[Set[str]] = None
+    ) -> Iterator[Tuple[List[str], List[Any]]]:
+        """(ids, texts) in batches of `size` records, in input order, leaving
+        out the ids in `skip`; raises E103 on a repeated id.
+
+        seen (Optional[Set[str]]): collects every input id, skipped or not.
+        """
+        from spacy.util import minibatch
+
+        def todo() -> Iterator[Tuple[str, Any]]:
+            for doc_id, text in self.unique_records():
+                if seen is not None:
+                    seen.add(doc_id)
+                if doc_id not in skip:
+                    yield doc_id, text
+
+        for batch in minibatch(todo(), size):
+            ids, texts = zip(*batch)
+            yield list(ids), list(texts)
+
+    def unique_records(self) -> Iterator[Tuple[str, Any]]:
+        """`records`, checked for repeated ids (E103)."""
+        seen: Set[str] = set()
         for row, (doc_id, text) in enumerate(self.records()):
             if doc_id in seen:
                 raise ValueError(Errors.E103.format(path=self.path, id=doc_id, row=row, key=self.id_key or "id"))
             seen.add(doc_id)
-            ids.append(doc_id)
-            texts.append(text)
-            if len(ids) >= size:
-                yield ids, texts
-                ids, texts = [], []
-        if ids:
-            yield ids, texts
+            yield doc_id, text
 
     def records(self) -> Iterator[Tuple[str, Any]]:
         """(id, text) per record; a missing or null text is None (annotated as a
@@ -204,19 +216,22 @@ def with_metadata(schema: pa.Schema, meta: Dict[str, Any]) -> pa.Schema:
 
 
 def read_metadata(path: Path) -> Dict[str, Any]:
-    """The job metadata of an output (Parquet or JSONL)."""
+    """The job metadata of an output (Parquet or JSONL) or a part; {} when it
+    has none."""
     path = Path(path)
     if output_kind(path) == "jsonl":
-        return json.loads(meta_path(path).read_text(encoding="utf8"))
-    return json.loads(pq.read_schema(path).metadata[META_KEY])
+        file = meta_path(path)
+        return json.loads(file.read_text(encoding="utf8")) if file.is_file() else {}
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[META_KEY]) if META_KEY in metadata else {}
 
 
 class Parts:
     """The finished parts of a running job, each a complete Parquet file."""
 
-    def __init__(self, folder: Path, schema: pa.Schema) -> None:
+    def __init__(self, folder: Path, schema: pa.Schema, meta: Dict[str, Any]) -> None:
         self.folder = Path(folder)
-        self.schema = schema
+        self.schema = with_metadata(schema, meta)
 
     def files(self) -> List[Path]:
         return sorted(self.folder.glob(PART_GLOB)) if self.folder.is_dir() else []
@@ -271,22 +286,32 @@ def publish(sources: Sequence[Path], output: Path, schema: pa.Schema, meta: Dict
     full = with_metadata(schema, meta)
     if kind == "parquet":
         with pq.ParquetWriter(tmp, full) as writer:
-            for source in sources:
-                for batch in _batches(source, schema):
-                    writer.write_batch(batch.cast(full))
-                    rows += batch.num_rows
+            for batch in _unique_batches(sources, schema):
+                writer.write_batch(batch.cast(full))
+                rows += batch.num_rows
     else:
         with open(tmp, "w", encoding="utf8") as f:
-            for source in sources:
-                for batch in _batches(source, schema):
-                    for row in batch.to_pylist():
-                        if "cats" in row and row["cats"] is not None:
-                            row["cats"] = dict(row["cats"])
-                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                        rows += 1
+            for batch in _unique_batches(sources, schema):
+                for row in batch.to_pylist():
+                    if "cats" in row and row["cats"] is not None:
+                        row["cats"] = dict(row["cats"])
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    rows += 1
         meta_path(output).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf8")
     os.replace(tmp, output)
     return rows
+
+
+def _unique_batches(sources: Sequence[Path], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The rows of every source, each id once (a run killed between writing
+    OUTPUT and removing its parts has them in both)."""
+    seen: Set[str] = set()
+    for source in sources:
+        for batch in _batches(source, schema):
+            ids = batch.column("id").to_pylist()
+            keep = [i not in seen for i in ids]
+            seen.update(ids)
+            yield batch if all(keep) else batch.filter(pa.array(keep))
 
 
 def _batches(source: Path, schema: pa.Schema) -> Iterator[pa.RecordBatch]:

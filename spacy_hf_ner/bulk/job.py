@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from ..errors import Errors, HFNerWarning, Warnings
 from .core import OFFSETS, Spec, describe, schema
-from .io import Corpus, Parts, flat_entities, output_kind, parts_dir, publish, read_rows, write_table
+from .io import Corpus, Parts, flat_entities, output_kind, parts_dir, publish, read_metadata, read_rows, write_table
 from .local import WORKER_COLUMN
 
 
@@ -51,7 +51,7 @@ class Report:
 
         rows = [
             ("output", self.output),
-            ("engine", f"{self.engine}, {len(self.workers)} worker(s)"),
+            ("engine", f"{self.engine}, {len(self.workers)} worker process(es)"),
             ("documents", f"{self.documents:,}"),
             ("annotated now", f"{self.annotated:,}"),
             ("resumed (written before)", f"{self.resumed:,}"),
@@ -123,13 +123,21 @@ def run(
         "fields": list(spec.fields),
         "input": str(corpus.path),
     }
-    parts = Parts(parts_dir(output), out_schema)
+    parts = Parts(parts_dir(output), out_schema, meta)
     earlier = [output] if output.exists() else []
     if (earlier or parts.files()) and not resume:
         left = f" (and {len(parts.files())} part(s) of an unfinished run in '{parts.folder}')" if parts.files() else ""
         if not earlier:
             left = f": '{parts.folder}' holds {len(parts.files())} part(s) of an unfinished run"
         raise FileExistsError(Errors.E105.format(path=output, parts=left))
+    for source in [*earlier, *parts.files()[:1]]:
+        was = read_metadata(source)
+        if was and was.get("config_hash") != meta["config_hash"]:
+            raise ValueError(
+                Errors.E112.format(
+                    path=output, was=was.get("model"), was_hash=was.get("config_hash"), now=pipeline, now_hash=meta["config_hash"]
+                )
+            )
     written: Set[str] = set(parts.ids())
     for source in earlier:
         written.update(read_rows(source, out_schema).column("id").to_pylist())
@@ -137,21 +145,7 @@ def run(
 
     inputs: Set[str] = set()
 
-    def todo() -> Iterator[Tuple[List[str], List[Any]]]:
-        ids: List[str] = []
-        texts: List[Any] = []
-        for batch_ids, batch_texts in corpus.batches(batch_size):
-            for doc_id, text in zip(batch_ids, batch_texts):
-                inputs.add(doc_id)
-                if doc_id not in written:
-                    ids.append(doc_id)
-                    texts.append(text)
-                    if len(ids) >= batch_size:
-                        yield ids, texts
-                        ids, texts = [], []
-        if ids:
-            yield ids, texts
-
+    todo = corpus.batches(batch_size, skip=frozenset(written), seen=inputs)
     runner = _engine(engine, workers, cpus_per_worker, gpus_per_worker, ray_address, max_retries, batch_size, ray_init)
     bar = None
     if progress and engine == "local":
@@ -166,7 +160,7 @@ def run(
     buffer: List[pa.Table] = []
     buffered = 0
     try:
-        for table in _watched(runner.run(todo(), spec), stall_timeout, engine, lambda: len(written), corpus.total):
+        for table in _watched(runner.run(todo, spec), stall_timeout, engine, lambda: len(written), corpus.total):
             for name, n in zip(*_value_counts(table.column(WORKER_COLUMN))):
                 per_worker[name] += n
             table = table.drop_columns([WORKER_COLUMN])

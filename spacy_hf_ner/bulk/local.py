@@ -107,6 +107,12 @@ class LocalEngine:
             self.close()
 
     def close(self) -> None:
+        """Stop the workers; a stuck one (the watchdog fired) is terminated, so
+        that the interpreter's exit does not wait for it."""
         if self._pool is not None:
+            processes = list((getattr(self._pool, "_processes", None) or {}).values())
             self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
             self._pool = None
