@@ -4,10 +4,14 @@ displaCy page.
 
     spacy-hf-ner serve PIPELINE_OR_MODEL --host 127.0.0.1 --port 8000
 
-Requests are answered by one model worker fed by a dynamic batcher
-(`batcher.py`). The queue is bounded (503 when full), every request has a
-deadline (504), bodies are size-limited (413) and validated (422, never a 500
-for bad input).
+Requests are answered by one model worker fed by a fair dynamic batcher
+(`batcher.py`). The queue is bounded (503 when full), bodies are size-limited
+(413) and validated (422, never a 500 for bad input), a request's model work is
+counted before it is queued and capped (413 over --max-windows-per-request, 422
+for a stride over --max-stride), and every request has a deadline (504); the
+work left of a request past its deadline or whose client disconnected is
+dropped. Every answer carries security headers, and the Host header is checked
+(`middleware.py`); uvicorn runs with read deadlines (`connection.py`).
 """
 import asyncio
 import base64
