@@ -4,7 +4,6 @@ parallel requests on a real uvicorn, schemathesis fuzzing of the OpenAPI spec,
 and the displaCy page in headless chromium."""
 import asyncio
 import base64
-import shutil
 import threading
 import time
 import warnings
@@ -23,7 +22,7 @@ from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.batcher import Batcher, QueueFull  # noqa: E402
 from spacy_hf_ner.serve.formats import doc_json, token_classification  # noqa: E402
 from spacy_hf_ner.sources import load_pipeline  # noqa: E402
-from serve_helpers import free_port, running  # noqa: E402
+from serve_helpers import chromium_driver, free_port, running  # noqa: E402
 from texts import TEXTS  # noqa: E402
 
 STRATEGIES = ["none", "simple", "first", "average", "max"]
@@ -388,21 +387,6 @@ def test_schemathesis_fuzzing_no_server_errors(live_server):
 
 
 # -- the page in a real browser --------------------------------------------------------------
-
-
-def chromium_driver():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (serve-test extra)")
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not browser or not driver_path:
-        pytest.skip("chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,1000"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
 def test_page_in_headless_chromium(live_server, nlp, tmp_path):
