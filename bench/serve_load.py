@@ -164,9 +164,10 @@ def news(chars: int, offset: int) -> str:
     return " ".join(out)[:chars]
 
 
-def largest_request(model: str, inputs: int, max_windows: int) -> Tuple[Dict[str, Any], int]:
+def largest_request(model: str, inputs: int, max_windows: int, max_per_input: int) -> Tuple[Dict[str, Any], int]:
     """The longest `inputs` texts of news whose model windows, counted as the
-    server counts them, fit in `max_windows` (binary search on the length)."""
+    server counts them, fit in `max_windows` and `max_per_input` each (binary
+    search on the length)."""
     from spacy_hf_ner.serve.schemas import TokenClassificationParameters
     from spacy_hf_ner.serve.worker import PipelineWorker, freeze
     from spacy_hf_ner.sources import load_pipeline
@@ -179,7 +180,8 @@ def largest_request(model: str, inputs: int, max_windows: int) -> Tuple[Dict[str
     low, high = 1, 200_000
     while low < high:
         mid = (low + high + 1) // 2
-        if sum(c.windows for c in worker.cost(key, [news(mid, i) for i in range(inputs)])) > max_windows:
+        costs = worker.cost(key, [news(mid, i) for i in range(inputs)])
+        if sum(c.windows for c in costs) > max_windows or max(c.windows for c in costs) > max_per_input:
             high = mid - 1
         else:
             low = mid
@@ -245,14 +247,16 @@ def fairness(args: argparse.Namespace) -> Dict[str, Any]:
     from spacy_hf_ner.serve.config import ServeConfig
 
     max_windows = ServeConfig().max_windows_per_request
-    big, chars = largest_request(args.model, args.max_inputs, max_windows)
+    max_per_input = ServeConfig().max_windows_per_input
+    big_inputs = args.big_inputs or args.max_inputs
+    big, chars = largest_request(args.model, big_inputs, max_windows, max_per_input)
     results: Dict[str, Any] = {}
     for name, flags in servers.items():
         with server(args.model, [*flags, "--max-inputs", str(args.max_inputs)]) as url:
             results[name] = asyncio.run(fairness_run(url, args, big))
     print(
         f"\n{args.model}: {args.clients} clients of small requests; the maximum-size request: "
-        f"{args.max_inputs} inputs x {chars} chars (the default --max-windows-per-request); {os.cpu_count()} CPUs"
+        f"{big_inputs} input(s) x {chars} chars (the default --max-windows-per-request and --max-windows-per-input); {os.cpu_count()} CPUs"
     )
     print(f"{'server':<56} {'small alone p50/p99 ms':>24} {'beside max request p50/p99 ms':>31} {'max request s':>14}")
     for name, r in results.items():
@@ -267,7 +271,12 @@ def fairness(args: argparse.Namespace) -> Dict[str, Any]:
     return {
         "clients": args.clients,
         "seconds_alone": args.seconds,
-        "max_request": {"inputs": args.max_inputs, "chars_each": chars, "max_windows_per_request": max_windows},
+        "max_request": {
+            "inputs": big_inputs,
+            "chars_each": chars,
+            "max_windows_per_request": max_windows,
+            "max_windows_per_input": max_per_input,
+        },
         "results": results,
         "p99_beside_over_alone": ratio,
     }
@@ -284,6 +293,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="fairness: seconds of small requests alone")
     parser.add_argument("--big", type=int, default=2, help="fairness: maximum-size requests, one after another")
     parser.add_argument("--max-inputs", type=int, default=64, help="fairness: the server's --max-inputs (inputs of the maximum-size request)")
+    parser.add_argument("--big-inputs", type=int, default=None, help="fairness: inputs of the maximum-size request, each as long as the window limit allows (default: --max-inputs)")
     parser.add_argument("--output", default="bench/results/serve_load.json", help="JSON results (merged by scenario)")
     args = parser.parse_args()
     if args.clients is None:

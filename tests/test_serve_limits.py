@@ -102,6 +102,17 @@ def test_windows_per_request_are_capped(capped):
         assert capped.post(path, json=body).status_code == 413
 
 
+def test_windows_per_input_are_capped(short_nlp):
+    """One input is one model call: its windows are capped on their own."""
+    with TestClient(create_app(short_nlp, ServeConfig(max_windows_per_input=2)), base_url=LOCAL) as client:
+        body = {"inputs": [words(60), words(60)], "parameters": {"stride": 0}}
+        assert client.post("/", json=body).status_code == 200
+        response = client.post("/", json={"inputs": [words(10), words(61)], "parameters": {"stride": 0}})
+        assert response.status_code == 413
+        error = response.json()["error"]
+        assert "E125" in error and "input 1 " in error and "3 model windows" in error and "--max-windows-per-input" in error
+
+
 def test_worker_never_sees_a_refused_request(short_nlp):
     app = create_app(short_nlp, ServeConfig(max_windows_per_request=2))
     with TestClient(app, base_url=LOCAL) as client:

@@ -170,8 +170,10 @@ class Batcher:
         self._jobs = kept
 
     def _pick(self) -> Tuple[Hashable, List[Tuple[_Job, int]]]:
-        """The next model call: items taken round-robin from the waiting jobs
-        of the first waiting job's key; the jobs served move to the back."""
+        """The next model call: items of one kind (short or long, the other
+        kind than the last call's when both wait) taken round-robin from the
+        waiting jobs of the first such job's key, each job up to its share of
+        the token budget; the jobs served move to the back."""
         candidates = [job for job in self._jobs if job.waiting]
         # short items never share a call with long ones (the model pads a batch
         # to its longest window), and when both wait, calls alternate between
