@@ -3,6 +3,7 @@
     .venv/bin/python bench/serve_load.py fairness [--model spacy-hf-ner:en_conll03] \
         [--clients 4] [--seconds 10] [--big 2] [--output bench/results/serve_load.json]
     .venv/bin/python bench/serve_load.py batching [--clients 32] [--requests 800]
+    .venv/bin/python bench/serve_load.py abuse [--silent 200]
 
 fairness: p50/p99 latency of small requests (one news sentence each) from
 `--clients` concurrent clients, alone for `--seconds`, then while a
@@ -12,6 +13,12 @@ another), on the default server (large requests split into calls of at most
 --max-batch-tokens, round-robin with the others) and on the same server with
 splitting turned off (`--max-batch 64 --max-batch-tokens 10000000`: the large
 request runs as one call, as before).
+
+abuse: the requests of issue 16 against the default server: the next small
+request after 20 requests of 4,000 characters abandoned by their clients after
+0.5 s, the issue's maximum-size request (64 x 15,000 characters), a 3 KB text
+at stride window - 1, at the stride cap and at the default, a client sending
+its headers at a byte a second and `--silent` connections that send nothing.
 
 batching: the batching server against a naive one that runs every request on
 its own (`--max-batch 1`): requests/s and p50/p99 of `--requests` small
@@ -164,9 +171,10 @@ def news(chars: int, offset: int) -> str:
     return " ".join(out)[:chars]
 
 
-def largest_request(model: str, inputs: int, max_windows: int) -> Tuple[Dict[str, Any], int]:
+def largest_request(model: str, inputs: int, max_windows: int, max_per_input: int) -> Tuple[Dict[str, Any], int]:
     """The longest `inputs` texts of news whose model windows, counted as the
-    server counts them, fit in `max_windows` (binary search on the length)."""
+    server counts them, fit in `max_windows` and `max_per_input` each (binary
+    search on the length)."""
     from spacy_hf_ner.serve.schemas import TokenClassificationParameters
     from spacy_hf_ner.serve.worker import PipelineWorker, freeze
     from spacy_hf_ner.sources import load_pipeline
@@ -179,7 +187,8 @@ def largest_request(model: str, inputs: int, max_windows: int) -> Tuple[Dict[str
     low, high = 1, 200_000
     while low < high:
         mid = (low + high + 1) // 2
-        if sum(c.windows for c in worker.cost(key, [news(mid, i) for i in range(inputs)])) > max_windows:
+        costs = worker.cost(key, [news(mid, i) for i in range(inputs)])
+        if sum(c.windows for c in costs) > max_windows or max(c.windows for c in costs) > max_per_input:
             high = mid - 1
         else:
             low = mid
@@ -245,14 +254,16 @@ def fairness(args: argparse.Namespace) -> Dict[str, Any]:
     from spacy_hf_ner.serve.config import ServeConfig
 
     max_windows = ServeConfig().max_windows_per_request
-    big, chars = largest_request(args.model, args.max_inputs, max_windows)
+    max_per_input = ServeConfig().max_windows_per_input
+    big_inputs = args.big_inputs or args.max_inputs
+    big, chars = largest_request(args.model, big_inputs, max_windows, max_per_input)
     results: Dict[str, Any] = {}
     for name, flags in servers.items():
         with server(args.model, [*flags, "--max-inputs", str(args.max_inputs)]) as url:
             results[name] = asyncio.run(fairness_run(url, args, big))
     print(
         f"\n{args.model}: {args.clients} clients of small requests; the maximum-size request: "
-        f"{args.max_inputs} inputs x {chars} chars (the default --max-windows-per-request); {os.cpu_count()} CPUs"
+        f"{big_inputs} input(s) x {chars} chars (the default --max-windows-per-request and --max-windows-per-input); {os.cpu_count()} CPUs"
     )
     print(f"{'server':<56} {'small alone p50/p99 ms':>24} {'beside max request p50/p99 ms':>31} {'max request s':>14}")
     for name, r in results.items():
@@ -267,15 +278,91 @@ def fairness(args: argparse.Namespace) -> Dict[str, Any]:
     return {
         "clients": args.clients,
         "seconds_alone": args.seconds,
-        "max_request": {"inputs": args.max_inputs, "chars_each": chars, "max_windows_per_request": max_windows},
+        "max_request": {
+            "inputs": big_inputs,
+            "chars_each": chars,
+            "max_windows_per_request": max_windows,
+            "max_windows_per_input": max_per_input,
+        },
         "results": results,
         "p99_beside_over_alone": ratio,
     }
 
 
+# -- abuse: the requests of issue 16 against the default server ---------------------------------
+
+
+async def timed_post(url: str, body: Dict[str, Any], timeout: float = 600) -> Tuple[int, float]:
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        start = time.perf_counter()
+        response = await http.post(f"{url}/", json=body)
+        return response.status_code, round(time.perf_counter() - start, 3)
+
+
+def slow_clients(port: int, connections: int) -> Dict[str, float]:
+    """Seconds until the server closes a client sending its headers at one
+    byte a second, and until it has closed `connections` silent connections."""
+    slow = socket.create_connection(("127.0.0.1", port))
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+    start = time.time()
+    slow.settimeout(1.0)
+    for byte in b"POST / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 600:
+        try:
+            slow.sendall(bytes([byte]))
+            if slow.recv(1) == b"":
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+    slow_closed = time.time() - start
+    for sock in silent:
+        sock.settimeout(max(0.1, 600 - (time.time() - start)))
+        try:
+            sock.recv(1)
+        except OSError:
+            pass
+        sock.close()
+    return {"slow_headers_closed_after_s": round(slow_closed, 1), "silent_connections_closed_after_s": round(time.time() - start, 1)}
+
+
+async def abuse_run(url: str) -> Dict[str, Any]:
+    small = {"inputs": SENTENCES[1]}
+    await timed_post(url, small)  # warm-up
+    out: Dict[str, Any] = {"small_alone": (await timed_post(url, small))}
+
+    async def abandoned(i: int) -> None:
+        try:
+            await timed_post(url, {"inputs": news(4000, i)}, timeout=0.5)
+        except httpx.TimeoutException:
+            pass
+
+    await asyncio.gather(*[abandoned(i) for i in range(20)])
+    out["small_after_20_abandoned_4k_requests"] = await timed_post(url, small)
+    out["issue_max_request_64_x_15k_chars"] = await timed_post(url, {"inputs": [news(15_000, i) for i in range(64)]})
+    out["small_after_it"] = await timed_post(url, small)
+    text = news(3000, 0)
+    out["stride_window_minus_1_3kb"] = await timed_post(url, {"inputs": text, "parameters": {"stride": 253}})
+    out["stride_at_the_cap_3kb"] = await timed_post(url, {"inputs": text, "parameters": {"stride": 127}})
+    out["stride_default_3kb"] = await timed_post(url, {"inputs": text})
+    out["stats"] = httpx.get(f"{url}/stats").json()  # abandoned requests, inputs dropped
+    return out
+
+
+def abuse(args: argparse.Namespace) -> Dict[str, Any]:
+    with server(args.model, []) as url:
+        results = asyncio.run(abuse_run(url))
+        results.update(slow_clients(int(url.rsplit(":", 1)[1]), args.silent))
+    print(f"\n{args.model}, the default server, {os.cpu_count()} CPUs (status, seconds):")
+    for name, value in results.items():
+        if name != "stats":
+            print(f"  {name:<40} {value}")
+    return {"results": results}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=["fairness", "batching"], nargs="?", default="fairness")
+    parser.add_argument("scenario", choices=["fairness", "batching", "abuse"], nargs="?", default="fairness")
     parser.add_argument("--model", default="spacy-hf-ner:en_conll03", help="pipeline or model to serve")
     parser.add_argument("--clients", type=int, default=None, help="concurrent clients (fairness 4, batching 32)")
     parser.add_argument("--requests", type=int, default=800, help="batching: requests per mode")
@@ -284,11 +371,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="fairness: seconds of small requests alone")
     parser.add_argument("--big", type=int, default=2, help="fairness: maximum-size requests, one after another")
     parser.add_argument("--max-inputs", type=int, default=64, help="fairness: the server's --max-inputs (inputs of the maximum-size request)")
+    parser.add_argument("--big-inputs", type=int, default=None, help="fairness: inputs of the maximum-size request, each as long as the window limit allows (default: --max-inputs)")
+    parser.add_argument("--silent", type=int, default=200, help="abuse: silent connections opened")
     parser.add_argument("--output", default="bench/results/serve_load.json", help="JSON results (merged by scenario)")
     args = parser.parse_args()
     if args.clients is None:
         args.clients = 4 if args.scenario == "fairness" else 32
-    report = (fairness if args.scenario == "fairness" else batching)(args)
+    report = {"fairness": fairness, "batching": batching, "abuse": abuse}[args.scenario](args)
     output = Path(args.output)
     merged = json.loads(output.read_text()) if output.exists() else {}
     merged[args.scenario] = {

@@ -43,6 +43,7 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue", type=int, default=DEFAULTS["max_queue"], help="requests waiting before 503 (default: %(default)s)")
     parser.add_argument("--max-inputs", type=int, default=DEFAULTS["max_inputs"], help="texts per request, 422 above (default: %(default)s)")
     parser.add_argument("--max-windows-per-request", type=int, default=DEFAULTS["max_windows_per_request"], help="model windows one request may need (all inputs, overlaps included), 413 above (default: %(default)s)")
+    parser.add_argument("--max-windows-per-input", type=int, default=DEFAULTS["max_windows_per_input"], help="model windows one input may need, 413 above; one input is one model call, so this bounds how long others wait behind it (default: %(default)s)")
     parser.add_argument("--max-stride", type=int, default=DEFAULTS["max_stride"], help="largest parameters.stride a request may ask for, 422 above (default: half the model's window)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULTS["max_body_bytes"], help="request body limit, 413 above (default: %(default)s)")
     parser.add_argument("--timeout-s", type=float, default=DEFAULTS["timeout_s"], help="per-request deadline, 504 after (default: %(default)s)")

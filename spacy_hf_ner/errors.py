@@ -279,6 +279,13 @@ class Errors(metaclass=_WithCodes):
         "(it brings onnx-ir), or use `--int8-mode per-channel`."
     )
 
+    E125 = (
+        "serve: input {index} of this request needs {windows} model windows of {window} "
+        "tokens, more than this server's limit of {limit} per input (an input runs in "
+        "one model call, so the limit bounds how long other requests wait behind it). "
+        "Fix: split the text into shorter inputs, or start the server with a larger "
+        "--max-windows-per-input."
+    )
 
 class Warnings(metaclass=_WithCodes):
     W001 = (

@@ -4,8 +4,6 @@ parallel requests on a real uvicorn, schemathesis fuzzing of the OpenAPI spec,
 and the displaCy page in headless chromium."""
 import asyncio
 import base64
-import shutil
-import socket
 import threading
 import time
 import warnings
@@ -24,6 +22,7 @@ from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.batcher import Batcher, QueueFull  # noqa: E402
 from spacy_hf_ner.serve.formats import doc_json, token_classification  # noqa: E402
 from spacy_hf_ner.sources import load_pipeline  # noqa: E402
+from serve_helpers import chromium_driver, free_port, running  # noqa: E402
 from texts import TEXTS  # noqa: E402
 
 STRATEGIES = ["none", "simple", "first", "average", "max"]
@@ -61,27 +60,13 @@ def text_pipe(bert_textcat):
     return pipeline("text-classification", model=str(bert_textcat))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_server(nlp):
     """The app on a real uvicorn on a loopback port, in a thread."""
     app = create_app(nlp, ServeConfig(max_batch=32, max_wait_ms=10, max_inputs=8, max_body_bytes=20_000))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started:
-        assert time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    server.should_exit = True
-    thread.join(timeout=30)
+    with running(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")):
+        yield f"http://127.0.0.1:{port}", app
 
 
 def same_entities(got, expected):
@@ -402,21 +387,6 @@ def test_schemathesis_fuzzing_no_server_errors(live_server):
 
 
 # -- the page in a real browser --------------------------------------------------------------
-
-
-def chromium_driver():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (serve-test extra)")
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not browser or not driver_path:
-        pytest.skip("chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1200,1000"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
 def test_page_in_headless_chromium(live_server, nlp, tmp_path):

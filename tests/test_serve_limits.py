@@ -4,7 +4,6 @@ requests, work dropped at the deadline or when the client leaves, and
 connections whose request arrives too slowly are closed."""
 import asyncio
 import socket
-import threading
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from models import WORDS  # noqa: E402
+from serve_helpers import free_port, running  # noqa: E402
 from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.batcher import Batcher  # noqa: E402
 from spacy_hf_ner.serve.connection import uvicorn_config  # noqa: E402
@@ -102,6 +102,17 @@ def test_windows_per_request_are_capped(capped):
         assert capped.post(path, json=body).status_code == 413
 
 
+def test_windows_per_input_are_capped(short_nlp):
+    """One input is one model call: its windows are capped on their own."""
+    with TestClient(create_app(short_nlp, ServeConfig(max_windows_per_input=2)), base_url=LOCAL) as client:
+        body = {"inputs": [words(60), words(60)], "parameters": {"stride": 0}}
+        assert client.post("/", json=body).status_code == 200
+        response = client.post("/", json={"inputs": [words(10), words(61)], "parameters": {"stride": 0}})
+        assert response.status_code == 413
+        error = response.json()["error"]
+        assert "E125" in error and "input 1 " in error and "3 model windows" in error and "--max-windows-per-input" in error
+
+
 def test_worker_never_sees_a_refused_request(short_nlp):
     app = create_app(short_nlp, ServeConfig(max_windows_per_request=2))
     with TestClient(app, base_url=LOCAL) as client:
@@ -146,9 +157,8 @@ def test_a_large_request_does_not_starve_a_small_one():
 
 
 def test_a_large_request_gets_its_share_of_a_shared_call():
-    """Three small requests beside a large one share the token budget equally:
-    the large one gets a quarter of the call, not all the room the small ones
-    leave."""
+    """Three requests beside a large one share the token budget equally: the
+    large one gets a quarter of the call, not all the room the others leave."""
     calls = []
 
     async def scenario():
@@ -156,13 +166,34 @@ def test_a_large_request_gets_its_share_of_a_shared_call():
         batcher.start()
         big = asyncio.ensure_future(batcher.submit("k", [f"big{i}" for i in range(20)], timeout=30, costs=[100] * 20))
         await asyncio.sleep(0.02)  # the first call (4 big items) runs
-        small = [batcher.submit("k", [f"small{i}"], timeout=30, costs=[10]) for i in range(3)]
-        await asyncio.gather(big, *small)
+        others = [batcher.submit("k", [f"r{r}.{i}" for i in range(2)], timeout=30, costs=[100, 100]) for r in range(3)]
+        await asyncio.gather(big, *others)
         await batcher.stop()
 
     asyncio.run(scenario())
     assert calls[0] == ["big0", "big1", "big2", "big3"]
-    assert sorted(calls[1]) == ["big4", "small0", "small1", "small2"]
+    assert sorted(calls[1]) == ["big4", "r0.0", "r1.0", "r2.0"]
+
+
+def test_short_items_never_wait_behind_more_than_one_long_call():
+    """Short items (an eighth of the budget at most) are not padded into long
+    calls, and calls alternate between short and long while both wait."""
+    calls = []
+
+    async def scenario():
+        batcher = Batcher(recording_run(calls, 0.05), max_batch=32, max_wait_ms=0, max_queue=10, max_batch_tokens=400)
+        batcher.start()
+        big = asyncio.ensure_future(batcher.submit("k", [f"big{i}" for i in range(12)], timeout=30, costs=[100] * 12))
+        await asyncio.sleep(0.02)
+        for round in range(3):  # a new short request while each long call runs
+            await batcher.submit("k", [f"small{round}"], timeout=30, costs=[10])
+        await big
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    kinds = ["small" if all(i.startswith("small") for i in c) else "big" for c in calls]
+    assert all(all(i.startswith("big") for i in c) or all(i.startswith("small") for i in c) for c in calls)
+    assert kinds[:6] == ["big", "small", "big", "small", "big", "small"]
 
 
 def test_token_budget_splits_large_requests():
@@ -231,27 +262,13 @@ def test_504_drops_the_requests_remaining_work(short_nlp):
 # -- a real uvicorn: disconnects and slow clients ---------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def live(short_nlp):
     """The app on uvicorn with the server's connection settings, read timeout 1 s."""
     app = create_app(short_nlp, ServeConfig(max_batch=1, read_timeout_s=1.0, keep_alive_s=1.0))
     port = free_port()
-    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, config=app.state.config, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        assert time.time() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield port, app
-    server.should_exit = True
-    thread.join(timeout=30)
+    with running(uvicorn_config(app, host="127.0.0.1", port=port, config=app.state.config, log_level="warning")):
+        yield port, app
 
 
 def test_a_client_that_leaves_has_its_work_dropped(live):

@@ -142,3 +142,25 @@ def test_health_shows_model_names_not_paths(client, evil_model):
 def test_command_line_refuses_empty_allowed_hosts(capsys):
     assert main(["serve", "model", "--allowed-hosts", ","]) == 1
     assert "E120" in capsys.readouterr().err
+
+
+def test_page_shows_a_malicious_label_as_text(evil_app):
+    """In a real browser: the label is text, no element is injected."""
+    import uvicorn
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from serve_helpers import chromium_driver, free_port, running
+
+    port = free_port()
+    with running(uvicorn.Config(evil_app, host="127.0.0.1", port=port, log_level="warning")):
+        driver = chromium_driver()
+        try:
+            driver.get(f"http://localhost:{port}/")
+            WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "status").text.endswith("entities"))
+            labels = driver.find_elements(By.CSS_SELECTOR, "#ents mark.entity .label")
+            assert labels and all(label.text == EVIL for label in labels)
+            assert not driver.find_elements(By.CSS_SELECTOR, "#ents img")
+            assert driver.execute_script("return document.querySelectorAll('img').length") == 0
+        finally:
+            driver.quit()

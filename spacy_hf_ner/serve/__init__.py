@@ -1,12 +1,13 @@
 """The HTTP server (`spacy-hf-ner serve`): the Hugging Face Inference API, a
 spaCy Doc endpoint and a displaCy page, over one batched model worker.
 
-    config.py      limits and batching (no web framework imported)
-    batcher.py     dynamic batching for one model worker
+    config.py      limits, batching and allowed hosts (no web framework imported)
+    batcher.py     fair dynamic batching for one model worker
     schemas.py     request and response bodies
     formats.py     Inference API payloads, Doc JSON, displaCy HTML
     worker.py      what the worker runs for each kind of request
-    middleware.py  ASGI middleware
+    middleware.py  ASGI middleware: body limit, Host check, security headers
+    connection.py  uvicorn with read deadlines and connection limits
     app.py         the FastAPI app and `serve`
 
 Needs the `serve` extra: `pip install "spacy-hf-ner[serve]"`. `create_app` and

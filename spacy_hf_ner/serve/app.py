@@ -4,10 +4,15 @@ displaCy page.
 
     spacy-hf-ner serve PIPELINE_OR_MODEL --host 127.0.0.1 --port 8000
 
-Requests are answered by one model worker fed by a dynamic batcher
-(`batcher.py`). The queue is bounded (503 when full), every request has a
-deadline (504), bodies are size-limited (413) and validated (422, never a 500
-for bad input).
+Requests are answered by one model worker fed by a fair dynamic batcher
+(`batcher.py`). The queue is bounded (503 when full), bodies are size-limited
+(413) and validated (422, never a 500 for bad input), a request's model work is
+counted before it is queued and capped (413 over --max-windows-per-request or
+--max-windows-per-input, 422
+for a stride over --max-stride), and every request has a deadline (504); the
+work left of a request past its deadline or whose client disconnected is
+dropped. Every answer carries security headers, and the Host header is checked
+(`middleware.py`); uvicorn runs with read deadlines (`connection.py`).
 """
 import asyncio
 import base64
@@ -117,14 +122,25 @@ def create_app(nlp: Language, config: Optional[ServeConfig] = None, *, title: st
         except ValueError as e:  # a stride over the server's limit, or one the model cannot take
             raise StarletteHTTPException(422, f"invalid parameters: {e}")
         windows = sum(c.windows for c in costs)
+        engine = components[key[1] if key[0] in ("token", "text") else default].engine  # type: ignore[index]
+        largest = max(range(len(costs)), key=lambda i: costs[i].windows)
+        if costs[largest].windows > config.max_windows_per_input:
+            raise StarletteHTTPException(
+                413,
+                Errors.E125.format(
+                    index=largest,
+                    windows=costs[largest].windows,
+                    window=engine.window,
+                    limit=config.max_windows_per_input,
+                ),
+            )
         if windows > config.max_windows_per_request:
-            engine = components[key[1] if key[0] in ("token", "text") else default].engine  # type: ignore[index]
             raise StarletteHTTPException(
                 413,
                 Errors.E122.format(
                     windows=windows,
                     texts=len(items),
-                    largest=max(c.windows for c in costs),
+                    largest=costs[largest].windows,
                     window=engine.window,
                     limit=config.max_windows_per_request,
                 ),

@@ -61,7 +61,9 @@ class Batcher:
     item) of at most `max_batch` items and `max_batch_tokens` tokens (a single
     item over the budget runs alone), taking items round-robin from the jobs
     of the key at the head of the line, each job up to an equal share of the
-    token budget (at least one item); the jobs served go to the back.
+    token budget (at least one item); the jobs served go to the back. Short
+    items (an eighth of the budget at most) never share a call with long
+    ones, and calls alternate between the two while both wait.
 
     run (Callable[[Hashable, List[Any]], List[Any]]): one result per item.
     max_batch (int): items per model call.
@@ -89,6 +91,7 @@ class Batcher:
         self._jobs: Deque[_Job] = deque()
         self._wake: Optional[asyncio.Event] = None
         self._stopping = False
+        self._last_short: Optional[bool] = None  # the kind of items of the last call
         self._worker: Optional["asyncio.Task[None]"] = None
         self._executor: Optional[ThreadPoolExecutor] = None
 
@@ -167,9 +170,20 @@ class Batcher:
         self._jobs = kept
 
     def _pick(self) -> Tuple[Hashable, List[Tuple[_Job, int]]]:
-        """The next model call: items taken round-robin from the waiting jobs
-        of the first waiting job's key; the jobs served move to the back."""
+        """The next model call: items of one kind (short or long, the other
+        kind than the last call's when both wait) taken round-robin from the
+        waiting jobs of the first such job's key, each job up to its share of
+        the token budget; the jobs served move to the back."""
         candidates = [job for job in self._jobs if job.waiting]
+        # short items never share a call with long ones (the model pads a batch
+        # to its longest window), and when both wait, calls alternate between
+        # them: a short request waits for at most one long call
+        kinds = {self._next_is_short(job) for job in candidates}
+        short = self._next_is_short(candidates[0])
+        if len(kinds) == 2 and self._last_short is not None:
+            short = not self._last_short
+        candidates = [job for job in candidates if self._next_is_short(job) == short]
+        self._last_short = short
         key = candidates[0].key
         same = [job for job in candidates if job.key == key]
         # each job's share of the call: one item, then up to an equal part of
@@ -183,6 +197,8 @@ class Batcher:
             progress = False
             for job in same:
                 if not job.waiting or (share is not None and spent[id(job)] and spent[id(job)] >= share):
+                    continue
+                if self._next_is_short(job) != short:
                     continue
                 cost = job.costs[job.scheduled]
                 over = self.max_batch_tokens is not None and tokens + cost > self.max_batch_tokens
@@ -198,6 +214,10 @@ class Batcher:
         served = {id(job) for job, _ in taken}
         self._jobs = deque([j for j in self._jobs if id(j) not in served] + [j for j in self._jobs if id(j) in served])
         return key, taken
+
+    def _next_is_short(self, job: _Job) -> bool:
+        """Whether the job's next item is short: at most an eighth of the token budget."""
+        return self.max_batch_tokens is not None and job.costs[job.scheduled] * 8 <= self.max_batch_tokens
 
     def _ready_size(self) -> Tuple[int, int]:
         items = [(job, i) for job in self._jobs if not job.future.done() for i in range(job.scheduled, len(job.items))]

@@ -23,6 +23,9 @@ class ServeConfig:
     max_inputs: texts in one request; more are refused with 422.
     max_windows_per_request: model windows one request may need (every
         model's windows of every input, overlaps included); more: 413.
+    max_windows_per_input: model windows one input may need; more: 413. One
+        input runs in one model call, so this bounds how long another request
+        can wait behind it.
     max_stride: the largest `parameters.stride` a request may ask for; None:
         half the model's window. Larger: 422.
     max_body_bytes: request body size; larger bodies are refused with 413.
@@ -46,6 +49,7 @@ class ServeConfig:
     max_queue: int = 1024
     max_inputs: int = 64
     max_windows_per_request: int = 64
+    max_windows_per_input: int = 8
     max_stride: Optional[int] = None
     max_body_bytes: int = 1_000_000
     timeout_s: float = 30.0
@@ -60,6 +64,7 @@ class ServeConfig:
             ("max_batch", self.max_batch >= 1),
             ("max_batch_tokens", self.max_batch_tokens >= 1),
             ("max_windows_per_request", self.max_windows_per_request >= 1),
+            ("max_windows_per_input", self.max_windows_per_input >= 1),
             ("max_stride", self.max_stride is None or self.max_stride >= 0),
             ("max_wait_ms", self.max_wait_ms >= 0),
             ("max_queue", self.max_queue >= 1),

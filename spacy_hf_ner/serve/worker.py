@@ -122,7 +122,7 @@ class PipelineWorker:
                 costs.append(Cost(1, engine.window))
                 continue
             windows = count_windows(n, room, stride) if windowed else 1
-            tokens = n + (windows - 1) * stride
+            tokens = n + (windows - 1) * stride if windowed else min(n, room)
             costs.append(Cost(windows, tokens + windows * engine.n_special))
         return costs
 
@@ -140,8 +140,11 @@ class PipelineWorker:
         return self._counters[component]
 
     def warm_up(self) -> None:
-        """Load every model and run each once."""
+        """Load every model, run each once, and make the token counters (here,
+        before any request can use the tokenizers from another thread)."""
         list(self.nlp.pipe(["Warm up the models."]))
+        for name in self.components:
+            self._counter(name)
 
     def __call__(self, key: Hashable, items: List[Any]) -> List[Any]:
         kind = key[0]  # type: ignore[index]
