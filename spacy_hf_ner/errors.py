@@ -216,7 +216,7 @@ class Errors(metaclass=_WithCodes):
     )
     E106 = (
         "annotate: --engine ray needs Ray Data, which is not installed ({error}). Fix: "
-        "pip install 'spacy-hf-ner[ray]', or use --engine local."
+        "`pip install '.[ray]'` in the spacy-hf-ner clone (or the wheel with `[ray]`), or use --engine local."
     )
     E107 = (
         "annotate: the Ray cluster cannot run this job without hanging: {problem}. "
@@ -275,7 +275,7 @@ class Errors(metaclass=_WithCodes):
     )
     E161 = (
         "export-onnx: `--int8-mode` blockwise needs onnxruntime's MatMulNBits quantizer, "
-        "which could not be imported ({error}). Fix: pip install 'spacy-hf-ner[onnx]' "
+        "which could not be imported ({error}). Fix: `pip install '.[onnx]'` in the spacy-hf-ner clone "
         "(it brings onnx-ir), or use `--int8-mode per-channel`."
     )
 

@@ -374,7 +374,7 @@ def test_ray_is_imported_only_by_the_ray_engine(monkeypatch, bert_ner, tmp_path,
 
     assert main(["annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", str(bert_ner), "--engine", "ray"]) == 1
     err = capsys.readouterr().err
-    assert "[E106]" in err and "pip install 'spacy-hf-ner[ray]'" in err
+    assert "[E106]" in err and "pip install '.[ray]'" in err
     # the local engine needs no ray
     assert main(["annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", str(bert_ner), "--no-progress"]) == 0
 

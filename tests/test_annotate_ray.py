@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-pytest.importorskip("ray.data", reason="the Ray engine needs the ray extra: pip install 'spacy-hf-ner[ray]'")
+pytest.importorskip("ray.data", reason="the Ray engine needs the ray extra: pip install '.[ray]'")
 
 HERE = Path(__file__).parent
 NAMESPACE = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]

@@ -367,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        print("export_onnx needs onnx and onnxruntime: pip install spacy-hf-ner[onnx]", file=sys.stderr)
+        print("export_onnx needs onnx and onnxruntime: pip install '.[onnx]' in the spacy-hf-ner clone", file=sys.stderr)
         return 2
     if args.check_texts < 1:
         raise SystemExit(f"--check-texts {args.check_texts}: give at least 1 text")

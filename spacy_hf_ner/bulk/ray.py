@@ -1,5 +1,5 @@
 """The Ray engine: Ray Data `map_batches` with a callable class on a pool of
-actors (extra `spacy-hf-ner[ray]`, imported only here).
+actors (the `ray` extra, `pip install '.[ray]'`, imported only here).
 
 Each actor loads the pipeline itself, once, from a path or an installed
 package (`core.load_cached`): the weights never go through Ray's object store,

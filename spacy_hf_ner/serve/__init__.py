@@ -10,7 +10,7 @@ spaCy Doc endpoint and a displaCy page, over one batched model worker.
     connection.py  uvicorn with read deadlines and connection limits
     app.py         the FastAPI app and `serve`
 
-Needs the `serve` extra: `pip install "spacy-hf-ner[serve]"`. `create_app` and
+Needs the `serve` extra: `pip install '.[serve]'` in the clone (or the wheel with `[serve]`). `create_app` and
 `serve` are imported from `app` on first use, so that `ServeConfig` is
 available without FastAPI.
 """
