@@ -373,7 +373,7 @@ def test_device_without_provider(onnx_ner):
 
 def test_onnxruntime_missing(onnx_ner, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(ImportError, match=r"spacy-hf-ner\[onnx\]"):
+    with pytest.raises(ImportError, match=r"pip install '\.\[onnx\]'"):
         pipeline("hf_ner", onnx_ner, backend="onnx")("text")
 
 
