@@ -19,7 +19,7 @@ displaCy render.
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from .errors import Errors
 
@@ -123,13 +123,3 @@ def run(args: argparse.Namespace) -> int:
         f"{totals['missed']} missed, {totals['wrong']} wrong"
     )
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="spacy-hf-ner displacy", description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    return run(ap.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,7 +22,7 @@ import math
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from .errors import Errors
 
@@ -233,13 +233,3 @@ def run(args: argparse.Namespace) -> int:
     args.output.write_text(text, encoding="utf8")
     print(f"wrote {args.output}: {args.component}, {text.count(chr(10))} lines; train with: python -m spacy train {args.output} --output training/{args.component}", file=sys.stderr)
     return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="spacy-hf-ner init-config", description=__doc__.splitlines()[0])
-    add_arguments(ap)
-    return run(ap.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
