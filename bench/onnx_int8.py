@@ -110,15 +110,17 @@ def main() -> None:
     base = statistics.median(rounds["torch fp32"])
     for name in files:
         results[name]["speed_vs_torch_fp32"] = round(statistics.median(rounds[name]) / base, 2)
+        results[name]["speed_vs_onnx_fp32"] = round(statistics.median(rounds[name]) / statistics.median(rounds["float32"]), 2)
         results[name]["speed_per_round"] = [round(a / b, 2) for a, b in zip(rounds[name], rounds["torch fp32"])]
 
     runs = list(ex.CHECK_RUNS[source.factory])
-    header = ["file", "MiB", *(f"F1 {r}" for r in runs), *(f"max score diff {r}" for r in runs), "max logit diff", "speed vs torch"]
+    header = ["file", "MiB", *(f"F1 {r}" for r in runs), *(f"max score diff {r}" for r in runs), "max logit diff", "speed vs torch", "speed vs onnx fp32"]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for name, row in results.items():
         cells = [name, f"{row['mib']}", *(f"{row[r]['f1']:.4f}" for r in runs), *(f"{row[r]['max_score_diff']:.3f}" for r in runs)]
-        print(" | ".join([*cells, f"{row['max_logit_diff']:.3g}", f"{row['speed_vs_torch_fp32']:.2f}"]))
+        speed = [f"{row['speed_vs_torch_fp32']:.2f}", f"{row['speed_vs_onnx_fp32']:.2f}"]
+        print(" | ".join([*cells, f"{row['max_logit_diff']:.3g}", *speed]))
 
     result = {
         "command": "python " + " ".join(sys.argv),
@@ -133,7 +135,7 @@ def main() -> None:
         "speed_texts": len(speed_texts),
         "batch_size": args.batch_size,
         "rounds": args.rounds,
-        "torch_fp32_texts_per_s": rounds["torch fp32"],
+        "texts_per_s_per_round": rounds,
         "files": results,
     }
     if args.out:

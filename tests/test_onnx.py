@@ -250,7 +250,7 @@ def test_export_prints_entity_agreement_per_file_and_words_mode(onnx_ner_check):
         if file == FP32_FILE:
             assert f1 == 1.0 and row[6] == "0/120"
     # progress: stages and a bar over the check texts
-    assert "[1/4] loading" in err and "[3/4] quantizing to int8 (blockwise)" in err
+    assert "[1/4] loading" in err and "[3/4] quantizing to int8 (per-channel)" in err
     assert "120/120" in err
 
 
@@ -277,7 +277,7 @@ def onnx_ner_check(bert_ner, tmp_path_factory):
     return done.stdout, done.stderr
 
 
-def perturbed_head(fp32: Path, int8: Path, mode: str = "blockwise") -> None:
+def perturbed_head(fp32: Path, int8: Path, mode: str = "per-channel") -> None:
     """Stands in for the quantizer: a copy of the float32 graph whose
     classification head favours one label (a badly broken "int8" file)."""
     import numpy as np
