@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from onnx_speed import onnx_raw, timed, torch_raw  # noqa: E402
+from onnx_speed import onnx_raw, take_turns, torch_raw  # noqa: E402
 
 
 def main() -> None:
@@ -100,13 +100,7 @@ def main() -> None:
     }
     for name, rel in files.items():
         runners[name] = onnx_raw(workdir / rel, tokenizer, window, stride, args.batch_size, args.threads)
-    for run in runners.values():
-        run(speed_texts[:32])  # warm up
-    rounds: Dict[str, List[float]] = {name: [] for name in runners}
-    for r in range(args.rounds):
-        for name, run in runners.items():
-            rounds[name].append(round(timed(run, speed_texts), 1))
-        print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:.0f}/s" for n, v in rounds.items()), file=sys.stderr, flush=True)
+    rounds = take_turns(runners, speed_texts, args.rounds)
     base = statistics.median(rounds["torch fp32"])
     for name in files:
         results[name]["speed_vs_torch_fp32"] = round(statistics.median(rounds[name]) / base, 2)

@@ -280,7 +280,6 @@ def onnx_ner_check(bert_ner, tmp_path_factory):
 def perturbed_head(fp32: Path, int8: Path, mode: str = "per-channel") -> None:
     """Stands in for the quantizer: a copy of the float32 graph whose
     classification head favours one label (a badly broken "int8" file)."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
