@@ -101,18 +101,24 @@ def main() -> None:
     for name, rel in files.items():
         runners[name] = onnx_raw(workdir / rel, tokenizer, window, stride, args.batch_size, args.threads)
     rounds = take_turns(runners, speed_texts, args.rounds)
-    base = statistics.median(rounds["torch fp32"])
+    median = {name: statistics.median(v) for name, v in rounds.items()}
     for name in files:
-        results[name]["speed_vs_torch_fp32"] = round(statistics.median(rounds[name]) / base, 2)
-        results[name]["speed_vs_onnx_fp32"] = round(statistics.median(rounds[name]) / statistics.median(rounds["float32"]), 2)
+        results[name]["speed_vs_torch_fp32"] = round(median[name] / median["torch fp32"], 2)
+        results[name]["speed_vs_onnx_fp32"] = round(median[name] / median["float32"], 2)
         results[name]["speed_per_round"] = [round(a / b, 2) for a, b in zip(rounds[name], rounds["torch fp32"])]
 
     runs = list(ex.CHECK_RUNS[source.factory])
-    header = ["file", "MiB", *(f"F1 {r}" for r in runs), *(f"max score diff {r}" for r in runs), "max logit diff", "speed vs torch", "speed vs onnx fp32"]
+    header = [
+        "file", "MiB", *(f"F1 {r}" for r in runs), *(f"max score diff {r}" for r in runs),
+        "max logit diff", "speed vs torch", "speed vs onnx fp32",
+    ]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for name, row in results.items():
-        cells = [name, f"{row['mib']}", *(f"{row[r]['f1']:.4f}" for r in runs), *(f"{row[r]['max_score_diff']:.3f}" for r in runs)]
+        cells = [
+            name, f"{row['mib']}", *(f"{row[r]['f1']:.4f}" for r in runs),
+            *(f"{row[r]['max_score_diff']:.3f}" for r in runs),
+        ]
         speed = [f"{row['speed_vs_torch_fp32']:.2f}", f"{row['speed_vs_onnx_fp32']:.2f}"]
         print(" | ".join([*cells, f"{row['max_logit_diff']:.3g}", *speed]))
 

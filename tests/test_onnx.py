@@ -323,11 +323,14 @@ def test_int8_modes(onnx_ner, tmp_path, mode, caplog):
     graph = onnx.load(str(int8)).graph
     weights = {i.name: i.data_type for i in graph.initializer}
     ops = {n.op_type for n in graph.node}
-    float_gathers = [n for n in graph.node if n.op_type == "Gather" and weights.get(n.input[0]) == onnx.TensorProto.FLOAT]
+    float_gathers = [
+        n for n in graph.node if n.op_type == "Gather" and weights.get(n.input[0]) == onnx.TensorProto.FLOAT
+    ]
     weight_matmuls = [n for n in graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)]
     assert not weight_matmuls
     assert bool(float_gathers) == (mode == "blockwise")
-    assert ("MatMulNBits" in ops) == mode.startswith("blockwise") and ("MatMulInteger" in ops) == (mode == "per-channel")
+    assert ("MatMulNBits" in ops) == mode.startswith("blockwise")
+    assert ("MatMulInteger" in ops) == (mode == "per-channel")
     assert "pre-processing" not in caplog.text  # quantize_dynamic's advice, taken
 
 
