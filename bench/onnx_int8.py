@@ -15,7 +15,10 @@ and each int8 file:
   float32 and each file (bench/onnx_speed.py's runners), taking turns for
   `--rounds` rounds; the ratio of medians to torch float32.
 
-    python bench/onnx_int8.py --out bench/results/onnx_int8.json
+    OMP_NUM_THREADS=1 python bench/onnx_int8.py --out bench/results/onnx_int8.json
+
+On the shared 2-core machine the defaults (300 texts, 3 rounds, 1 thread) take
+about 10 minutes; speed ratios there vary by about 25% between runs.
 
 Threads: torch and ONNX Runtime both get `--threads` intra-op threads.
 """
