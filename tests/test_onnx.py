@@ -337,6 +337,12 @@ def test_int8_modes(onnx_ner, tmp_path, mode, caplog):
 # -- errors -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("flag,value", [("--check-texts", "0"), ("--max-disagreement", "-0.1"), ("--max-disagreement", "2")])
+def test_check_flags_out_of_range(bert_ner, tmp_path, flag, value):
+    with pytest.raises(SystemExit, match=flag):
+        export_main([str(bert_ner), str(tmp_path), flag, value])
+
+
 def test_missing_file_lists_what_is_there(onnx_ner):
     nlp = pipeline("hf_ner", onnx_ner, backend="onnx", onnx_file="onnx/model_q4.onnx")
     with pytest.raises(ValueError, match=r"onnx_file.*onnx/model\.onnx, onnx/model_int8\.onnx"):

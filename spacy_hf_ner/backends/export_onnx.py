@@ -376,6 +376,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.check_texts < 1:
         raise SystemExit(f"--check-texts {args.check_texts}: give at least 1 text")
+    if not 0.0 <= args.max_disagreement <= 1.0:
+        raise SystemExit(f"--max-disagreement {args.max_disagreement}: give a share between 0 and 1, e.g. 0.02")
     steps = 4 if args.quantize else 3
     stage(1, steps, f"loading {args.model}")
     source = resolve_source(args.model, args.component)
