@@ -15,7 +15,10 @@ and each int8 file:
   float32 and each file (bench/onnx_speed.py's runners), taking turns for
   `--rounds` rounds; the ratio of medians to torch float32.
 
-    python bench/onnx_int8.py --out bench/results/onnx_int8.json
+    OMP_NUM_THREADS=1 python bench/onnx_int8.py --out bench/results/onnx_int8.json
+
+On the shared 2-core machine the defaults (300 texts, 3 rounds, 1 thread) take
+about 10 minutes; speed ratios there vary by about 25% between runs.
 
 Threads: torch and ONNX Runtime both get `--threads` intra-op threads.
 """
@@ -34,7 +37,7 @@ from typing import Any, Callable, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from onnx_speed import onnx_raw, timed, torch_raw  # noqa: E402
+from onnx_speed import onnx_raw, take_turns, torch_raw  # noqa: E402
 
 
 def main() -> None:
@@ -100,25 +103,27 @@ def main() -> None:
     }
     for name, rel in files.items():
         runners[name] = onnx_raw(workdir / rel, tokenizer, window, stride, args.batch_size, args.threads)
-    for run in runners.values():
-        run(speed_texts[:32])  # warm up
-    rounds: Dict[str, List[float]] = {name: [] for name in runners}
-    for r in range(args.rounds):
-        for name, run in runners.items():
-            rounds[name].append(round(timed(run, speed_texts), 1))
-        print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:.0f}/s" for n, v in rounds.items()), file=sys.stderr, flush=True)
-    base = statistics.median(rounds["torch fp32"])
+    rounds = take_turns(runners, speed_texts, args.rounds)
+    median = {name: statistics.median(v) for name, v in rounds.items()}
     for name in files:
-        results[name]["speed_vs_torch_fp32"] = round(statistics.median(rounds[name]) / base, 2)
+        results[name]["speed_vs_torch_fp32"] = round(median[name] / median["torch fp32"], 2)
+        results[name]["speed_vs_onnx_fp32"] = round(median[name] / median["float32"], 2)
         results[name]["speed_per_round"] = [round(a / b, 2) for a, b in zip(rounds[name], rounds["torch fp32"])]
 
     runs = list(ex.CHECK_RUNS[source.factory])
-    header = ["file", "MiB", *(f"F1 {r}" for r in runs), *(f"max score diff {r}" for r in runs), "max logit diff", "speed vs torch"]
+    header = [
+        "file", "MiB", *(f"F1 {r}" for r in runs), *(f"max score diff {r}" for r in runs),
+        "max logit diff", "speed vs torch", "speed vs onnx fp32",
+    ]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for name, row in results.items():
-        cells = [name, f"{row['mib']}", *(f"{row[r]['f1']:.4f}" for r in runs), *(f"{row[r]['max_score_diff']:.3f}" for r in runs)]
-        print(" | ".join([*cells, f"{row['max_logit_diff']:.3g}", f"{row['speed_vs_torch_fp32']:.2f}"]))
+        cells = [
+            name, f"{row['mib']}", *(f"{row[r]['f1']:.4f}" for r in runs),
+            *(f"{row[r]['max_score_diff']:.3f}" for r in runs),
+        ]
+        speed = [f"{row['speed_vs_torch_fp32']:.2f}", f"{row['speed_vs_onnx_fp32']:.2f}"]
+        print(" | ".join([*cells, f"{row['max_logit_diff']:.3g}", *speed]))
 
     result = {
         "command": "python " + " ".join(sys.argv),
@@ -133,7 +138,7 @@ def main() -> None:
         "speed_texts": len(speed_texts),
         "batch_size": args.batch_size,
         "rounds": args.rounds,
-        "torch_fp32_texts_per_s": rounds["torch fp32"],
+        "texts_per_s_per_round": rounds,
         "files": results,
     }
     if args.out:

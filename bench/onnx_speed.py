@@ -89,6 +89,19 @@ def timed(fn: Callable[[List[str]], None], texts: List[str]) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
+def take_turns(runners: Dict[str, Callable[[List[str]], None]], texts: List[str], rounds: int) -> Dict[str, List[float]]:
+    """Warm each runner up, then let them take turns over `texts` for
+    `rounds` rounds; texts/s of each round, by runner (printed as they come)."""
+    for run in runners.values():
+        run(texts[:64])
+    speeds: Dict[str, List[float]] = {name: [] for name in runners}
+    for r in range(rounds):
+        for name, run in runners.items():
+            speeds[name].append(round(timed(run, texts), 1))
+        print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:.0f}/s" for n, v in speeds.items()), file=sys.stderr, flush=True)
+    return speeds
+
+
 def seqeval_f1(nlp: Any, gold_docs: Sequence[Any]) -> Dict[str, float]:
     from evaluate_seqeval import iob, seqeval_metrics
     from spacy.tokens import Doc
@@ -145,13 +158,7 @@ def main() -> None:
     }
     for rel in files:
         runners[f"onnxruntime {rel}"] = onnx_raw(args.export / rel, tokenizer, window, stride, args.batch_size, args.threads)
-    for run in runners.values():
-        run(texts[:64])  # warm up
-    rounds: Dict[str, List[float]] = {name: [] for name in runners}
-    for r in range(args.rounds):
-        for name, run in runners.items():
-            rounds[name].append(round(timed(run, texts), 1))
-        print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1]:.0f}/s" for n, v in rounds.items()), flush=True)
+    rounds = take_turns(runners, texts, args.rounds)
     base = statistics.median(rounds["torch fp32"])
     raw = {
         name: {

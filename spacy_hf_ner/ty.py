@@ -25,7 +25,7 @@ Scheme = Literal["bio", "bioes", "biluo"]
 # where `spacy-hf-ner annotate` runs the pipeline
 Engine = Literal["local", "ray"]
 # `export-onnx --int8-mode`: which weights get int8, with which scales
-Int8Mode = Literal["blockwise", "blockwise-embeddings", "per-channel", "per-tensor", "reduce-range"]
+Int8Mode = Literal["per-channel", "per-tensor", "reduce-range", "blockwise", "blockwise-embeddings"]
 
 
 class LoadRequest(NamedTuple):

@@ -250,7 +250,7 @@ def test_export_prints_entity_agreement_per_file_and_words_mode(onnx_ner_check):
         if file == FP32_FILE:
             assert f1 == 1.0 and row[6] == "0/120"
     # progress: stages and a bar over the check texts
-    assert "[1/4] loading" in err and "[3/4] quantizing to int8 (blockwise)" in err
+    assert "[1/4] loading" in err and "[3/4] quantizing to int8 (per-channel)" in err
     assert "120/120" in err
 
 
@@ -277,10 +277,9 @@ def onnx_ner_check(bert_ner, tmp_path_factory):
     return done.stdout, done.stderr
 
 
-def perturbed_head(fp32: Path, int8: Path, mode: str = "blockwise") -> None:
+def perturbed_head(fp32: Path, int8: Path, mode: str = "per-channel") -> None:
     """Stands in for the quantizer: a copy of the float32 graph whose
     classification head favours one label (a badly broken "int8" file)."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
@@ -324,15 +323,24 @@ def test_int8_modes(onnx_ner, tmp_path, mode, caplog):
     graph = onnx.load(str(int8)).graph
     weights = {i.name: i.data_type for i in graph.initializer}
     ops = {n.op_type for n in graph.node}
-    float_gathers = [n for n in graph.node if n.op_type == "Gather" and weights.get(n.input[0]) == onnx.TensorProto.FLOAT]
+    float_gathers = [
+        n for n in graph.node if n.op_type == "Gather" and weights.get(n.input[0]) == onnx.TensorProto.FLOAT
+    ]
     weight_matmuls = [n for n in graph.node if n.op_type == "MatMul" and any(i in weights for i in n.input)]
     assert not weight_matmuls
     assert bool(float_gathers) == (mode == "blockwise")
-    assert ("MatMulNBits" in ops) == mode.startswith("blockwise") and ("MatMulInteger" in ops) == (mode == "per-channel")
+    assert ("MatMulNBits" in ops) == mode.startswith("blockwise")
+    assert ("MatMulInteger" in ops) == (mode == "per-channel")
     assert "pre-processing" not in caplog.text  # quantize_dynamic's advice, taken
 
 
 # -- errors -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag,value", [("--check-texts", "0"), ("--max-disagreement", "-0.1"), ("--max-disagreement", "2")])
+def test_check_flags_out_of_range(bert_ner, tmp_path, flag, value):
+    with pytest.raises(SystemExit, match=flag):
+        export_main([str(bert_ner), str(tmp_path), flag, value])
 
 
 def test_missing_file_lists_what_is_there(onnx_ner):

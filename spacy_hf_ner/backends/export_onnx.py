@@ -8,9 +8,9 @@ MODEL_OR_PIPELINE is a model directory or hub id, a bundled model
 hf_textcat component; `--component` picks one when there are several).
 OUTPUT_DIR gets `onnx/model.onnx` (float32, dynamic batch and sequence axes),
 the model's config and its tokenizer, so it works as `model` of a component with
-`backend = "onnx"`. `--quantize int8` adds `onnx/model_int8.onnx` (dynamic
-int8 quantization with the settings of `--int8-mode`, see `INT8_MODES`),
-selected with `onnx_file`.
+`backend = "onnx"`. `--quantize int8` adds `onnx/model_int8.onnx` (int8
+quantization with the settings of `--int8-mode`, see `INT8_MODES`), selected
+with `onnx_file`.
 
 Every export is checked against the torch model on `--check-texts` varied
 texts (`agreement.varied_texts`, none of them the traced ones):
@@ -53,30 +53,34 @@ CHECK_TEXTS = 300  # `--check-texts`
 MAX_DISAGREEMENT = 0.02  # `--max-disagreement`
 # the component settings each check runs (hf_ner: both `words` modes, all
 # entities in doc.spans, overlapping ones included)
+CHECK_SPANS_KEY = "check"
 CHECK_RUNS: Dict[str, Dict[str, Dict[str, str]]] = {
     "hf_ner": {
-        "words=spacy first": {"words": "spacy", "aggregation_strategy": "first", "annotate": "spans", "spans_key": "check"},
-        "words=model simple": {"words": "model", "aggregation_strategy": "simple", "annotate": "spans", "spans_key": "check"},
+        run: {"words": words, "aggregation_strategy": strategy, "annotate": "spans", "spans_key": CHECK_SPANS_KEY}
+        for run, words, strategy in (("words=spacy first", "spacy", "first"), ("words=model simple", "model", "simple"))
     },
     "hf_tagger": {"tags": {}},
     "hf_textcat": {"top category": {}},
 }
-# `--int8-mode` (measured in bench/onnx_int8.py; docs/readme/onnx.md):
-# "blockwise": the MatMul weights int8 in blocks of `BLOCK_SIZE` (MatMulNBits,
-#     8 bits, symmetric), multiplied at accuracy level 4 (activations int8 in
-#     blocks too); embeddings stay float32;
-# "blockwise-embeddings": also the embedding tables int8 (a quarter of their size);
+# `--int8-mode` (measured in bench/onnx_int8.py, results in docs/readme/onnx.md):
 # "per-channel", "per-tensor", "reduce-range": quantize_dynamic (int8 weights
 #     per output channel or per tensor, 7-bit with reduce_range; activations
-#     quantized per tensor on the fly).
+#     quantized per tensor on the fly). per-channel, the default: ~2x the
+#     float32 graph's speed on the bundled model, per-tensor agrees much less;
+# "blockwise": the MatMul weights int8 in blocks of `BLOCK_SIZE` (MatMulNBits,
+#     8 bits, symmetric), multiplied at accuracy level 4 (activations int8 in
+#     blocks too); embeddings stay float32. Agrees far better, but runs no
+#     faster than the float32 graph: a smaller file, not a faster one;
+# "blockwise-embeddings": also the embedding tables int8 (a file as small as
+#     per-channel's).
 INT8_MODES: Dict[Int8Mode, Dict[str, Any]] = {
-    "blockwise": {"blockwise": True},
-    "blockwise-embeddings": {"blockwise": True, "embeddings": True},
     "per-channel": {"per_channel": True},
     "per-tensor": {"per_channel": False},
     "reduce-range": {"per_channel": True, "reduce_range": True},
+    "blockwise": {"blockwise": True},
+    "blockwise-embeddings": {"blockwise": True, "embeddings": True},
 }
-INT8_MODE: Int8Mode = "blockwise"  # `--int8-mode`
+INT8_MODE: Int8Mode = "per-channel"  # `--int8-mode`
 BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4  # MatMulNBits: int8 compute
 
@@ -237,7 +241,8 @@ def quantize_blockwise(source: Path, target: Path) -> None:
         root.handlers[:] = handlers
         root.setLevel(level)
     config = DefaultWeightOnlyQuantConfig(
-        block_size=BLOCK_SIZE, is_symmetric=True, bits=8, accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",)
+        block_size=BLOCK_SIZE, is_symmetric=True, bits=8, accuracy_level=ACCURACY_LEVEL,
+        op_types_to_quantize=("MatMul",),
     )
     quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), algo_config=config)
     quantizer.process()
@@ -272,7 +277,7 @@ def predictions(doc: Any, factory: str) -> Dict[Hashable, float]:
     (start_char, end_char, label) for hf_ner (annotate "spans": all of them),
     (token, pos, tag) for hf_tagger, the top category for hf_textcat."""
     if factory == "hf_ner":
-        return {(e.start_char, e.end_char, e.label_): float(e._.hf_score) for e in doc.spans.get("check", [])}
+        return {(e.start_char, e.end_char, e.label_): float(e._.hf_score) for e in doc.spans.get(CHECK_SPANS_KEY, [])}
     if factory == "hf_tagger":
         return {(t.i, t.pos_, t.tag_): float(t._.hf_tag_score or 0.0) for t in doc}
     if not doc.cats:
@@ -333,9 +338,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--quantize", choices=["int8"], help="also write an int8 export")
     ap.add_argument(
         "--int8-mode", choices=get_args(Int8Mode), default=INT8_MODE,
-        help="int8 settings: blockwise (MatMul weights in blocks of 32, embeddings float32), "
-        "blockwise-embeddings (also int8 embeddings: a smaller file), or onnxruntime's quantize_dynamic "
-        "with per-channel or per-tensor weight scales or reduce-range (default: %(default)s)",
+        help="int8 settings: onnxruntime's quantize_dynamic with per-channel or per-tensor weight scales "
+        "or reduce-range (fast), or blockwise (MatMul weights in blocks of 32: agrees best with torch, "
+        "no faster than float32; blockwise-embeddings: also int8 embeddings) (default: %(default)s)",
     )
     ap.add_argument("--component", help="the hf_* component of a pipeline to export")
     ap.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
@@ -371,6 +376,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.check_texts < 1:
         raise SystemExit(f"--check-texts {args.check_texts}: give at least 1 text")
+    if not 0.0 <= args.max_disagreement <= 1.0:
+        raise SystemExit(f"--max-disagreement {args.max_disagreement}: give a share between 0 and 1, e.g. 0.02")
     steps = 4 if args.quantize else 3
     stage(1, steps, f"loading {args.model}")
     source = resolve_source(args.model, args.component)
