@@ -8,8 +8,9 @@ same pipeline, same batch size):
   ray-1     Ray Data, 1 actor (1 CPU)
   ray-2     Ray Data, 2 actors (0.5 CPU each)
 
-The input is the first N sentences of CoNLL-2003 English train (words joined
-by spaces; default 20,000), fetched with scripts/conll.py into --cache-dir.
+The input is the first N sentences of CoNLL-2003 English train, then dev, then
+test (words joined by spaces; default 20,000 of their 20,744), fetched with
+scripts/conll.py into --cache-dir.
 Each configuration runs twice: on one batch and on all N, so that
 
     wall(N) = start-up + N / rate
@@ -144,9 +145,11 @@ def main():
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    sentences = [" ".join(words) for words, _ in read_conll(fetch_conll(args.cache_dir)["train"], limit=args.n)]
+    files = fetch_conll(args.cache_dir)
+    sentences = [" ".join(words) for split in ("train", "valid", "test") for words, _ in read_conll(files[split])]
     if len(sentences) < args.n:
-        sys.exit(f"CoNLL train has {len(sentences)} sentences, fewer than --n {args.n}")
+        sys.exit(f"CoNLL-2003 has {len(sentences)} sentences, fewer than --n {args.n}")
+    sentences = sentences[: args.n]
     small = min(args.batch_size, args.n // 2)
     for limit in (small, args.n):
         with open(work / f"corpus-{limit}.jsonl", "w", encoding="utf8") as f:
@@ -190,7 +193,7 @@ def main():
     counts = {r["entities"] for r in results.values() if "entities" in r}
     summary = {
         "what": "spacy-hf-ner annotate: docs/s, start-up, CPU-s per 1k docs, peak RSS per engine (bench/annotate_speed.py)",
-        "input": f"first {args.n} CoNLL-2003 train sentences",
+        "input": f"first {args.n} CoNLL-2003 sentences (train, dev, test in order)",
         "pipeline": args.pipeline,
         "batch_size": args.batch_size,
         "machine": {"cpus": os.cpu_count(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "platform": platform.platform(), "python": platform.python_version()},
