@@ -79,6 +79,20 @@ def test_conflicts_warn_and_stay_in_spans(bert_ner):
         assert len(group.attrs["scores"]) == len(group)
 
 
+def test_conflicts_written_to_spans_do_not_warn(bert_ner):
+    """With annotate="spans" every entity, overlapping ones included, is in the
+    span group: nothing to report as lost."""
+    import warnings
+
+    nlp = make(bert_ner, words="model", aggregation_strategy="simple", annotate="spans")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HFNerWarning)
+        docs = list(nlp.pipe(TEXTS))
+    ner = nlp.get_pipe("hf_ner")
+    assert ner.stats["conflicts"] > 0
+    assert sum(len(d.spans["hf_ner"]) for d in docs) == ner.stats["written"] + ner.stats["conflicts"]
+
+
 def test_annotate_spans_only(bert_ner):
     nlp = make(bert_ner, annotate="spans", spans_key="preds")
     doc = nlp(TEXTS[0])
