@@ -113,3 +113,16 @@ def test_server_page_entities_get_the_colours():
     ents = [{"start": 0, "end": 13, "label": "PER", "score": 0.99}, {"start": 20, "end": 26, "label": "MISC", "score": 0.9}]
     html = formats.render_entities(text, ents)
     assert LABEL_COLORS["PER"] in html and LABEL_COLORS["MISC"] in html
+
+
+def test_server_page_palette_has_the_entry_point_colours():
+    """The page colours the entities it builds itself from the palette the server
+    embeds: displaCy's, entry points included (it was spaCy's defaults only, so
+    PER and MISC were grey)."""
+    import json
+    import re
+
+    app = pytest.importorskip("spacy_hf_ner.serve.app")
+    page, _ = app._page("test", [])
+    colors = json.loads(re.search(r"const COLORS = (\{.*?\});", page).group(1))
+    assert colors["PER"] == LABEL_COLORS["PER"] and colors["MISC"] == LABEL_COLORS["MISC"]

@@ -298,9 +298,11 @@ def _page(title: str, models: List[Dict[str, str]]) -> "tuple[str, str]":
     may frame it. Inline styles are allowed (displaCy's markup uses them)."""
     # "<" in the JSON is escaped so that a model name cannot close the script
     models_json = json.dumps(models).replace("<", "\\u003c")
-    from spacy.displacy.render import DEFAULT_LABEL_COLORS
+    from spacy.displacy.render import EntityRenderer
 
-    colors_json = json.dumps(DEFAULT_LABEL_COLORS).replace("<", "\\u003c")
+    # displaCy's palette as its renderer builds it: spaCy's defaults plus every
+    # `spacy_displacy_colors` entry point (ours colours PER and MISC)
+    colors_json = json.dumps(EntityRenderer({}).colors).replace("<", "\\u003c")
     text = (
         PAGE.read_text(encoding="utf8")
         .replace("{{TITLE}}", html.escape(title))
