@@ -41,12 +41,12 @@ from onnx_speed import onnx_raw, take_turns, torch_raw  # noqa: E402
 
 
 def main() -> None:
-    from spacy_hf_ner.backends import export_onnx as ex
+    from spacy_hf_ner.backends import export_onnx as ex, quantize
     from spacy_hf_ner.backends.agreement import varied_texts
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="spacy-hf-ner:en_conll03", help="model to export (default: %(default)s)")
-    ap.add_argument("--modes", default=",".join(ex.INT8_MODES), help="comma-separated --int8-mode values")
+    ap.add_argument("--modes", default=",".join(quantize.INT8_MODES), help="comma-separated --int8-mode values")
     ap.add_argument("--texts", type=int, default=ex.CHECK_TEXTS, help="varied texts (default: %(default)s)")
     ap.add_argument("--speed-texts", type=int, default=0, help="time on the first N texts only (0: all)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -71,7 +71,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         rel = f"onnx/model_int8_{mode}.onnx"
         print(f"quantizing: {mode}", file=sys.stderr, flush=True)
-        ex.quantize_int8(fp32, workdir / rel, mode)  # type: ignore[arg-type]
+        quantize.quantize_int8(fp32, workdir / rel, mode)  # type: ignore[arg-type]
         files[mode] = rel
 
     texts = varied_texts(args.texts)
