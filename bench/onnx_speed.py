@@ -7,7 +7,7 @@
    of the export (float32 and int8 by default). The runners take turns for
    `--rounds` rounds; reported: docs/s of each round, the median, and the
    ratio of medians to torch.
-2. Quality: seqeval entity P/R/F1 (IOB2, strict, as scripts/evaluate_seqeval.py)
+2. Quality: seqeval entity P/R/F1 (IOB2, strict, `seqeval_metrics` of scripts/trainer_conll.py)
    of `hf_ner` (words "spacy", aggregation "first") with backend "torch" and
    with backend "onnx" on each file, on the gold tokenization, and their
    `nlp.pipe` docs/s.
@@ -103,15 +103,15 @@ def take_turns(runners: Dict[str, Callable[[List[str]], None]], texts: List[str]
 
 
 def seqeval_f1(nlp: Any, gold_docs: Sequence[Any]) -> Dict[str, float]:
-    from evaluate_seqeval import iob, seqeval_metrics
     from spacy.tokens import Doc
+    from trainer_conll import seqeval_metrics, word_tags
 
     inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold_docs]
     list(nlp.pipe(inputs[:16]))  # load the model
     start = time.perf_counter()
     predicted = list(nlp.pipe(inputs, batch_size=64))
     seconds = time.perf_counter() - start
-    metrics = seqeval_metrics([iob(d) for d in gold_docs], [iob(d) for d in predicted])
+    metrics = seqeval_metrics([word_tags(d)[1] for d in gold_docs], [word_tags(d)[1] for d in predicted])
     return {
         **{k: metrics[k] for k in ("precision", "recall", "f1")},
         "docs_per_s": round(len(gold_docs) / seconds, 1),
