@@ -2,7 +2,7 @@
 `existing_ents` policy. The overlap rules themselves are pure and live in
 `placement.py`; this module is the spaCy side of them."""
 from collections import Counter
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, Span, SpanGroup
 
@@ -17,6 +17,27 @@ def scored_span(doc: Doc, placed: Placed) -> Span:
     span = Span(doc, placed.start, placed.end, label=placed.label)
     span._.set(SCORE_ATTR, placed.score)
     return span
+
+
+def entity_records(doc: Doc) -> List[Dict[str, Any]]:
+    """`doc.ents` as plain records, as the server's `/doc` and the bulk
+    annotator's rows give them: start and end (Python character offsets),
+    label, text, and score (`span._.hf_score` as a float; None where no
+    component registered or set it)."""
+    scored = Span.has_extension(SCORE_ATTR)
+    records = []
+    for ent in doc.ents:
+        score = ent._.get(SCORE_ATTR) if scored else None
+        records.append(
+            {
+                "start": ent.start_char,
+                "end": ent.end_char,
+                "label": ent.label_,
+                "text": ent.text,
+                "score": None if score is None else float(score),
+            }
+        )
+    return records
 
 
 def write_span_group(doc: Doc, key: str, placed: Sequence[Placed], policy: ExistingEnts) -> Counter:

@@ -174,25 +174,9 @@ def annotate_batch(nlp: Any, ids: Sequence[str], texts: Sequence[Any], fields: S
 
 def doc_row(doc_id: str, doc: Any, fields: Sequence[str] = ()) -> Dict[str, Any]:
     """One document's output row."""
-    from spacy.tokens import Span
+    from ..spans import entity_records
 
-    from ..ner import SCORE_ATTR
-
-    scored = Span.has_extension(SCORE_ATTR)
-    row: Dict[str, Any] = {
-        "id": doc_id,
-        "entities": [
-            {
-                "text": ent.text,
-                "label": ent.label_,
-                "start": ent.start_char,
-                "end": ent.end_char,
-                "score": _score(getattr(ent._, SCORE_ATTR)) if scored else None,
-            }
-            for ent in doc.ents
-        ],
-        "error": None,
-    }
+    row: Dict[str, Any] = {"id": doc_id, "entities": entity_records(doc), "error": None}
     if "cats" in fields:
         row["cats"] = [(label, float(score)) for label, score in doc.cats.items()]
     if "tags" in fields:
@@ -202,10 +186,6 @@ def doc_row(doc_id: str, doc: Any, fields: Sequence[str] = ()) -> Dict[str, Any]
             if not t.is_space
         ]
     return row
-
-
-def _score(value: Any) -> Optional[float]:
-    return None if value is None else float(value)
 
 
 def _failed(doc_id: str, fields: Sequence[str], error: str) -> Dict[str, Any]:

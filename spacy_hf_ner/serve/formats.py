@@ -10,10 +10,11 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from spacy import displacy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
 from ..aggregation import Entity
-from ..ner import SCORE_ATTR, HFNer
+from ..ner import HFNer
+from ..spans import entity_records
 from ..settings import validate_keys
 from ..textcat import HFTextcat
 from ..windows import Window
@@ -129,17 +130,7 @@ def doc_json(doc: Doc) -> Dict[str, Any]:
     """`Doc.to_json()` (tokens with pos/tag/dep/head, sents, cats) with each
     entity's text and score."""
     data = doc.to_json()
-    scored = Span.has_extension(SCORE_ATTR)
-    data["ents"] = [
-        {
-            "start": ent.start_char,
-            "end": ent.end_char,
-            "label": ent.label_,
-            "text": ent.text,
-            "score": ent._.get(SCORE_ATTR) if scored else None,
-        }
-        for ent in doc.ents
-    ]
+    data["ents"] = entity_records(doc)
     data.setdefault("cats", {})
     return data
 
