@@ -78,8 +78,6 @@ def _bound(meta: Any) -> str:
         for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
             if getattr(item, attr, None) is not None:
                 parts.append(f"{sign} {getattr(item, attr)}")
-        if getattr(item, "pattern", None):
-            parts.append(f"matching `{item.pattern}`")
     return ", ".join(parts)
 
 
@@ -134,6 +132,17 @@ def _annotated(annotation: Any, metadata: List[Any]) -> Any:
     return Annotated[(annotation, *metadata)]  # type: ignore[misc]
 
 
+def config_table(factory: str) -> Tuple[List[str], List[str]]:
+    """The Markdown table of `factory`'s keys, and the keys without a description."""
+    lines, missing = ["| key | type | default | what it does |", "|---|---|---|---|"], []
+    for key, typ, default, text in config_rows(factory):
+        if text is None:
+            missing.append(f"{factory}.{key}")
+        cell = (text or "**undocumented**").replace("|", "\\|")
+        lines.append(f"| `{key}` | {typ.replace('|', '&#124;')} | {default.replace('|', '&#124;')} | {cell} |")
+    return lines, missing
+
+
 def render_config(factories: Sequence[str] = FACTORIES) -> Tuple[str, List[str]]:
     """The configuration reference page, and the keys that have no description."""
     from spacy.language import Language
@@ -152,15 +161,21 @@ def render_config(factories: Sequence[str] = FACTORIES) -> Tuple[str, List[str]]
     for factory in factories:
         cls = component_class(factory)
         meta = Language.get_factory_meta(factory)
-        lines += [f"## {factory}", "", f"`{cls.__module__}.{cls.__name__}`, assigns {', '.join(f'`{a}`' for a in meta.assigns)}.", ""]
-        lines += ["| key | type | default | what it does |", "|---|---|---|---|"]
-        for key, typ, default, text in config_rows(factory):
-            if text is None:
-                missing.append(f"{factory}.{key}")
-            cell = (text or "**undocumented**").replace("|", "\\|")
-            lines.append(f"| `{key}` | {typ.replace('|', '&#124;')} | {default.replace('|', '&#124;')} | {cell} |")
-        lines.append("")
+        assigns = ", ".join(f"`{a}`" for a in meta.assigns)
+        lines += [f"## {factory}", "", f"`{cls.__module__}.{cls.__name__}`, assigns {assigns}.", ""]
+        table, undocumented = config_table(factory)
+        lines += table + [""]
+        missing += undocumented
     return "\n".join(lines), missing
+
+
+TABLE_MARK = re.compile(r"^<!-- config-table: (\w+) -->$", re.M)
+
+
+def fill_tables(page: str) -> str:
+    """A page with each `<!-- config-table: FACTORY -->` line replaced by the
+    factory's generated key table."""
+    return TABLE_MARK.sub(lambda m: "\n".join(config_table(m.group(1))[0]), page)
 
 
 # --- errors and warnings ---------------------------------------------------------
@@ -209,7 +224,8 @@ def render_errors() -> str:
         for code, message in codes(klass).items():
             meaning, fix = split_fix(message)
             lines += [f"### {code}", "", f"**What it means:** {_md(meaning)}", ""]
-            lines += [f"**Fix:** {_md(fix)}" if fix else "**Fix:** see the message.", ""]
+            if fix:
+                lines += [f"**Fix:** {_md(fix)}", ""]
             if code in where:
                 lines += ["Raised in " + ", ".join(f"`{m}`" for m in where[code]) + ".", ""]
     return "\n".join(lines)
@@ -295,6 +311,10 @@ def generate() -> None:
         "reference/api.md": render_api(),
         "models/en_conll03.md": (ROOT / "spacy_hf_ner/models/en_conll03/README.md").read_text(),
     }
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        text = page.read_text()
+        if TABLE_MARK.search(text):
+            pages[str(page.relative_to(ROOT / "docs"))] = fill_tables(text)
     for path, text in pages.items():
         with mkdocs_gen_files.open(path, "w") as f:
             f.write(text)
