@@ -81,7 +81,7 @@ the words the data counts (infix units) with Viterbi by default.
 ## Reproduce
 
 ```bash
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 .venv/bin/python -m spacy project run all      # data, convert, train, evaluate, ...
 .venv/bin/python -m spacy project run export-default
 ```
