@@ -112,13 +112,14 @@ def _pip_wheel(source: Path, dist: Path, what: str) -> None:
 
 
 def repack(dist_info: metadata.Distribution, dist: Path) -> Path:
-    """A wheel of an installed (non-editable) distribution from its RECORD:
-    the files it installed, a fresh RECORD, no byte code."""
+    """A wheel of an installed (non-editable, pure Python) distribution from
+    its RECORD: the files it installed, a fresh RECORD, no byte code."""
     files = [f for f in dist_info.files or [] if "__pycache__" not in f.parts and f.parts[0] != ".."]
-    if not any(f.parts[0] == "spacy_hf_ner" for f in files):
+    info_dir = next((f.parts[0] for f in files if f.parts[0].endswith(".dist-info")), None)
+    if info_dir is None or all(f.parts[0] == info_dir or f.name.startswith("__editable__") for f in files):
         raise RuntimeError(Errors.E182.format(location=dist_info.locate_file("")))
-    info_dir = next(f.parts[0] for f in files if f.parts[0].endswith(".dist-info"))
-    wheel = dist / f"spacy_hf_ner-{dist_info.version}-py3-none-any.whl"
+    name = dist_info.metadata["Name"].replace("-", "_")
+    wheel = dist / f"{name}-{dist_info.version}-py3-none-any.whl"
     records: List[List[str]] = []
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as z:
         for f in files:
