@@ -72,7 +72,7 @@ def test_main_job_falls_back_to_the_pypi_copy_and_says_how_to_get_either(monkeyp
         load_english()
 
 
-def test_readme_units_block_is_what_a_saved_config_holds():
+def test_docs_units_block_is_what_a_saved_config_holds():
     import spacy
 
     nlp = spacy.blank("en")
@@ -80,4 +80,5 @@ def test_readme_units_block_is_what_a_saved_config_holds():
     saved = nlp.config.to_str()
     start = saved.index("[components.hf_ner.units]")
     block = saved[start : saved.index("\n\n", start)]
-    assert f"```ini\n{block}\n```" in README
+    page = (REPO / "docs" / "guides" / "words-and-decoding.md").read_text(encoding="utf8")
+    assert f"```ini\n{block}\n```" in page
