@@ -20,8 +20,10 @@ import base64
 import csv
 import hashlib
 import io
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +33,7 @@ from .errors import Errors
 
 DIST_NAME = "spacy-hf-ner"
 SKIPPED = ("INSTALLER", "REQUESTED", "RECORD", "direct_url.json")
+SOURCE_FILES = ("setup.cfg", "pyproject.toml", "README.md")  # what setup.cfg reads besides the package
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -98,9 +101,13 @@ def plugin_wheel(dist: Path) -> Path:
     is imported from, else repacked from the installed distribution."""
     source = Path(__file__).resolve().parent.parent
     if (source / "setup.cfg").is_file() and f"name = {DIST_NAME}" in (source / "setup.cfg").read_text("utf8"):
-        before = set(dist.glob("spacy_hf_ner-*.whl"))
-        _pip_wheel(source, dist, DIST_NAME)
-        return max(set(dist.glob("spacy_hf_ner-*.whl")) - before or set(dist.glob("spacy_hf_ner-*.whl")))
+        with tempfile.TemporaryDirectory() as tmp:  # a clean copy: no stale build/ of the clone's
+            for name in SOURCE_FILES:
+                shutil.copy2(source / name, tmp)
+            shutil.copytree(source / "spacy_hf_ner", Path(tmp, "spacy_hf_ner"),
+                            ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+            _pip_wheel(Path(tmp), dist, DIST_NAME)
+        return max(dist.glob("spacy_hf_ner-*.whl"), key=lambda p: p.stat().st_mtime)
     return repack(metadata.distribution(DIST_NAME), dist)
 
 
