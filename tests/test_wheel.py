@@ -64,12 +64,12 @@ def test_wheel_installs_and_runs_the_default_model_in_a_fresh_venv(wheel, tmp_pa
         check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
     Path(site, "project_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTHONPATH", None)  # a clone on it shows the build's spacy_hf_ner.egg-info as installed
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
-        check=True, timeout=300,
+        check=True, timeout=300, env=env, cwd=tmp_path,
     )  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    env.pop("PYTHONPATH", None)
     script = (
         "import spacy, spacy_hf_ner\n"
         "print(spacy_hf_ner.__file__)\n"
