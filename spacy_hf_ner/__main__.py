@@ -185,6 +185,7 @@ def _add_annotate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=DEFAULTS["checkpoint_every"], help="documents per written part (default: %(default)s)")
     parser.add_argument("--flat", default=DEFAULTS["flat"], metavar="PATH", help="also write one row per entity (.parquet or .jsonl)")
     parser.add_argument("--ray-address", default=DEFAULTS["ray_address"], help="ray: the cluster, e.g. 'auto' (default: start Ray on this machine)")
+    parser.add_argument("--spark-master", default=DEFAULTS["spark_master"], help="spark: the master, e.g. 'spark://host:7077' or 'yarn' (default: local[N], N = --workers or the CPUs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -198,7 +199,7 @@ def _run_annotate(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, resume=args.resume, text_key=args.text_key, id_key=args.id_key,
             code=args.code, max_retries=args.max_retries, stall_timeout=args.stall_timeout,
             checkpoint_every=args.checkpoint_every, flat=args.flat, progress=not args.no_progress,
-            ray_address=args.ray_address,
+            ray_address=args.ray_address, spark_master=args.spark_master,
         )
     except (ValueError, ImportError, FileExistsError, TimeoutError, RuntimeError) as e:
         if not str(e).startswith("[E"):
@@ -230,7 +231,7 @@ COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Callab
         _run_displacy,
     ),
     "annotate": (
-        "annotate a corpus (JSONL, Parquet, CSV, .txt folder) into one row per document, locally or on Ray",
+        "annotate a corpus (JSONL, Parquet, CSV, .txt folder) into one row per document, locally, on Ray or on Spark",
         _add_annotate,
         _run_annotate,
     ),

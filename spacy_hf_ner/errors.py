@@ -25,6 +25,19 @@ class _WithCodes(type):
         return f"[{code}] {message}"
 
 
+class SpacyHFNerError(ValueError):
+    """An error of spacy-hf-ner with its code ("E113"), so that callers can
+    tell the errors apart without parsing the message:
+
+        try: ...
+        except SpacyHFNerError as e: print(e.code)
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = message[1:message.index("]")] if message.startswith("[E") else ""
+
+
 class Errors(metaclass=_WithCodes):
     E001 = (
         "{name}: config key `model` = '{model}' is a local path, but there is no "
@@ -285,6 +298,25 @@ class Errors(metaclass=_WithCodes):
         "one model call, so the limit bounds how long other requests wait behind it). "
         "Fix: split the text into shorter inputs, or start the server with a larger "
         "--max-windows-per-input."
+    )
+    # -- annotate --engine spark (spacy_hf_ner/bulk/spark.py) --
+    E113 = (
+        "annotate: spark engine: no Spark task finished within {seconds:.0f} s (flag "
+        "--stall-timeout) while {what}; {executors} executor(s) registered with master "
+        "'{master}', and {running} task(s) running. The job was cancelled instead of "
+        "hanging; finished parts are kept (rerun with --resume). Fix: {fix}."
+    )
+    E114 = (
+        "annotate: --engine spark needs pyspark, which is not installed ({error}). Fix: "
+        "`pip install '.[spark]'` in the spacy-hf-ner clone (and Java 17 or later), or use "
+        "--engine local."
+    )
+    E115 = (
+        "annotate: spark engine: input '{path}' {problem}. Fix: {fix}."
+    )
+    E116 = (
+        "annotate: spark engine: the Spark job failed ({error}). What was written is "
+        "kept in finished parts: fix the cause and rerun with --resume."
     )
 
 class Warnings(metaclass=_WithCodes):

@@ -5,8 +5,8 @@
     print(report.table())
 
 Modules: `core` (the batch function and the per-worker pipeline cache), `io`
-(readers and writers), `local` and `ray` (the engines), `job` (the driver:
-resume, checks, watchdog). Nothing heavy is imported until a job runs.
+(readers and writers), `local`, `ray` and `spark` (the engines), `job` (the
+driver: resume, checks, watchdog), `spark_job` (the Spark engine's driver). Nothing heavy is imported until a job runs.
 """
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -37,6 +37,8 @@ def annotate(
     progress: bool = True,
     ray_address: Optional[str] = None,
     ray_init: Optional[Dict[str, Any]] = None,
+    spark_master: Optional[str] = None,
+    spark_conf: Optional[Dict[str, str]] = None,
 ) -> Any:
     """Annotate a corpus with a pipeline: every input document becomes exactly
     one output row (id, entities, cats/tags when the pipeline assigns them,
@@ -47,10 +49,12 @@ def annotate(
     pipeline (str): a spaCy pipeline folder or installed package, or a
         transformers classifier (hub id, folder, `spacy-hf-ner:NAME`); it must
         be at the same path, or installed, wherever a worker runs.
-    engine (str): "local" (this machine) or "ray" (Ray Data; extra [ray]).
+    engine (str): "local" (this machine), "ray" (Ray Data; extra [ray]) or
+        "spark" (extra [spark]; OUTPUT is then a folder of parts).
     workers (Optional[int]): local: processes (spawned, default 1 = this
         process); ray: actors (default one per GPU, else as many as the CPUs
-        hold next to one CPU for Ray Data).
+        hold next to one CPU for Ray Data); spark: N of the default master
+        `local[N]` (default: the CPUs).
     cpus_per_worker (float): ray: CPUs each actor reserves.
     gpus_per_worker (Optional[float]): ray: GPUs each actor reserves; default
         1 on a cluster with GPUs; fractions share a GPU.
@@ -62,8 +66,9 @@ def annotate(
     code (Optional[str]): a Python file to import first, in every worker
         (custom components), as `spacy apply --code`.
     max_retries (int): restarts of crashed workers (and retries of their batch).
-    stall_timeout (float): seconds without a finished batch before the job is
-        stopped (E108), instead of hanging.
+    stall_timeout (float): seconds without a finished batch (spark: task, one
+        part of at most `checkpoint_every` documents) before the job is
+        stopped (E108; spark: E113 when no executor runs), instead of hanging.
     checkpoint_every (int): documents per written part (what a killed run
         loses at most).
     flat (Optional[Union[str, Path]]): also write one row per entity here.
@@ -71,6 +76,11 @@ def annotate(
     ray_address (Optional[str]): the Ray cluster; None starts Ray locally
         unless this process already called `ray.init`.
     ray_init (Optional[Dict[str, Any]]): more `ray.init` arguments.
+    spark_master (Optional[str]): spark: the master of the session the job
+        starts (default `local[workers,max_retries+1]`); inside an active
+        SparkSession (Databricks) that session is used and this is ignored.
+    spark_conf (Optional[Dict[str, str]]): spark: more settings of the
+        session the job starts.
     RETURNS (Report): documents, entities, failed documents, docs/s, per worker;
         `report.table()` formats it.
     """
@@ -96,4 +106,6 @@ def annotate(
         progress=progress,
         ray_address=ray_address,
         ray_init=ray_init,
+        spark_master=spark_master,
+        spark_conf=spark_conf,
     )

@@ -216,10 +216,10 @@ def with_metadata(schema: pa.Schema, meta: Dict[str, Any]) -> pa.Schema:
 
 
 def read_metadata(path: Path) -> Dict[str, Any]:
-    """The job metadata of an output (Parquet or JSONL) or a part; {} when it
-    has none."""
+    """The job metadata of an output (Parquet or JSONL, a file or a Spark
+    job's folder) or a part; {} when it has none."""
     path = Path(path)
-    if output_kind(path) == "jsonl":
+    if output_kind(path) == "jsonl" or path.is_dir():  # a Spark output is a folder of parts
         file = meta_path(path)
         return json.loads(file.read_text(encoding="utf8")) if file.is_file() else {}
     metadata = pq.read_schema(path).metadata or {}

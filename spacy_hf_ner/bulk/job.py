@@ -92,13 +92,11 @@ def run(
     progress: bool,
     ray_address: Optional[str],
     ray_init: Optional[Dict[str, Any]],
+    spark_master: Optional[str] = None,
+    spark_conf: Optional[Dict[str, str]] = None,
 ) -> Report:
     """Run one job (see `spacy_hf_ner.annotate` for the arguments and their
     defaults)."""
-    import spacy
-
-    from .. import __version__
-
     check_positive("batch_size", "batch-size", batch_size)
     check_positive("workers", "workers", workers)
     check_positive("max_retries", "max-retries", max_retries, least=0)
@@ -110,34 +108,20 @@ def run(
         raise ValueError(Errors.E111.format(key=key, flag=flag, value=value, problem="must be positive", fix=f"give --{flag} > 0"))
     output = Path(output)
     output_kind(output)
+    if engine == "spark":
+        from .spark_job import run as run_spark
+
+        return run_spark(
+            str(input), str(output), pipeline, workers=workers, batch_size=batch_size, resume=resume, text_key=text_key,
+            id_key=id_key, code=code, max_retries=max_retries, stall_timeout=stall_timeout,
+            checkpoint_every=checkpoint_every, flat=flat, progress=progress, master=spark_master, conf=spark_conf,
+        )
     corpus = Corpus(Path(input), text_key=text_key, id_key=id_key)
-    described = describe(pipeline, code)
-    spec = Spec(pipeline=pipeline, fields=tuple(described["fields"]), code=code)
+    spec, meta = job_meta(pipeline, code, str(corpus.path))
     out_schema = schema(spec.fields)
-    meta = {
-        "model": pipeline,
-        "config_hash": described["config_hash"],
-        "spacy_hf_ner_version": __version__,
-        "spacy_version": spacy.__version__,
-        "offsets": OFFSETS,
-        "fields": list(spec.fields),
-        "input": str(corpus.path),
-    }
     parts = Parts(parts_dir(output), out_schema, meta)
     earlier = [output] if output.exists() else []
-    if (earlier or parts.files()) and not resume:
-        left = f" (and {len(parts.files())} part(s) of an unfinished run in '{parts.folder}')" if parts.files() else ""
-        if not earlier:
-            left = f": '{parts.folder}' holds {len(parts.files())} part(s) of an unfinished run"
-        raise FileExistsError(Errors.E105.format(path=output, parts=left))
-    for source in [*earlier, *parts.files()[:1]]:
-        was = read_metadata(source)
-        if was and was.get("config_hash") != meta["config_hash"]:
-            raise ValueError(
-                Errors.E112.format(
-                    path=output, was=was.get("model"), was_hash=was.get("config_hash"), now=pipeline, now_hash=meta["config_hash"]
-                )
-            )
+    check_earlier(output, parts.folder, parts.files(), meta, resume)
     written: Set[str] = set(parts.ids())
     for source in earlier:
         written.update(read_rows(source, out_schema).column("id").to_pylist())
@@ -226,6 +210,45 @@ def run(
     )
 
 
+def job_meta(pipeline: str, code: Optional[str], input: str) -> Tuple[Spec, Dict[str, Any]]:
+    """(Spec, the metadata every output records) for a job."""
+    import spacy
+
+    from .. import __version__
+
+    described = describe(pipeline, code)
+    spec = Spec(pipeline=pipeline, fields=tuple(described["fields"]), code=code)
+    meta = {
+        "model": pipeline,
+        "config_hash": described["config_hash"],
+        "spacy_hf_ner_version": __version__,
+        "spacy_version": spacy.__version__,
+        "offsets": OFFSETS,
+        "fields": list(spec.fields),
+        "input": input,
+    }
+    return spec, meta
+
+
+def check_earlier(output: Path, folder: Path, files: List[Any], meta: Dict[str, Any], resume: bool) -> None:
+    """E105 when OUTPUT or parts exist without `resume`; E112 when they were
+    written by another pipeline."""
+    earlier = [output] if output.exists() else []
+    if (earlier or files) and not resume:
+        left = f" (and {len(files)} part(s) of an unfinished run in '{folder}')" if files else ""
+        if not earlier:
+            left = f": '{folder}' holds {len(files)} part(s) of an unfinished run"
+        raise FileExistsError(Errors.E105.format(path=output, parts=left))
+    for source in [*earlier, *files[:1]]:
+        was = read_metadata(Path(source))
+        if was and was.get("config_hash") != meta["config_hash"]:
+            raise ValueError(
+                Errors.E112.format(
+                    path=output, was=was.get("model"), was_hash=was.get("config_hash"), now=meta["model"], now_hash=meta["config_hash"]
+                )
+            )
+
+
 def _engine(
     engine: str,
     workers: Optional[int],
@@ -253,7 +276,7 @@ def _engine(
             init=init,
         )
     raise ValueError(
-        Errors.E111.format(key="engine", flag="engine", value=engine, problem="is not an engine", fix="use 'local' or 'ray'")
+        Errors.E111.format(key="engine", flag="engine", value=engine, problem="is not an engine", fix="use 'local', 'ray' or 'spark'")
     )
 
 
