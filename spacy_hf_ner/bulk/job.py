@@ -230,10 +230,10 @@ def job_meta(pipeline: str, code: Optional[str], input: str) -> Tuple[Spec, Dict
     return spec, meta
 
 
-def check_earlier(output: Path, folder: Path, files: List[Any], meta: Dict[str, Any], resume: bool) -> None:
+def check_earlier(output: Path, folder: Path, files: List[Any], meta: Dict[str, Any], resume: bool, exists: Optional[bool] = None) -> None:
     """E105 when OUTPUT or parts exist without `resume`; E112 when they were
-    written by another pipeline."""
-    earlier = [output] if output.exists() else []
+    written by another pipeline. exists: whether OUTPUT exists (None: look)."""
+    earlier = [output] if (output.exists() if exists is None else exists) else []
     if (earlier or files) and not resume:
         left = f" (and {len(files)} part(s) of an unfinished run in '{folder}')" if files else ""
         if not earlier:

@@ -22,9 +22,12 @@ through the driver:
   on every executor.
 """
 import os
+import sys
+import threading
+import time
 import uuid
 from collections import Counter
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -232,3 +235,104 @@ def check_parts(summaries: Sequence[Dict[str, Any]], folder: str) -> None:
 
 def not_spark_input(path: str, problem: str, fix: str) -> SpacyHFNerError:
     return SpacyHFNerError(Errors.E115.format(path=path, problem=problem, fix=fix))
+
+
+def session(master: Optional[str], workers: Optional[int], max_retries: int, conf: Optional[Dict[str, str]]) -> Tuple[Any, bool]:
+    """(SparkSession, whether this job started it): the active session when
+    there is one (`master` is then ignored), else a new one on `master`
+    (default `local[workers,max_retries+1]`: local mode retries tasks)."""
+    sql = import_pyspark()
+    active = sql.SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    master = master or f"local[{workers or os.cpu_count() or 1},{max_retries + 1}]"
+    builder = sql.SparkSession.builder.master(master).appName("spacy-hf-ner annotate")
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    if master.startswith("local"):  # the workers run this interpreter
+        builder = builder.config("spark.pyspark.python", sys.executable)
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate(), True
+
+
+class Watchdog:
+    """Runs Spark actions in a job group, reports task progress, and cancels
+    an action when no task finishes within `timeout` seconds."""
+
+    def __init__(self, spark: Any, timeout: float, progress: Optional[Callable[[int, int], None]] = None) -> None:
+        self.spark, self.timeout, self.progress = spark, timeout, progress
+        self.sc = spark.sparkContext
+
+    def __call__(self, what: str, action: Callable[[], Any]) -> Any:
+        group = f"spacy-hf-ner-{uuid.uuid4().hex[:12]}"
+        box: Dict[str, Any] = {}
+
+        def target() -> None:
+            self.sc.setJobGroup(group, f"spacy-hf-ner annotate: {what}", interruptOnCancel=True)
+            try:
+                box["value"] = action()
+            except BaseException as e:  # raised in the caller's thread
+                box["error"] = e
+
+        thread = threading.Thread(target=target, name="annotate-spark", daemon=True)
+        thread.start()
+        last, changed = -1, time.monotonic()
+        while thread.is_alive():
+            thread.join(0.5)
+            done, running, total = self._tasks(group)
+            if self.progress is not None:
+                self.progress(done, total)
+            if done != last:
+                last, changed = done, time.monotonic()
+            elif thread.is_alive() and time.monotonic() - changed > self.timeout:
+                error = self._stalled(what, done, running)
+                self._cancel(group, thread)
+                raise error
+        if "error" in box:
+            raise _coded(box["error"])
+        return box.get("value")
+
+    def _cancel(self, group: str, thread: threading.Thread, patience: float = 30.0) -> None:
+        """Cancel the group's jobs until the action returns (a job submitted
+        just after a cancel would otherwise run on)."""
+        end = time.monotonic() + patience
+        while thread.is_alive() and time.monotonic() < end:
+            self.sc.cancelJobGroup(group)
+            thread.join(0.5)
+
+    def _tasks(self, group: str) -> Tuple[int, int, int]:
+        tracker = self.sc.statusTracker()
+        done = running = total = 0
+        for job in tracker.getJobIdsForGroup(group):
+            info = tracker.getJobInfo(job)
+            for stage in (info.stageIds if info else []):
+                stage_info = tracker.getStageInfo(stage)
+                if stage_info is not None:
+                    done += stage_info.numCompletedTasks
+                    running += stage_info.numActiveTasks
+                    total += stage_info.numTasks
+        return done, running, total
+
+    def _stalled(self, what: str, done: int, running: int) -> Exception:
+        master = self.sc.master
+        executors = 1 if master.startswith("local") else self.sc._jsc.sc().getExecutorMemoryStatus().size() - 1
+        if running == 0 and done == 0:
+            fix = (
+                "give the cluster workers with free cores and memory (the Spark UI lists them), make "
+                "spark.executor.cores / memory fit a worker, or raise --stall-timeout"
+            )
+            return SpacyHFNerError(
+                Errors.E113.format(seconds=self.timeout, what=what, executors=executors, master=master, running=running, fix=fix)
+            )
+        return TimeoutError(Errors.E108.format(seconds=self.timeout, engine="spark", done="?", total="?"))
+
+
+def _coded(error: BaseException) -> BaseException:
+    """Spark's own errors (a task failed too often, ...) as E116; ours as they are."""
+    if str(error).startswith("[E") or not type(error).__module__.startswith(("py4j", "pyspark")):
+        return error
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    first = next((line for line in lines if "Error" in line or "Exception" in line), lines[0] if lines else "")
+    wrapped = RuntimeError(Errors.E116.format(error=f"{type(error).__name__}: {first.strip()[:500]}"))
+    wrapped.__cause__ = error
+    return wrapped

@@ -22,115 +22,31 @@ or E113 (no executor ran anything), instead of hanging.
 import json
 import math
 import os
-import sys
-import threading
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import Errors, SpacyHFNerError
 from .io import INPUT_KINDS, meta_path, output_kind, with_metadata
-from .spark import PART_COLUMN, SUMMARY_DDL, WritePart, check_parts, filesystem, import_pyspark, not_spark_input, spark_schema, worker_counts
-
-
-def session(master: Optional[str], workers: Optional[int], max_retries: int, conf: Optional[Dict[str, str]]) -> Tuple[Any, bool]:
-    """(SparkSession, whether this job started it): the active session when
-    there is one (`master` is then ignored), else a new one on `master`
-    (default `local[workers,max_retries+1]`: local mode retries tasks)."""
-    sql = import_pyspark()
-    active = sql.SparkSession.getActiveSession()
-    if active is not None:
-        return active, False
-    master = master or f"local[{workers or os.cpu_count() or 1},{max_retries + 1}]"
-    builder = sql.SparkSession.builder.master(master).appName("spacy-hf-ner annotate")
-    builder = builder.config("spark.ui.showConsoleProgress", "false")
-    if master.startswith("local"):  # the workers run this interpreter
-        builder = builder.config("spark.pyspark.python", sys.executable)
-    for key, value in (conf or {}).items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate(), True
-
-
-class Watchdog:
-    """Runs Spark actions in a job group, reports task progress, and cancels
-    an action when no task finishes within `timeout` seconds."""
-
-    def __init__(self, spark: Any, timeout: float, progress: Optional[Callable[[int, int], None]] = None) -> None:
-        self.spark, self.timeout, self.progress = spark, timeout, progress
-        self.sc = spark.sparkContext
-
-    def __call__(self, what: str, action: Callable[[], Any]) -> Any:
-        group = f"spacy-hf-ner-{uuid.uuid4().hex[:12]}"
-        box: Dict[str, Any] = {}
-
-        def target() -> None:
-            self.sc.setJobGroup(group, f"spacy-hf-ner annotate: {what}", interruptOnCancel=True)
-            try:
-                box["value"] = action()
-            except BaseException as e:  # raised in the caller's thread
-                box["error"] = e
-
-        thread = threading.Thread(target=target, name="annotate-spark", daemon=True)
-        thread.start()
-        last, changed = -1, time.monotonic()
-        while thread.is_alive():
-            thread.join(0.5)
-            done, running, total = self._tasks(group)
-            if self.progress is not None:
-                self.progress(done, total)
-            if done != last:
-                last, changed = done, time.monotonic()
-            elif thread.is_alive() and time.monotonic() - changed > self.timeout:
-                self.sc.cancelJobGroup(group)
-                thread.join(30)
-                raise self._stalled(what, done, running)
-        if "error" in box:
-            raise _coded(box["error"])
-        return box.get("value")
-
-    def _tasks(self, group: str) -> Tuple[int, int, int]:
-        tracker = self.sc.statusTracker()
-        done = running = total = 0
-        for job in tracker.getJobIdsForGroup(group):
-            info = tracker.getJobInfo(job)
-            for stage in (info.stageIds if info else []):
-                stage_info = tracker.getStageInfo(stage)
-                if stage_info is not None:
-                    done += stage_info.numCompletedTasks
-                    running += stage_info.numActiveTasks
-                    total += stage_info.numTasks
-        return done, running, total
-
-    def _stalled(self, what: str, done: int, running: int) -> Exception:
-        master = self.sc.master
-        executors = 1 if master.startswith("local") else self.sc._jsc.sc().getExecutorMemoryStatus().size() - 1
-        if running == 0 and done == 0:
-            fix = (
-                "give the cluster workers with free cores and memory (the Spark UI lists them), make "
-                "spark.executor.cores / memory fit a worker, or raise --stall-timeout"
-            )
-            return SpacyHFNerError(
-                Errors.E113.format(seconds=self.timeout, what=what, executors=executors, master=master, running=running, fix=fix)
-            )
-        return TimeoutError(Errors.E108.format(seconds=self.timeout, engine="spark", done="?", total="?"))
-
-
-def _coded(error: BaseException) -> BaseException:
-    """Spark's own errors (a task failed too often, ...) as E116; ours as they are."""
-    if str(error).startswith("[E") or not type(error).__module__.startswith(("py4j", "pyspark")):
-        return error
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    first = next((line for line in lines if "Error" in line or "Exception" in line), lines[0] if lines else "")
-    wrapped = RuntimeError(Errors.E116.format(error=f"{type(error).__name__}: {first.strip()[:500]}"))
-    wrapped.__cause__ = error
-    return wrapped
+from .spark import (
+    PART_COLUMN,
+    SUMMARY_DDL,
+    Watchdog,
+    WritePart,
+    check_parts,
+    filesystem,
+    import_pyspark,
+    not_spark_input,
+    session,
+    spark_schema,
+    worker_counts,
+)
 
 
 # -- reading and checking the corpus -------------------------------------------------
 
 
-def read_corpus(watch: "Watchdog", path: str, text_key: str, id_key: Optional[str]) -> Tuple[Any, Optional[str]]:
+def read_corpus(watch: Watchdog, path: str, text_key: str, id_key: Optional[str]) -> Tuple[Any, Optional[str]]:
     """(DataFrame of id, text and `_bad` (a malformed JSON line), the id
     column or None for record numbers)."""
     F = import_pyspark().functions
@@ -182,7 +98,7 @@ def _id_column(path: str, columns: List[str], text_key: str, id_key: Optional[st
     return id_key or ("id" if "id" in columns else None)
 
 
-def _numbered(watch: "Watchdog", df: Any) -> Any:
+def _numbered(watch: Watchdog, df: Any) -> Any:
     """Record numbers as ids (0-based, in file order), as the local engine:
     the rows per input split, then each row's offset in its split."""
     F = import_pyspark().functions
@@ -338,7 +254,7 @@ def run(
     parts = str(parts_dir(Path(output)))
     fs, out = filesystem(output)
     earlier = fs.get_file_info(out).type.name != "NotFound"
-    check_earlier(Path(output), Path(parts), part_files(parts), meta, resume)
+    check_earlier(Path(output), Path(parts), part_files(parts), meta, resume, exists=earlier)
     spark, owned = session(master, workers, max_retries, conf)
     bar = _bar(progress)
     watch = Watchdog(spark, stall_timeout, bar.progress if bar else None)
