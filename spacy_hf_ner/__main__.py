@@ -172,7 +172,7 @@ def _add_annotate(parser: argparse.ArgumentParser) -> None:
         "at the same path, or installed, on every worker",
     )
     parser.add_argument("--engine", default=DEFAULTS["engine"], choices=list(get_args(Engine)), help="where to run (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=DEFAULTS["workers"], help="local: processes (default 1); ray: actors (default one per GPU, else as many as the CPUs hold)")
+    parser.add_argument("--workers", type=int, default=DEFAULTS["workers"], help="local: processes (default 1); ray: actors (default one per GPU, else as many as the CPUs hold); spark: N of local[N] (default the CPUs)")
     parser.add_argument("--cpus-per-worker", type=float, default=DEFAULTS["cpus_per_worker"], help="ray: CPUs per actor (default: %(default)s)")
     parser.add_argument("--gpus-per-worker", type=float, default=DEFAULTS["gpus_per_worker"], help="ray: GPUs per actor, fractions share a GPU (default: 1 on a cluster with GPUs, else 0)")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="documents per batch (default: %(default)s)")

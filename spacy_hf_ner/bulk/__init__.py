@@ -72,7 +72,7 @@ def annotate(
     checkpoint_every (int): documents per written part (what a killed run
         loses at most).
     flat (Optional[Union[str, Path]]): also write one row per entity here.
-    progress (bool): local: show a progress bar (ray shows its own).
+    progress (bool): local, spark: show a progress bar (ray shows its own).
     ray_address (Optional[str]): the Ray cluster; None starts Ray locally
         unless this process already called `ray.init`.
     ray_init (Optional[Dict[str, Any]]): more `ray.init` arguments.

@@ -232,9 +232,11 @@ def annotate_parts(watch: Watchdog, todo: Any, n: int, folder: str, spec: Any, m
     F = import_pyspark().functions
     sc = watch.sc
     parts = plan_parts(n, opts["checkpoint_every"], opts["batch_size"], sc.defaultParallelism)
-    threads = opts.get("threads")
-    if threads is None and sc.master.startswith("local"):
+    # torch threads per Python worker: its share of the cores, not all of them
+    if sc.master.startswith("local"):
         threads = max(1, (os.cpu_count() or 1) // max(1, sc.defaultParallelism))
+    else:
+        threads = int(sc.getConf().get("spark.task.cpus", "1"))
     writer = WritePart(spec, opts["batch_size"], folder, next_prefix(part_files(folder)), with_metadata(schema(spec.fields), meta), threads)
     planned = todo.select("id", "text").repartition(parts, "id").withColumn(PART_COLUMN, F.spark_partition_id())
     rows = watch("annotating", lambda: planned.mapInArrow(writer, SUMMARY_DDL).collect())
