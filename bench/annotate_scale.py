@@ -7,8 +7,8 @@ model costs little and the engine's own costs show. Each (engine, N) runs in
 a fresh process through bench/annotate_speed.py's child mode (Ray and Spark
 in a loopback-only namespace).
 
-    python bench/annotate_scale.py --n 20000,200000 --configs spark-2
-    python bench/annotate_scale.py --n 20000,200000,1000000 --configs spark-2,ray-2   # long
+    python -m bench.annotate_scale --n 20000,200000 --configs spark-2
+    python -m bench.annotate_scale --n 20000,200000,1000000 --configs spark-2,ray-2   # long
 
 Target (issue 25): the driver's peak RSS grows < 10% from 200k to 1M documents.
 """
@@ -19,15 +19,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main():
-    from annotate_speed import CONFIGS, NAMESPACE, measure, namespace_ok
-    from conll import fetch_conll, read_conll
-    from models import build_token_classifier
+    from bench.annotate_speed import CONFIGS, NAMESPACE, measure, namespace_ok
+    from scripts.conll import fetch_conll, read_conll
+    from tests.models import build_token_classifier
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", default="20000,200000", help="comma-separated corpus sizes")

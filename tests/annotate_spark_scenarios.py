@@ -191,7 +191,6 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(HERE.parent))
     try:
         result = {"engines": engines, "no-executor": no_executor}[args.scenario](args, out)
     except Exception:

@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 
 pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra: pip install '.[spark]'")
 
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-from test_annotate_ray import NAMESPACE, _namespace_problem, assert_same_entities  # noqa: E402
+from test_annotate_ray import NAMESPACE, _namespace_problem, assert_same_entities
 
-from spacy_hf_ner.bulk.spark import check_parts, rebatch, write_part  # noqa: E402
-from spacy_hf_ner.bulk.spark_job import _id_column, next_prefix, plan_parts  # noqa: E402
-from spacy_hf_ner.errors import SpacyHFNerError  # noqa: E402
+from spacy_hf_ner.bulk.spark import check_parts, rebatch, write_part
+from spacy_hf_ner.bulk.spark_job import _id_column, next_prefix, plan_parts
+from spacy_hf_ner.errors import SpacyHFNerError
+
+HERE = Path(__file__).parent
 
 PROBLEM = _namespace_problem() or (None if shutil.which("java") else "needs Java 17 or later (apt-get install openjdk-17-jre-headless)")
 needs_spark = pytest.mark.skipif(PROBLEM is not None, reason=f"Spark runs only in a loopback-only namespace: {PROBLEM}")

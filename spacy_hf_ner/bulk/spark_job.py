@@ -42,7 +42,6 @@ from .spark import (
     worker_counts,
 )
 
-
 # -- reading and checking the corpus -------------------------------------------------
 
 
