@@ -190,3 +190,18 @@ def test_a_missing_text_or_id_column_is_e102_with_the_flag():
     assert _id_column("in.jsonl", ["id", "text"], "text", None) == "id"
     assert _id_column("in.jsonl", ["text"], "text", None) is None
     assert _id_column("in.jsonl", ["id", "text"], "text", "") is None
+
+
+def test_sparks_own_failures_become_e116_and_ours_keep_their_code():
+    from spacy_hf_ner.bulk.spark import _coded
+
+    class PythonException(Exception):
+        pass
+
+    PythonException.__module__ = "pyspark.errors.exceptions.captured"
+    error = _coded(PythonException("\n  Job aborted due to stage failure: Task 3 failed 4 times\nJava stack"))
+    assert isinstance(error, RuntimeError) and str(error).startswith("[E116]")
+    assert "PythonException: Job aborted due to stage failure: Task 3 failed 4 times" in str(error)
+    ours = SpacyHFNerError("[E113] annotate: ...")
+    assert _coded(ours) is ours
+    assert _coded(KeyError("x")).__class__ is KeyError
