@@ -29,7 +29,7 @@ from pathlib import Path
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.pop("PYSPARK_PYTHON", None)  # the engine's `session` must point the workers at this interpreter
 
 HERE = Path(__file__).parent
 FAULTS = str(HERE / "annotate_faults.py")
@@ -39,7 +39,6 @@ CONF = {
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.sql.shuffle.partitions": "4",
     "spark.ui.showConsoleProgress": "false",
-    "spark.pyspark.python": sys.executable,
 }
 
 
@@ -51,12 +50,11 @@ def write_jsonl(path, texts, ids=True):
 
 
 def new_session(master):
-    from pyspark.sql import SparkSession
+    """The session a notebook would have, made by the engine's own `session`
+    (which must point the Python workers at this interpreter)."""
+    from spacy_hf_ner.bulk.spark import session
 
-    builder = SparkSession.builder.master(master).appName("spacy-hf-ner tests")
-    for key, value in CONF.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark, _ = session(master, None, 3, CONF)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

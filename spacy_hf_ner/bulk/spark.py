@@ -248,8 +248,10 @@ def session(master: Optional[str], workers: Optional[int], max_retries: int, con
     master = master or f"local[{workers or os.cpu_count() or 1},{max_retries + 1}]"
     builder = sql.SparkSession.builder.master(master).appName("spacy-hf-ner annotate")
     builder = builder.config("spark.ui.showConsoleProgress", "false")
-    if master.startswith("local"):  # the workers run this interpreter
-        builder = builder.config("spark.pyspark.python", sys.executable)
+    if master.startswith("local"):
+        # the Python workers run this interpreter (pyspark reads the variable,
+        # not `spark.pyspark.python`, when the driver is a Python process)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     return builder.getOrCreate(), True
