@@ -93,6 +93,16 @@ def test_ray_with_two_actors_gives_the_local_rows_and_both_actors_work(engines):
     assert len(result["ray"]["workers"]) == 2 and min(result["ray"]["workers"].values()) > 0
 
 
+def test_a_job_that_starts_ray_ends_with_its_output_and_leaves_no_process(engines):
+    """Issue 28: Ray started by the engine in a thread that ends was killed
+    with it (exit 1, no output); and no Ray process outlives the job."""
+    out, result = engines
+    owned = result["owned"]
+    assert "error" not in owned, owned
+    assert owned["documents"] == 300 and pq.read_table(out / "owned.parquet").num_rows == 300
+    assert owned["left_running"] == []
+
+
 def test_ray_survives_an_actor_crash_and_keeps_a_poisoned_doc_with_its_error(engines):
     out, result = engines
     faults = result["faults"]

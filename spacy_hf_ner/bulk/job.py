@@ -147,6 +147,8 @@ def run(
 
     todo = corpus.batches(batch_size, skip=frozenset(written), seen=inputs)
     runner = _engine(engine, workers, cpus_per_worker, gpus_per_worker, ray_address, max_retries, batch_size, ray_init)
+    if hasattr(runner, "start"):  # in this thread: `_watched` runs the engine in one that ends (issue 28)
+        runner.start()
     bar = None
     if progress and engine == "local":
         from tqdm import tqdm

@@ -155,14 +155,22 @@ class RayEngine:
         self.batch_size = batch_size
         self.init_args = dict(init or {})
         self._owned = False
+        self._before: set = set()
 
     def start(self) -> Tuple[int, float]:
         """Connect (or start Ray) and check the pool fits; RETURNS (workers,
-        gpus per worker)."""
+        gpus per worker).
+
+        Call it first from the thread that will call `close`, never from a
+        short-lived one: Ray ties the processes `ray.init` starts (raylet, GCS,
+        their agents) to the *thread* that started them (PR_SET_PDEATHSIG), and
+        kills them when that thread ends - the driver then dies with status 1
+        and no message (issue 28)."""
         ray = self.ray
         if not ray.is_initialized():
             args: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
             args.update(self.init_args)
+            self._before = _descendants()
             ray.init(address=self.address, **args)
             self._owned = True
         resources = ray.cluster_resources()
@@ -234,9 +242,33 @@ class RayEngine:
         )
 
     def close(self) -> None:
+        """Stop the Ray this engine started (if any) and wait until every
+        process it started is gone: `ray.shutdown` returns while actors and
+        agents still run, orphaned."""
         if self._owned and self.ray.is_initialized():
+            import psutil
+
+            started = [p for p in _processes() if p.pid not in self._before]
             self.ray.shutdown()
             self._owned = False
+            _, alive = psutil.wait_procs(started, timeout=10)
+            for process in alive:
+                try:
+                    process.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            psutil.wait_procs(alive, timeout=5)
+
+
+def _processes() -> List[Any]:
+    """This process's descendants (psutil processes)."""
+    import psutil
+
+    return psutil.Process().children(recursive=True)
+
+
+def _descendants() -> set:
+    return {p.pid for p in _processes()}
 
 
 def _first_line(error: Exception) -> str:
