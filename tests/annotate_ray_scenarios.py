@@ -73,8 +73,19 @@ def owned(corpus, out, model):
     """The engine starts Ray itself (no `ray.init` before): the job ends with
     its output (issue 28: Ray started in the engine's thread died with it) and
     leaves no Ray process behind."""
-    import spacy_hf_ner
+    import ray
 
+    import spacy_hf_ner
+    from spacy_hf_ner.bulk.ray import RayEngine
+
+    close, alive = RayEngine.close, {}
+
+    def watched_close(self):  # were Ray's own processes still there when the job ended?
+        node = ray._private.worker._global_node
+        alive["ray"] = bool(node and node.remaining_processes_alive())
+        close(self)
+
+    RayEngine.close = watched_close
     try:
         report = spacy_hf_ner.annotate(
             corpus, out / "owned.parquet", model, engine="ray", workers=2, cpus_per_worker=0.5, batch_size=32,
@@ -83,7 +94,9 @@ def owned(corpus, out, model):
         result = summary(report)
     except Exception as e:  # reported to the test
         result = {"error": f"{type(e).__name__}: {e}"}
+    RayEngine.close = close
     result["left_running"] = left_running()
+    result["ray_alive_at_close"] = alive.get("ray")
     return result
 
 

@@ -99,6 +99,7 @@ def test_a_job_that_starts_ray_ends_with_its_output_and_leaves_no_process(engine
     owned = result["owned"]
     assert "error" not in owned, owned
     assert owned["documents"] == 300 and pq.read_table(out / "owned.parquet").num_rows == 300
+    assert owned["ray_alive_at_close"] is True
     assert owned["left_running"] == []
 
 
