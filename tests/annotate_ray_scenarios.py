@@ -100,6 +100,44 @@ def owned(corpus, out, model):
     return result
 
 
+def resume(texts, out, model):
+    """A folder of two Parquet files without ids (record numbers) is cut into
+    units; a run stopped before publishing leaves its parts; with 3 of them
+    removed, --resume annotates exactly those units again."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import spacy_hf_ner
+    from spacy_hf_ner.bulk.io import parts_dir
+    from spacy_hf_ner.bulk.ray import RayEngine
+
+    folder = out / "folder"
+    folder.mkdir()
+    half = len(texts) // 2
+    pq.write_table(pa.table({"text": texts[:half]}), folder / "a.parquet")
+    pq.write_table(pa.table({"text": texts[half:]}), folder / "b.parquet")
+    target = out / "resumed.parquet"
+    options = dict(engine="ray", workers=2, cpus_per_worker=0.5, batch_size=16, checkpoint_every=40, stall_timeout=240)
+    prove = RayEngine._prove
+
+    def stopped(*args):
+        raise KeyboardInterrupt("stopped before publishing")
+
+    RayEngine._prove = stopped
+    try:
+        spacy_hf_ner.annotate(folder, target, model, **options)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        RayEngine._prove = prove
+    parts = sorted(parts_dir(target).glob("part-*.parquet"))
+    removed = sum(pq.read_metadata(p).num_rows for p in parts[1:4])
+    for p in parts[1:4]:
+        p.unlink()
+    report = spacy_hf_ner.annotate(folder, target, model, resume=True, **options)
+    return {**summary(report), "parts": len(parts), "removed": removed, "resumed": report.resumed}
+
+
 def engines(args, out):
     import ray
 
@@ -125,6 +163,7 @@ def engines(args, out):
         )
     )
     result["ray"]["wall"] = time.perf_counter() - t
+    result["resume"] = resume(texts[:300], out, args.model)
     # a poisoned doc and a doc that kills its actor once
     faulty_texts = texts[:120]
     faulty_texts[7] = "POISON " + faulty_texts[7]

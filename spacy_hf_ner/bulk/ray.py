@@ -35,7 +35,6 @@ import json
 import sys
 import time
 import warnings
-from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -87,7 +86,11 @@ def _ids(batch: pa.Table, source: Source, side: int) -> pa.Table:
 
 
 def _part_ids(batch: pa.Table) -> pa.Table:
-    return pa.table({"id": batch.column("id"), "side": pa.array([0] * batch.num_rows, pa.int64())})
+    """The ids of parts (side 0: output) as (id, side) rows."""
+    import pyarrow.parquet as pq
+
+    ids = pa.concat_arrays([pq.read_table(p, columns=["id"]).column("id").combine_chunks() for p in batch.column("path").to_pylist()])
+    return pa.table({"id": ids.cast(pa.string()), "side": pa.array([0] * len(ids), pa.int64())})
 
 
 def _problems(batch: pa.Table) -> pa.Table:
@@ -166,7 +169,9 @@ class RayEngine:
         done = {int(f.stem.split("-")[1]) for f in job.parts.files()}
         if job.earlier and not done:  # a finished output: every unit is in it
             done = {u.number for u in units}
-        tally = Tally(resumed=sum(u.rows for u in units if u.number in done and u.rows >= 0))
+        tally = Tally(resumed=_rows([f for f in job.parts.files() if int(f.stem.split("-")[1]) in done]))
+        if job.earlier and not job.parts.files():
+            tally.resumed = _rows(job.earlier)
         self._run(job, source, [u for u in units if u.number not in done], tally)
         self._prove(job, source, units)
         return tally
@@ -186,6 +191,8 @@ class RayEngine:
                     self._progress(tally, len(todo))
                 return
             except Exception as e:
+                if isinstance(e, TimeoutError):  # the watchdog (E108): stop, not retry
+                    raise
                 _raise_ours(e)
                 failures += 1
                 if failures > self.options.max_retries:
@@ -230,7 +237,7 @@ class RayEngine:
     def _prove(self, job: Any, source: Source, units: Sequence[Unit]) -> None:
         """E110 unless each unit has its part and every input id is in the parts
         exactly once (a group-by on the cluster); E103 for a repeated input id."""
-        from ray.data import from_items, read_parquet
+        from ray.data import from_items
         from ray.data.aggregate import Count, Sum
 
         files = job.parts.files()
@@ -238,7 +245,9 @@ class RayEngine:
         inputs = from_items([u.__dict__ for u in units], override_num_blocks=len(units)).map_batches(
             _ids, fn_kwargs={"source": source, "side": 1}, batch_format="pyarrow"
         )
-        outputs = read_parquet([str(f) for f in files], columns=["id"]).map_batches(_part_ids, batch_format="pyarrow")
+        outputs = from_items([{"path": str(f)} for f in files], override_num_blocks=max(1, len(files))).map_batches(
+            _part_ids, batch_format="pyarrow"
+        )
         partitions = max(1, min(len(units), self.pool[0] * 2))
         bad = inputs.union(outputs).groupby("id", num_partitions=partitions).aggregate(Count(), Sum("side")).map_batches(_problems, batch_format="pyarrow")
         bad = bad.materialize()
@@ -291,6 +300,21 @@ class RayEngine:
 def _counts(batch: pa.Table, source: Source) -> pa.Table:
     rows = batch.to_pylist()
     return pa.table({"unit": [r["number"] for r in rows], "n": [count_unit(source, Unit(**r)) for r in rows]})
+
+
+def _rows(files: Sequence[Path]) -> int:
+    """The rows of outputs and parts (Parquet: from their footers)."""
+    import pyarrow.parquet as pq
+
+    from .io import output_kind
+
+    def rows(f: Path) -> int:
+        if output_kind(f) == "parquet":
+            return pq.read_metadata(f).num_rows
+        with open(f, "rb") as lines:
+            return sum(1 for line in lines if line.strip())
+
+    return sum(rows(Path(f)) for f in files)
 
 
 def _tally(tally: Any, summary: pa.Table) -> None:
