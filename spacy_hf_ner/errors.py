@@ -170,6 +170,11 @@ class Errors(metaclass=_WithCodes):
         "the model's {special} special tokens. Fix: give at least {least} (or null for "
         "the model's own limit)."
     )
+    E030 = (
+        "{name}: {keys} cannot change on a created component (setting `cfg`): the "
+        "model is built from them. Fix: load the pipeline again with the new value, "
+        "e.g. `spacy.load(path, config={{'components': {{'{name}': {{KEY: VALUE}}}}}})`."
+    )
 
     # -- users: init-config, the displacy command (E140-E159) --
     E140 = (
