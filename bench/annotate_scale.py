@@ -1,81 +1,131 @@
-"""Driver memory against corpus size: peak RSS of the driver's Python process
-(and of the whole job) for growing corpora, per engine.
+"""Driver memory of `annotate --engine ray` against corpus size.
 
-The corpus is CoNLL-2003 sentences repeated to N documents (ids unique); the
-pipeline is a tiny random BERT token classifier (tests/models.py), so the
-model costs little and the engine's own costs show. Each (engine, N) runs in
-a fresh process through bench/annotate_speed.py's child mode (Ray and Spark
-in a loopback-only namespace).
+The Ray engine is driverless (bulk/ray.py): the driver plans units from file
+metadata, receives one summary row per unit and counts, and never holds texts
+or results. This script checks that claim: for each corpus size N it runs one
+job in a fresh process (inside a loopback-only network and pid namespace, as
+the tests do) and samples, every 0.2 s,
 
-    python -m bench.annotate_scale --n 20000,200000 --configs spark-2
-    python -m bench.annotate_scale --n 20000,200000,1000000 --configs spark-2,ray-2   # long
+  driver_peak_mib   the peak RSS of the driver process
+  job_peak_mib      the peak of the summed RSS of every process of the job
+                    (driver, raylet, GCS, actors; shared pages count once per
+                    process)
 
-Target (issue 25): the driver's peak RSS grows < 10% from 200k to 1M documents.
+The corpus is short synthetic sentences (12 words from a CoNLL-like
+vocabulary, ~70 bytes) and the model is the tiny random BERT of
+tests/models.py: this measures the engine, not the model.
+
+    python -m bench.annotate_scale --n 20000 200000 --out bench/results/annotate_scale.json
 """
 import argparse
 import json
 import os
+import random
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+NAMESPACE = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
+WORDS = "Angela Merkel met Emmanuel Macron in Paris on Monday said Reuters the bank Berlin London talks".split()
 
 
-def main():
-    from bench.annotate_speed import CONFIGS, NAMESPACE, measure, namespace_ok
-    from scripts.conll import fetch_conll, read_conll
+def write_corpus(path: Path, n: int) -> Path:
+    rng = random.Random(0)
+    with open(path, "w", encoding="utf8") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"d{i}", "text": " ".join(rng.choice(WORDS) for _ in range(12))}) + "\n")
+    return path
+
+
+def child(args: argparse.Namespace) -> None:
+    """One job in this process (the driver); prints its figures as JSON."""
+    import psutil
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    me = psutil.Process()
+    peaks = {"driver": 0, "job": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            total = 0
+            for p in psutil.process_iter():
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peaks["driver"] = max(peaks["driver"], me.memory_info().rss)
+            peaks["job"] = max(peaks["job"], total)
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    import spacy_hf_ner
+
+    start = time.perf_counter()
+    report = spacy_hf_ner.annotate(
+        args.corpus, args.output, args.model, engine="ray", workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+        batch_size=64, checkpoint_every=args.checkpoint_every, progress=False,
+        ray_init={"num_cpus": 2, "include_dashboard": False, "object_store_memory": 300 * 1024 * 1024},
+    )
+    stop.set()
+    thread.join()
+    mib = 1024 * 1024
+    print("RESULT " + json.dumps({
+        "n": report.documents, "seconds": round(time.perf_counter() - start, 1), "docs_per_s": round(report.docs_per_s, 1),
+        "driver_peak_mib": round(peaks["driver"] / mib, 1), "job_peak_mib": round(peaks["job"] / mib, 1),
+    }))
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[20_000, 200_000, 1_000_000])
+    parser.add_argument("--work", default="/tmp/annotate_scale")
+    parser.add_argument("--out", default=None, help="write the results here (JSON)")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--checkpoint-every", type=int, default=10_000)
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
     from tests.models import build_token_classifier
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", default="20000,200000", help="comma-separated corpus sizes")
-    ap.add_argument("--configs", default="spark-2", help="comma-separated, of: " + ", ".join(CONFIGS))
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--cache-dir", default=str(ROOT / "assets" / "conll2003"))
-    ap.add_argument("--work", default=str(ROOT / "build" / "annotate_scale"))
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "annotate_scale.json"))
-    args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    model = build_token_classifier(work / "tiny_model")
-    files = fetch_conll(args.cache_dir)
-    sentences = [" ".join(words) for words, _ in read_conll(files["train"])]
-    sizes = [int(n) for n in args.n.split(",")]
-    for n in sizes:
-        with open(work / f"corpus-{n}.jsonl", "w", encoding="utf8") as f:
-            for i in range(n):
-                f.write(json.dumps({"id": i, "text": sentences[i % len(sentences)]}) + "\n")
-    isolated = namespace_ok()
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    results = {}
-    for name in args.configs.split(","):
-        results[name] = {}
-        for n in sizes:
-            cmd = [sys.executable, str(ROOT / "bench" / "annotate_speed.py"), "--child", "--config", name, "--work", str(work),
-                   "--pipeline", str(model), "--batch-size", str(args.batch_size), "--limit", str(n)]
-            if CONFIGS[name]["engine"] in ("ray", "spark"):
-                if not isolated:
-                    sys.exit("Ray and Spark need a loopback-only namespace (root and unshare)")
-                cmd = [*NAMESPACE, "sh", "-c", "ip link set lo up && exec " + " ".join(cmd)]
-            run = measure(cmd, env)
-            results[name][n] = {
-                "wall_s": round(run["wall_s"], 1),
-                "docs_per_s": round(n / run["wall_s"], 1),
-                "driver_python_rss_mb": round(run["driver_rss_mb"]),
-                "job_peak_rss_mb": round(run["peak_rss_mb"]),
-            }
-            print(name, n, json.dumps(results[name][n]), flush=True)
-        first, last = results[name][sizes[0]], results[name][sizes[-1]]
-        results[name]["driver_rss_growth"] = round(last["driver_python_rss_mb"] / max(first["driver_python_rss_mb"], 1) - 1, 3)
-    summary = {
-        "what": "driver's peak RSS against corpus size (bench/annotate_scale.py)",
-        "corpus": "CoNLL-2003 train sentences repeated, unique ids",
-        "pipeline": "tiny random BERT token classifier (tests/models.py)",
-        "machine": {"cpus": os.cpu_count()},
-        "configs": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    model = work / "tiny_ner"
+    if not (model / "config.json").is_file():
+        build_token_classifier(model)
+    results = []
+    for n in args.n:
+        corpus = write_corpus(work / f"corpus-{n}.jsonl", n)
+        output = work / f"out-{n}.parquet"
+        output.unlink(missing_ok=True)
+        cmd = [
+            sys.executable, "-m", "bench.annotate_scale", "--child", "--corpus", str(corpus), "--output", str(output),
+            "--model", str(model), "--workers", str(args.workers), "--cpus-per-worker", str(args.cpus_per_worker),
+            "--checkpoint-every", str(args.checkpoint_every),
+        ]
+        script = "ip link set lo up && exec " + " ".join(f"'{c}'" for c in cmd)
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([*NAMESPACE, "sh", "-c", script], capture_output=True, text=True, timeout=args.timeout, env=env)
+        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(f"n={n}: failed (status {done.returncode})\n{done.stderr[-3000:]}", file=sys.stderr)
+            break
+        results.append(json.loads(line[len("RESULT "):]))
+        print(json.dumps(results[-1]), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

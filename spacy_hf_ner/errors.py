@@ -15,6 +15,15 @@ class HFNerWarning(UserWarning):
     by its code: `warnings.filterwarnings("ignore", message=r"\\[W005\\]")`."""
 
 
+class SpacyHFNerError(ValueError):
+    """An error of spacy-hf-ner; `code` is its code ("E111"), so that callers
+    recognise it without reading the message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = message[1:5] if message.startswith("[") else ""
+
+
 class _WithCodes(type):
     """Class attributes named like a code read as "[CODE] message"."""
 
@@ -23,19 +32,6 @@ class _WithCodes(type):
         if code.startswith("__") or not isinstance(message, str):
             return message
         return f"[{code}] {message}"
-
-
-class SpacyHFNerError(ValueError):
-    """An error of spacy-hf-ner with its code ("E113"), so that callers can
-    tell the errors apart without parsing the message:
-
-        try: ...
-        except SpacyHFNerError as e: print(e.code)
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.code = message[1:message.index("]")] if message.startswith("[E") else ""
 
 
 class Errors(metaclass=_WithCodes):
@@ -174,6 +170,11 @@ class Errors(metaclass=_WithCodes):
         "the model's {special} special tokens. Fix: give at least {least} (or null for "
         "the model's own limit)."
     )
+    E030 = (
+        "{name}: {keys} cannot change on a created component (setting `cfg`): the "
+        "model is built from them. Fix: load the pipeline again with the new value, "
+        "e.g. `spacy.load(path, config={{'components': {{'{name}': {{KEY: VALUE}}}}}})`."
+    )
 
     # -- users: init-config, the displacy command (E140-E159) --
     E140 = (
@@ -257,6 +258,16 @@ class Errors(metaclass=_WithCodes):
         "{was_hash}), and this run uses '{now}' ({now_hash}); resuming would mix their "
         "rows. Fix: resume with --pipeline '{was}', or write to a new output."
     )
+    E117 = (
+        "annotate: the job's process ended with {status} and did not say why{where}. "
+        "What was finished is kept in '{parts}'. Fix: rerun with --resume to finish the job; "
+        "please report this with the lines above as a bug."
+    )
+    E118 = (
+        "annotate: '{parts}' holds parts of a run laid out as {was}, and this run lays "
+        "its parts out as {now}. Fix: resume with the flags of the first run ({fix}), "
+        "or remove '{parts}' to start afresh."
+    )
 
     E121 = (
         "serve: `parameters.stride` = {stride} is above this server's limit of {limit} "
@@ -299,7 +310,22 @@ class Errors(metaclass=_WithCodes):
         "Fix: split the text into shorter inputs, or start the server with a larger "
         "--max-windows-per-input."
     )
-    # -- annotate --engine spark (spacy_hf_ner/bulk/spark.py) --
+    E180 = (
+        "spacy-hf-ner package: `spacy package` stopped (exit {status}) on '{input_dir}', "
+        "for the reason it printed above. Fix: as for spacy package, e.g. give a pipeline "
+        "folder with meta.json, an existing OUTPUT_DIR, --force to overwrite a package folder."
+    )
+    E181 = (
+        "spacy-hf-ner package: building the wheel of {what} from '{source}' failed:\n{error}\n"
+        "Fix: the wheels are built without build isolation, so this environment needs "
+        "setuptools>=70.1 (pip install 'setuptools>=70.1')."
+    )
+    E182 = (
+        "spacy-hf-ner package: spacy-hf-ner is installed at '{location}' without a record "
+        "of its files, so its wheel cannot be rebuilt. Fix: run the command from a "
+        "clone of spacy-hf-ner (pip install -e .), or reinstall it from its wheel."
+    )
+    # -- annotate --engine spark (spacy_hf_ner/bulk/spark.py, spark_job.py) --
     E113 = (
         "annotate: spark engine: no Spark task finished within {seconds:.0f} s (flag "
         "--stall-timeout) while {what}; {executors} executor(s) registered with master "
@@ -311,9 +337,7 @@ class Errors(metaclass=_WithCodes):
         "`pip install '.[spark]'` in the spacy-hf-ner clone (and Java 17 or later), or use "
         "--engine local."
     )
-    E115 = (
-        "annotate: spark engine: input '{path}' {problem}. Fix: {fix}."
-    )
+    E115 = "annotate: spark engine: input '{path}' {problem}. Fix: {fix}."
     E116 = (
         "annotate: spark engine: the Spark job failed ({error}). What was written is "
         "kept in finished parts: fix the cause and rerun with --resume."

@@ -72,7 +72,7 @@ def engines(bert_ner, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("spark_engines")
     faulty = faulty_pipeline(bert_ner, out / "faulty_pipe")
-    result = run_scenario("engines", bert_ner, faulty, corpus_texts(400), out / "run", timeout=540)
+    result = run_scenario("engines", bert_ner, faulty, corpus_texts(400), out / "run", timeout=900)
     return out / "run", result
 
 

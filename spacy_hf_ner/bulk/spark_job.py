@@ -242,21 +242,20 @@ def annotate_parts(watch: Watchdog, todo: Any, n: int, folder: str, spec: Any, m
     return [row.asDict() for row in rows]
 
 
-def run(
-    input: str, output: str, pipeline: str, *, workers: Optional[int], batch_size: int, resume: bool, text_key: str,
-    id_key: Optional[str], code: Optional[str], max_retries: int, stall_timeout: float, checkpoint_every: int,
-    flat: Any, progress: bool, master: Optional[str], conf: Optional[Dict[str, str]],
-) -> Any:
-    """Run one job on Spark (see `spacy_hf_ner.annotate`); RETURNS its Report."""
+def run(options: Any) -> Any:
+    """Run one job on Spark (`AnnotateOptions`); RETURNS its Report."""
     from .io import parts_dir
-    from .job import Report, check_earlier, job_meta
+    from .job import Report, prepare
 
-    spec, meta = job_meta(pipeline, code, input)
+    job = prepare(options)  # the pipeline described, E105 / E112
+    spec, meta = job.spec, job.meta
+    input, output, batch_size = options.input, options.output, options.batch_size
     parts = str(parts_dir(Path(output)))
     fs, out = filesystem(output)
     earlier = fs.get_file_info(out).type.name != "NotFound"
-    check_earlier(Path(output), Path(parts), part_files(parts), meta, resume, exists=earlier)
-    spark, owned = session(master, workers, max_retries, conf)
+    spark, owned = session(options.spark_master, options.workers, options.max_retries, options.spark_conf)
+    progress, flat, checkpoint_every = options.progress, options.flat, options.checkpoint_every
+    text_key, id_key, stall_timeout = options.text_key, options.id_key, options.stall_timeout
     bar = _bar(progress)
     watch = Watchdog(spark, stall_timeout, bar.progress if bar else None)
     try:
@@ -287,6 +286,7 @@ def run(
         output=output, engine="spark", documents=documents, annotated=sum(r["rows"] for r in summaries),
         resumed=resumed, entities=sum(r["entities"] for r in summaries), failed=sum(r["failed"] for r in failed),
         seconds=seconds, workers=worker_counts(summaries), failed_examples=examples,
+        entities_now=sum(r["entities"] for r in summaries), failed_now=sum(r["failed"] for r in failed),
     )
     _warn_failed(report)
     return report
