@@ -424,7 +424,7 @@ def test_every_option_is_a_flag_with_the_models_default():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     flags = {a.dest for a in parser._actions}
-    assert set(AnnotateOptions.model_fields) - flags <= {"ray_init"}
+    assert set(AnnotateOptions.model_fields) - flags <= {"ray_init", "spark_conf"}  # Python only
     options = from_arguments(parser.parse_args(["in.jsonl", "out.parquet"]))
     assert options == AnnotateOptions(input="in.jsonl", output="out.parquet")
     options = from_arguments(parser.parse_args(["in.jsonl", "o.jsonl", "--workers", "3", "--no-progress", "--resume", "--id-key", ""]))
