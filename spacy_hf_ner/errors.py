@@ -15,6 +15,15 @@ class HFNerWarning(UserWarning):
     by its code: `warnings.filterwarnings("ignore", message=r"\\[W005\\]")`."""
 
 
+class SpacyHFNerError(ValueError):
+    """An error of spacy-hf-ner; `code` is its code ("E111"), so that callers
+    recognise it without reading the message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = message[1:5] if message.startswith("[") else ""
+
+
 class _WithCodes(type):
     """Class attributes named like a code read as "[CODE] message"."""
 
@@ -249,6 +258,16 @@ class Errors(metaclass=_WithCodes):
         "{was_hash}), and this run uses '{now}' ({now_hash}); resuming would mix their "
         "rows. Fix: resume with --pipeline '{was}', or write to a new output."
     )
+    E117 = (
+        "annotate: the job's process ended with {status} and did not say why{where}. "
+        "What was finished is kept in '{parts}'. Fix: rerun with --resume to finish the job; "
+        "please report this with the lines above as a bug."
+    )
+    E118 = (
+        "annotate: '{parts}' holds parts of a run laid out as {was}, and this run lays "
+        "its parts out as {now}. Fix: resume with the flags of the first run ({fix}), "
+        "or remove '{parts}' to start afresh."
+    )
 
     E121 = (
         "serve: `parameters.stride` = {stride} is above this server's limit of {limit} "
@@ -305,6 +324,23 @@ class Errors(metaclass=_WithCodes):
         "spacy-hf-ner package: spacy-hf-ner is installed at '{location}' without a record "
         "of its files, so its wheel cannot be rebuilt. Fix: run the command from a "
         "clone of spacy-hf-ner (pip install -e .), or reinstall it from its wheel."
+    )
+    # -- annotate --engine spark (spacy_hf_ner/bulk/spark.py, spark_job.py) --
+    E113 = (
+        "annotate: spark engine: no Spark task finished within {seconds:.0f} s (flag "
+        "--stall-timeout) while {what}; {executors} executor(s) registered with master "
+        "'{master}', and {running} task(s) running. The job was cancelled instead of "
+        "hanging; finished parts are kept (rerun with --resume). Fix: {fix}."
+    )
+    E114 = (
+        "annotate: --engine spark needs pyspark, which is not installed ({error}). Fix: "
+        "`pip install '.[spark]'` in the spacy-hf-ner clone (and Java 17 or later), or use "
+        "--engine local."
+    )
+    E115 = "annotate: spark engine: input '{path}' {problem}. Fix: {fix}."
+    E116 = (
+        "annotate: spark engine: the Spark job failed ({error}). What was written is "
+        "kept in finished parts: fix the cause and rerun with --resume."
     )
 
 class Warnings(metaclass=_WithCodes):

@@ -23,7 +23,7 @@ Function = Literal["auto", "sigmoid", "softmax", "none"]
 LongText = Literal["windows", "truncate_warn"]
 Scheme = Literal["bio", "bioes", "biluo"]
 # where `spacy-hf-ner annotate` runs the pipeline
-Engine = Literal["local", "ray"]
+Engine = Literal["local", "ray", "spark"]
 # `export-onnx --int8-mode`: which weights get int8, with which scales
 Int8Mode = Literal["per-channel", "per-tensor", "reduce-range", "blockwise", "blockwise-embeddings"]
 
