@@ -206,7 +206,16 @@ def _major(package: str) -> Optional[int]:
 
 
 def _refusal(architecture: str, library: str, problem: str, fix: str) -> Callable[..., Any]:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
+    # every argument of the listeners it stands for, so that spaCy's config
+    # validation lets the call through to the error
+    def refuse(
+        width: Any = None,
+        pooling: Any = None,
+        upstream: Any = None,
+        grad_factor: Any = None,
+        weighting: Any = None,
+        layers: Any = None,
+    ) -> Any:
         raise ValueError(
             Errors.E171.format(name="spacy-hf-ner", architecture=architecture, library=library, problem=problem, fix=fix)
         )
