@@ -178,6 +178,12 @@ class Errors(metaclass=_WithCodes):
         "holding .spacy files, so `--epochs` cannot count its words. Fix: convert "
         "the corpus with `python -m spacy convert`, or give `--max-steps N`."
     )
+    E144 = (
+        "init-config: `--with` = '{value}' must list spaCy heads, each once, from: "
+        "{known}; they listen to the hidden states of a token component, so "
+        "`--component` {component} must be hf_ner or hf_tagger. Fix: e.g. "
+        "`--component hf_ner --with tagger,parser`."
+    )
     E143 = (
         "displacy: the evaluation set `DATA` = '{path}' does not exist. Fix: give a "
         ".spacy file (or a folder of them) with gold entities, e.g. one written by "
