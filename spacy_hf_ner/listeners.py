@@ -85,6 +85,7 @@ class ListenedMixin:
         found = self.listener_map.setdefault(component_name, [])
         if listener not in found:
             found.append(listener)
+        read_docs_in_training(listener)
 
     def remove_listener(self, listener: Model, component_name: str) -> bool:
         found = self.listener_map.get(component_name, [])
@@ -126,8 +127,9 @@ def run_shared(component: Any, texts: Sequence[str], stride: int) -> List[List[T
 
 
 def share(component: Any, docs: Sequence[Doc]) -> None:
-    """Write the last pass's hidden states to `doc._.trf_data` and hand them to
-    the listeners (what a frozen, annotating component gives in training)."""
+    """Write the last pass's hidden states to `doc._.trf_data`, where the
+    listeners read them (at inference, and in training when this component is
+    frozen and annotating: `read_docs_in_training`)."""
     if not component.listening_components:
         return
     shared: Optional[Shared] = getattr(component, "_shared", None)
@@ -141,13 +143,31 @@ def share(component: Any, docs: Sequence[Doc]) -> None:
     outputs, _ = doc_outputs(docs, windows, hidden)
     check_width(component, outputs)
     last_only = not component.all_layers()
-    output_cls, doc_output_cls, utils = curated_classes()
+    _, doc_output_cls, _ = curated_classes()
     for doc, layers in zip(docs, outputs):
         doc._.trf_data = doc_output_cls(all_outputs=layers, last_layer_only=last_only)
-    batch_id = utils.calculate_batch_id(docs)
-    for listener in component.listeners:
-        if utils.get_batch_id(listener) != batch_id:  # joint training handed it the real backprop
-            utils.receive(listener, batch_id, output_cls(outputs=outputs, last_layer_only=last_only), _no_backprop)
+
+
+def read_docs_in_training(listener: Model) -> None:
+    """Let a listener that was handed nothing in training (its upstream frozen
+    and annotating, so not updated) read `doc._.trf_data`, as
+    spacy-transformers' listener does, with a backprop that stops there.
+    Curated's own listener asserts instead: its forward is wrapped once."""
+    if getattr(listener._func, "reads_docs", False):
+        return
+    inner = listener._func
+
+    def forward(model: Model, docs: Any, is_train: bool) -> Any:
+        if is_train and docs:
+            output_cls, _, utils = curated_classes()
+            if utils.get_output(model) is None and all(doc._.trf_data is not None for doc in docs):
+                data = [doc._.trf_data for doc in docs]
+                outputs = output_cls(outputs=[list(d.all_outputs) for d in data], last_layer_only=data[0].last_layer_only)
+                utils.receive(model, utils.calculate_batch_id(docs), outputs, _no_backprop)
+        return inner(model, docs, is_train)
+
+    forward.reads_docs = True  # type: ignore[attr-defined]
+    listener._func = forward
 
 
 def _no_backprop(d_outputs: Any, outputs_to_backprop: Any = ()) -> List[Any]:

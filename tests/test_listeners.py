@@ -226,6 +226,17 @@ def test_frozen_encoder_trains_the_head_and_keeps_the_entities(bert_ner):
     assert right >= 0.8 * sum(len(tags.split()) for _, tags in TAGS)
 
 
+def test_frozen_annotating_pass_in_several_batches(bert_ner):
+    """spaCy runs the annotating component over a training batch in batches of
+    `nlp.batch_size`: the listeners read what it wrote on every doc."""
+    nlp = shared_nlp(bert_ner)
+    nlp.batch_size = 2
+    egs = tag_examples(nlp)
+    init_heads(nlp, egs)
+    losses = nlp.update(egs, sgd=Adam(0.01), exclude=["hf_ner"], annotates=["hf_ner"])
+    assert losses["tagger"] > 0  # E953 (batch mismatch) before the listeners read the docs
+
+
 def torch_equal(a, b):
     return bool((a == b).all())
 
