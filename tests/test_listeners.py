@@ -349,3 +349,23 @@ def test_spacy_transformers_listener_says_why_it_cannot_be_used(bert_ner):
                    "pooling": {"@layers": "reduce_mean.v1"}, "upstream": "hf_ner"}  # fmt: skip
     with pytest.raises(ValueError, match=r"\[E171\].*spacy-transformers.*(not installed|cannot be imported).*spacy-curated-transformers"):
         nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "nO": None, "tok2vec": st_listener}})
+
+
+def test_the_server_serves_the_heads_of_one_pass(bert_ner, tmp_path):
+    """`/doc` of a saved shared pipeline: entities and the heads' tags."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from spacy_hf_ner.serve.app import create_app
+    from spacy_hf_ner.serve.config import ServeConfig
+
+    nlp = trained(bert_ner)
+    nlp.to_disk(tmp_path / "pipe")
+    loaded = spacy.load(tmp_path / "pipe")
+    want = nlp("Angela Merkel went to Paris .")
+    with TestClient(create_app(loaded, ServeConfig()), base_url="http://localhost") as client:
+        got = client.post("/doc", json={"inputs": "Angela Merkel went to Paris ."})
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert [t["tag"] for t in body["tokens"]] == [t.tag_ for t in want]
+    assert [(e["start"], e["end"], e["label"]) for e in body["ents"]] == [(e.start_char, e.end_char, e.label_) for e in want.ents]
