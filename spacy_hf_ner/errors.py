@@ -15,6 +15,15 @@ class HFNerWarning(UserWarning):
     by its code: `warnings.filterwarnings("ignore", message=r"\\[W005\\]")`."""
 
 
+class SpacyHFNerError(ValueError):
+    """An error of spacy-hf-ner; `code` is its code ("E111"), so that callers
+    recognise it without reading the message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = message[1:5] if message.startswith("[") else ""
+
+
 class _WithCodes(type):
     """Class attributes named like a code read as "[CODE] message"."""
 
@@ -161,6 +170,11 @@ class Errors(metaclass=_WithCodes):
         "the model's {special} special tokens. Fix: give at least {least} (or null for "
         "the model's own limit)."
     )
+    E030 = (
+        "{name}: {keys} cannot change on a created component (setting `cfg`): the "
+        "model is built from them. Fix: load the pipeline again with the new value, "
+        "e.g. `spacy.load(path, config={{'components': {{'{name}': {{KEY: VALUE}}}}}})`."
+    )
 
     # -- users: init-config, the displacy command (E140-E159) --
     E140 = (
@@ -250,6 +264,16 @@ class Errors(metaclass=_WithCodes):
         "{was_hash}), and this run uses '{now}' ({now_hash}); resuming would mix their "
         "rows. Fix: resume with --pipeline '{was}', or write to a new output."
     )
+    E117 = (
+        "annotate: the job's process ended with {status} and did not say why{where}. "
+        "What was finished is kept in '{parts}'. Fix: rerun with --resume to finish the job; "
+        "please report this with the lines above as a bug."
+    )
+    E118 = (
+        "annotate: '{parts}' holds parts of a run laid out as {was}, and this run lays "
+        "its parts out as {now}. Fix: resume with the flags of the first run ({fix}), "
+        "or remove '{parts}' to start afresh."
+    )
 
     E121 = (
         "serve: `parameters.stride` = {stride} is above this server's limit of {limit} "
@@ -311,6 +335,21 @@ class Errors(metaclass=_WithCodes):
         "one model call, so the limit bounds how long other requests wait behind it). "
         "Fix: split the text into shorter inputs, or start the server with a larger "
         "--max-windows-per-input."
+    )
+    E180 = (
+        "spacy-hf-ner package: `spacy package` stopped (exit {status}) on '{input_dir}', "
+        "for the reason it printed above. Fix: as for spacy package, e.g. give a pipeline "
+        "folder with meta.json, an existing OUTPUT_DIR, --force to overwrite a package folder."
+    )
+    E181 = (
+        "spacy-hf-ner package: building the wheel of {what} from '{source}' failed:\n{error}\n"
+        "Fix: the wheels are built without build isolation, so this environment needs "
+        "setuptools>=70.1 (pip install 'setuptools>=70.1')."
+    )
+    E182 = (
+        "spacy-hf-ner package: spacy-hf-ner is installed at '{location}' without a record "
+        "of its files, so its wheel cannot be rebuilt. Fix: run the command from a "
+        "clone of spacy-hf-ner (pip install -e .), or reinstall it from its wheel."
     )
 
 class Warnings(metaclass=_WithCodes):
