@@ -29,6 +29,7 @@ from .alignment import merge_windows
 from .classify import softmax
 from .engine import HFEngine
 from .init_config import schedule_warning
+from .listeners import ListenedMixin, run_shared, share
 from .errors import Errors, HFNerWarning, Warnings
 from .settings import ModelSettings, factory_signature, validate
 from .training import TrainableMixin
@@ -49,7 +50,7 @@ MODEL_DEFAULTS: Dict[str, Any] = {
 }
 
 
-class HFComponent(TrainableMixin, Pipe):
+class HFComponent(ListenedMixin, TrainableMixin, Pipe):
     """A transformers classifier as a spaCy component (the base of `hf_ner`,
     `hf_tagger` and `hf_textcat`).
 
@@ -99,6 +100,7 @@ class HFComponent(TrainableMixin, Pipe):
         self.stats: Counter = Counter()
         self._stride = 0
         self._thinc = None
+        self._shared = None  # the last pass's hidden states, for listeners
         owner, attr = self.extension
         if not owner.has_extension(attr):
             owner.set_extension(attr, default=None)
@@ -212,6 +214,7 @@ class HFComponent(TrainableMixin, Pipe):
         error_handler = self.get_error_handler()
         try:
             self.set_annotations([doc], self.predict([doc]))
+            share(self, [doc])
         except Exception as e:
             error_handler(self.name, self, [doc], e)
         return doc
@@ -224,6 +227,7 @@ class HFComponent(TrainableMixin, Pipe):
         for docs in util.minibatch(stream, size=batch_size):
             try:
                 self.set_annotations(docs, self.predict(docs))
+                share(self, docs)
             except Exception as e:
                 error_handler(self.name, self, docs, e)
             yield from docs
@@ -232,7 +236,10 @@ class HFComponent(TrainableMixin, Pipe):
         """Each text's windows with their logits (`HFEngine.run`), at the
         component's stride unless another is given."""
         self._ensure_loaded()
-        return self.engine.run(texts, self._stride if stride is None else stride, self.settings.batch_size)
+        stride = self._stride if stride is None else stride
+        if self.listening_components:  # one pass for the listeners too
+            return run_shared(self, texts, stride)
+        return self.engine.run(texts, stride, self.settings.batch_size)
 
     def _token_probs(self, texts: Sequence[str]) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per text, its model tokens in text order (deduplicated over windows,

@@ -340,6 +340,33 @@ class HFEngine:
         return [[(windows[i], logits[i]) for i in mine] for mine in W.by_doc(windows, len(texts))]
 
 
+    def run_hidden(
+        self, texts: Sequence[str], stride: int, batch_size: int, all_layers: bool
+    ) -> Tuple[List[List[Tuple[Window, np.ndarray]]], List[List[np.ndarray]]]:
+        """`run`, and from the same forward passes each text's windows' hidden
+        states, (layers, n, width) per window (see `listeners.py`). A backend
+        without `forward_hidden` (e.g. "onnx") is refused (E170)."""
+        assert self.backend is not None, "load the engine first"
+        forward_hidden = getattr(self.backend, "forward_hidden", None)
+        if forward_hidden is None:
+            raise ValueError(Errors.E170.format(name=self.name, backend=self.backend_name))
+        windows = self.encode(texts, stride)
+        logits: List[Any] = [None] * len(windows)
+        hidden: List[Any] = [None] * len(windows)
+        lengths = np.array([len(w.ids) for w in windows])
+        for batch in plan_batches(lengths, batch_size) if windows else []:
+            rows = batch.tolist()
+            out, states = forward_hidden(self.padded([windows[i] for i in rows]), all_layers)
+            for r, i in enumerate(rows):
+                logits[i] = out[r, : lengths[i]]
+                hidden[i] = states[:, r, : lengths[i]]
+        grouped = W.by_doc(windows, len(texts))
+        return (
+            [[(windows[i], logits[i]) for i in mine] for mine in grouped],
+            [[hidden[i] for i in mine] for mine in grouped],
+        )
+
+
 def _short(error: Exception) -> str:
     """The first line of an error, with its type."""
     text = str(error).strip().splitlines()

@@ -192,6 +192,12 @@ class Errors(metaclass=_WithCodes):
         "holding .spacy files, so `--epochs` cannot count its words. Fix: convert "
         "the corpus with `python -m spacy convert`, or give `--max-steps N`."
     )
+    E144 = (
+        "init-config: `--with` = '{value}' must list spaCy heads, each once, from: "
+        "{known}; they listen to the hidden states of a token component, so "
+        "`--component` {component} must be hf_ner or hf_tagger. Fix: e.g. "
+        "`--component hf_ner --with tagger,parser`."
+    )
     E143 = (
         "displacy: the evaluation set `DATA` = '{path}' does not exist. Fix: give a "
         ".spacy file (or a folder of them) with gold entities, e.g. one written by "
@@ -303,6 +309,26 @@ class Errors(metaclass=_WithCodes):
         "(it brings onnx-ir), or use `--int8-mode per-channel`."
     )
 
+    # -- transformer listeners (listeners.py): E170-E179 --
+    E170 = (
+        "{name}: a transformer listener reads the hidden states of this component, "
+        "but `backend` = '{backend}' gives logits only. Fix: set `backend` = 'torch' "
+        "on the component that the listener's `upstream` names."
+    )
+    E171 = (
+        "{name}: the config asks for `{architecture}`, but {library} {problem}. "
+        "Fix: {fix}"
+    )
+    E172 = (
+        "{name}: the listener of component '{listener}' expects hidden states of width "
+        "{want} (its `width`), but the model of '{name}' has width {got}. Fix: set "
+        "`width` = {got} in the listener's config block."
+    )
+    E173 = (
+        "{name}: component '{listener}' has a transformer listener with `upstream` = "
+        "'{name}', but a sequence classifier (hf_textcat) keeps no per-token hidden "
+        "states. Fix: point `upstream` at an hf_ner or hf_tagger component."
+    )
     E125 = (
         "serve: input {index} of this request needs {windows} model windows of {window} "
         "tokens, more than this server's limit of {limit} per input (an input runs in "

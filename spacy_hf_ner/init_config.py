@@ -144,6 +144,8 @@ def command_line(args: argparse.Namespace) -> str:
         ("--eval-frequency", args.eval_frequency),
         ("--batch-words", args.batch_words),
         ("--learn-rate", None if args.learn_rate == LEARN_RATE else args.learn_rate),
+        ("--with", getattr(args, "heads", None)),
+        ("--encoder", getattr(args, "heads", None) and getattr(args, "encoder", None)),
     ):
         if value is not None:
             parts += [flag, format(value, "g") if isinstance(value, float) else str(value)]
@@ -161,6 +163,7 @@ def render(args: argparse.Namespace) -> str:
 
     recipe = RECIPES[args.component]
     settings, sections = component_settings(args.component)
+    shared = _shared_heads(args, recipe)
     env = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     env.filters["cfg"] = cfg_value
     template = env.from_string(TEMPLATE.read_text(encoding="utf8"))
@@ -177,8 +180,29 @@ def render(args: argparse.Namespace) -> str:
         settings=settings,
         comments=KEY_COMMENTS,
         sections=sections,
+        **shared,
         **plan_steps(args, recipe),
     )
+
+
+def _shared_heads(args: argparse.Namespace, recipe: Recipe) -> Dict[str, Any]:
+    """What `--with` / `--encoder` add to the template: spaCy heads listening
+    to the component (`heads.py`), frozen or trained with it."""
+    from .heads import DEFAULT_WIDTH, head_sections, model_width, parse_heads, score_weights
+
+    heads = parse_heads(getattr(args, "heads", None), args.component)
+    mode = getattr(args, "encoder", None) or "frozen"
+    width = model_width(args.model) if heads else None
+    frozen = [args.component] if heads and mode == "frozen" else []
+    return {
+        "pipeline": [args.component, *heads],
+        "heads": heads,
+        "encoder_mode": mode,
+        "heads_text": head_sections(heads, args.component, width or DEFAULT_WIDTH) if heads else "",
+        "width_known": width is not None,
+        "frozen": frozen,
+        "weights": score_weights(recipe.score_weights, heads, mode) if heads else recipe.score_weights,
+    }
 
 
 def schedule_warning(training: Dict[str, Any], name: str, factory: str) -> Optional[str]:
@@ -217,6 +241,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--eval-frequency", type=int, default=None, help=f"steps between dev evaluations (default: {EVALUATIONS} per run)")
     ap.add_argument("--batch-words", type=int, default=None, help="words per batch (default: " + ", ".join(f"{c} {r.batch_words}" for c, r in RECIPES.items()) + ")")
     ap.add_argument("--learn-rate", type=float, default=LEARN_RATE, help="peak learning rate (default: %(default)s)")
+    ap.add_argument("--with", dest="heads", default=None, help="spaCy heads listening to the component's hidden states, comma-separated: tagger, morphologizer, parser, textcat (one forward pass for all)")
+    ap.add_argument("--encoder", choices=["frozen", "joint"], default="frozen", help="with --with: 'frozen' trains the heads only (the component's predictions stay as they are), 'joint' trains the component with them (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:

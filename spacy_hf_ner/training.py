@@ -165,6 +165,13 @@ class TrainableMixin:
         validate_examples(examples, f"{type(self).__name__}.update")
         self._check_trainable("update")
         self._ensure_loaded()  # type: ignore[attr-defined]
+        if getattr(self, "listening_components", None):  # listeners train on the same pass
+            from .listeners import shared_update
+
+            losses[self.name] += shared_update(self, examples)
+            if sgd not in (None, False):
+                self.finish_update(sgd)  # type: ignore[arg-type]
+            return losses
         windows, targets = self._training_windows(examples)
         total = int(sum((t != IGNORE_INDEX).sum() for t in targets))
         if total == 0:

@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -134,6 +134,18 @@ class TorchBackend:
         self.module.eval()
         with torch.inference_mode():
             return self.module(**self.to_torch(batch)).logits.float().cpu().numpy()
+
+    def forward_hidden(self, batch: Dict[str, np.ndarray], all_layers: bool) -> Tuple[np.ndarray, np.ndarray]:
+        """The logits and the hidden states of the same forward pass: (layers,
+        batch, longest, width), the embedding output and every layer's with
+        `all_layers`, else the last layer's only (for transformer listeners)."""
+        import torch
+
+        self.module.eval()
+        with torch.inference_mode():
+            out = self.module(**self.to_torch(batch), output_hidden_states=True)
+        states = out.hidden_states if all_layers else out.hidden_states[-1:]
+        return out.logits.float().cpu().numpy(), torch.stack(states).float().cpu().numpy()
 
     def mark_trained(self) -> None:
         """The weights changed: save them as they are, not in the checkpoint's dtype."""
