@@ -15,6 +15,7 @@ import argparse
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple, get_args
 
+from .errors import SpacyHFNerError
 from .ty import Engine
 
 
@@ -114,7 +115,7 @@ def _component_settings(args: argparse.Namespace) -> Dict[str, Any]:
                 source = Path(source).read_text(encoding="utf8")
             settings["label_map"] = json.loads(source)
         except (OSError, ValueError) as e:
-            raise ValueError(Errors.E124.format(value=args.label_map, error=e)) from None
+            raise SpacyHFNerError(Errors.E124.format(value=args.label_map, error=e)) from None
     if settings:  # the component's own checks and coded errors (E009), before loading anything
         from .ner import HFNer
         from .settings import validate_keys
@@ -200,9 +201,7 @@ def _run_annotate(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every, flat=args.flat, progress=not args.no_progress,
             ray_address=args.ray_address,
         )
-    except (ValueError, ImportError, FileExistsError, TimeoutError, RuntimeError) as e:
-        if not str(e).startswith("[E"):
-            raise
+    except SpacyHFNerError as e:  # coded: the message says what to do
         print(str(e), file=sys.stderr)
         return 1
     print(report.table())

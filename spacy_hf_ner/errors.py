@@ -5,12 +5,54 @@ the config key (or file) at fault, and shows a fix.
     "[E001] hf_ner: config key `model` = '/no/dir' is a local path, ..."
 
 No spaCy import (the command line reads this), so the codes are added here as
-spaCy's own `ErrorsWithCodes` adds them.
+spaCy's own `ErrorsWithCodes` adds them. A coded error is raised as
+`SpacyHFNerError` (a ValueError whose `code` is the message's code), so callers
+tell the package's own errors apart by type, never by message text.
 """
+import re
+from typing import Optional
+
+_CODE = re.compile(r"^\[([EW]\d{3})\]")
+
+
+class SpacyHFNerError(ValueError):
+    """An error of spacy-hf-ner: its message starts with its code ("[E009] ..."),
+    names the component and key at fault, and shows the fix.
+
+    message (str): a message of `Errors`, e.g. `Errors.E001.format(...)`.
+    code (Optional[str]): the code; default: the one the message starts with.
+    """
+
+    code: str
+
+    def __init__(self, message: str, code: Optional[str] = None) -> None:
+        super().__init__(message)
+        if code is None:
+            found = _CODE.match(message)
+            if found is None:
+                raise TypeError(f"SpacyHFNerError needs a coded message ('[E...] ...') or `code`: {message[:80]!r}")
+            code = found.group(1)
+        self.code = code
+
+
+class SpacyHFNerImportError(SpacyHFNerError, ImportError):
+    """A coded error for an optional dependency that is not installed."""
+
+
+class SpacyHFNerRuntimeError(SpacyHFNerError, RuntimeError):
+    """A coded error of a run that failed (e.g. workers that kept crashing)."""
+
+
+class SpacyHFNerTimeoutError(SpacyHFNerError, TimeoutError):
+    """A coded error of a run that stopped instead of hanging."""
+
+
+class SpacyHFNerFileExistsError(SpacyHFNerError, FileExistsError):
+    """A coded error for an output that is already there."""
 
 
 class HFNerWarning(UserWarning):
-    """Warnings of spacy-hf-ner; filter them with
+    """Warnings of spacy-hf-ner (the package's own category); filter them with
     `warnings.filterwarnings("ignore", category=HFNerWarning)`, or one of them
     by its code: `warnings.filterwarnings("ignore", message=r"\\[W005\\]")`."""
 
@@ -79,23 +121,25 @@ class Errors(metaclass=_WithCodes):
         "spacy-hf-ner. Fix: use one of: {available}; or a hub id or local directory."
     )
     E013 = (
-        "{name}: config key `backend` = 'onnx' needs onnxruntime, which is not "
+        "{name}: backend 'spacy-hf-ner.onnx.v1' needs onnxruntime, which is not "
         "installed. Fix: `pip install '.[onnx]'` in the spacy-hf-ner clone (or `pip install "
-        "onnxruntime`; onnxruntime-gpu for CUDA), or set `backend` = 'torch'."
+        "onnxruntime`; onnxruntime-gpu for CUDA), or use the torch backend "
+        "(`[components.{name}.backend] @hf_backends = \"spacy-hf-ner.torch.v1\"`)."
     )
     E014 = (
         "{name}: backend 'onnx': model '{model}' has no ONNX file at {tried} "
-        "(config key `onnx_file`). ONNX files found: {found}. Fix: {fix}."
+        "(`file` of `[components.{name}.backend]`). ONNX files found: {found}. Fix: {fix}."
     )
     E015 = (
         "{name}: the ONNX graph {path} takes inputs the engine does not provide "
         "({unknown}; it provides {known}). Fix: export the model with `spacy-hf-ner "
         "export-onnx` (python -m spacy_hf_ner.backends.export_onnx), whose graph takes only "
-        "those, or use backend = 'torch'."
+        "those, or use the torch backend (spacy-hf-ner.torch.v1)."
     )
     E016 = (
         "{name}: backend '{backend}' is inference-only: {what} needs a torch model. "
-        "Fix: train with `backend` = 'torch' and export the result with `spacy-hf-ner "
+        "Fix: train with the torch backend (`[components.{name}.backend] @hf_backends = "
+        "\"spacy-hf-ner.torch.v1\"`) and export the result with `spacy-hf-ner "
         "export-onnx` (python -m spacy_hf_ner.backends.export_onnx), or, under `spacy train`, list '{name}' in "
         "`[training] frozen_components` to use it as it is."
     )
@@ -115,13 +159,14 @@ class Errors(metaclass=_WithCodes):
     )
     E020 = (
         "{name}: config key `backend` = '{backend}' is not a registered backend. Fix: "
-        "use one of {available}, or register yours with "
-        "`@spacy_hf_ner.backends.registry.register(\"{backend}\")` (or the "
-        "`spacy_hf_ner_backends` entry point group)."
+        "use one of {available} in a block: `[components.{name}.backend] @hf_backends = "
+        "\"spacy-hf-ner.torch.v1\"`; register yours with "
+        "`@spacy.registry.hf_backends(\"my-backend.v1\")` (or the `spacy_hf_backends` "
+        "entry point group)."
     )
     E021 = "{name}: config key `{key}` = {value!r} applies to {applies}. Fix: {fix}."
     E022 = (
-        "{name}: config key `onnx_file` = '{value}' must be a path inside the model "
+        "{name}: `file` = '{value}' of `[components.{name}.backend]` must be a path inside the model "
         "directory. Fix: put the .onnx file in the model folder (next to config.json) "
         "and give its relative path, e.g. 'onnx/model.onnx'."
     )
@@ -160,6 +205,15 @@ class Errors(metaclass=_WithCodes):
         "{name}: config key `max_length` = {max_length} leaves no room for text next to "
         "the model's {special} special tokens. Fix: give at least {least} (or null for "
         "the model's own limit)."
+    )
+    E030 = (
+        "{name}: config key{s} {keys} belong{verb} to the backend now, and `backend` is "
+        "already a block ({backend}). Fix: move {them} into `[components.{name}.backend]`"
+        "{where}."
+    )
+    E031 = (
+        "config: `{variable}` = '{path}' is not there, and this config needs it ({what}). "
+        "Fix: produce it first with `{command}`, or give another with `--{variable} PATH`."
     )
 
     # -- users: init-config, the displacy command (E140-E159) --
@@ -321,6 +375,11 @@ class Warnings(metaclass=_WithCodes):
         "{name}: `doc.spans['{key}']` already held {count} span(s) on {docs} doc(s); "
         "they were replaced (config key `existing_ents` = '{policy}' applies to spans "
         "too). Fix: set `spans_key` to another key to keep both."
+    )
+    W007 = (
+        "{name}: config key{s} {keys} {is_are} the old form of the backend (still read, "
+        "same behaviour). Fix: set `onnx_file` and `dtype` to null (or remove them) and write "
+        "the backend as a block:\n{block}"
     )
     # -- serve (the HTTP server): W120-W129 --
     W120 = (

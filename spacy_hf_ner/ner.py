@@ -16,7 +16,7 @@ from .units import make_infix_units, make_token_units  # noqa: F401  (registered
 from .alignment import IGNORE_INDEX, Units, align, strip_span, units_of
 from .base import HFComponent, register_factory, token_arrays
 from .classify import softmax
-from .errors import Errors, HFNerWarning, Warnings
+from .errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
 from .placement import Placed, resolve_overlaps, snap
 from .settings import ModelSettings, Score, validate_keys
 from .spans import SCORE_ATTR, scored_span, write_ents, write_span_group
@@ -40,9 +40,9 @@ class NerSettings(ModelSettings):
 
     def check(self, name: str) -> None:
         if self.words == "spacy" and self.aggregation_strategy in ("none", "simple"):
-            raise ValueError(Errors.E008.format(name=name, strategy=self.aggregation_strategy))
+            raise SpacyHFNerError(Errors.E008.format(name=name, strategy=self.aggregation_strategy))
         if self.decoding == "viterbi" and self.words != "spacy":
-            raise ValueError(Errors.E028.format(name=name, decoding=self.decoding))
+            raise SpacyHFNerError(Errors.E028.format(name=name, decoding=self.decoding))
 
 
 def ner_score(

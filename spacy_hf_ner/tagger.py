@@ -13,7 +13,7 @@ from spacy.util import registry
 
 from .alignment import IGNORE_INDEX, NO_LABEL, token_scores
 from .base import HFComponent, register_factory, token_arrays
-from .errors import Errors
+from .errors import Errors, SpacyHFNerError
 from .settings import ModelSettings
 from .ty import TagAttr, WordStrategy
 
@@ -148,7 +148,7 @@ class HFTagger(HFComponent):
         elif attr == "pos" and not_pos:
             shown = ", ".join(repr(l) for l in not_pos[:5])
             more = f" and {len(not_pos) - 5} more" if len(not_pos) > 5 else ""
-            raise ValueError(Errors.E027.format(name=self.name, model=engine.model_name, shown=shown + more))
+            raise SpacyHFNerError(Errors.E027.format(name=self.name, model=engine.model_name, shown=shown + more))
         self._attr = attr
         # the value stored in the token for each label id
         if attr == "pos":

@@ -18,7 +18,15 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import Errors, HFNerWarning, Warnings
+from ..errors import (
+    Errors,
+    HFNerWarning,
+    SpacyHFNerError,
+    SpacyHFNerFileExistsError,
+    SpacyHFNerRuntimeError,
+    SpacyHFNerTimeoutError,
+    Warnings,
+)
 from .core import OFFSETS, Spec, describe, schema
 from .io import Corpus, Parts, flat_entities, output_kind, parts_dir, publish, read_metadata, read_rows, write_table
 from .local import WORKER_COLUMN
@@ -66,7 +74,7 @@ class Report:
 
 def check_positive(key: str, flag: str, value: Any, least: float = 1, fix: str = "") -> None:
     if value is not None and value < least:
-        raise ValueError(
+        raise SpacyHFNerError(
             Errors.E111.format(key=key, flag=flag, value=value, problem=f"must be at least {least:g}", fix=fix or f"give --{flag} {least:g} or more")
         )
 
@@ -107,7 +115,7 @@ def run(
     if stall_timeout <= 0 or cpus_per_worker <= 0:
         key, value = ("stall_timeout", stall_timeout) if stall_timeout <= 0 else ("cpus_per_worker", cpus_per_worker)
         flag = key.replace("_", "-")
-        raise ValueError(Errors.E111.format(key=key, flag=flag, value=value, problem="must be positive", fix=f"give --{flag} > 0"))
+        raise SpacyHFNerError(Errors.E111.format(key=key, flag=flag, value=value, problem="must be positive", fix=f"give --{flag} > 0"))
     output = Path(output)
     output_kind(output)
     corpus = Corpus(Path(input), text_key=text_key, id_key=id_key)
@@ -129,11 +137,11 @@ def run(
         left = f" (and {len(parts.files())} part(s) of an unfinished run in '{parts.folder}')" if parts.files() else ""
         if not earlier:
             left = f": '{parts.folder}' holds {len(parts.files())} part(s) of an unfinished run"
-        raise FileExistsError(Errors.E105.format(path=output, parts=left))
+        raise SpacyHFNerFileExistsError(Errors.E105.format(path=output, parts=left))
     for source in [*earlier, *parts.files()[:1]]:
         was = read_metadata(source)
         if was and was.get("config_hash") != meta["config_hash"]:
-            raise ValueError(
+            raise SpacyHFNerError(
                 Errors.E112.format(
                     path=output, was=was.get("model"), was_hash=was.get("config_hash"), now=pipeline, now_hash=meta["config_hash"]
                 )
@@ -199,7 +207,7 @@ def run(
     extra = written - inputs
     if missing or extra:
         examples = ", ".join(repr(i) for i in sorted(missing | extra)[:3])
-        raise RuntimeError(Errors.E110.format(missing=len(missing), extra=len(extra), examples=examples, path=output))
+        raise SpacyHFNerRuntimeError(Errors.E110.format(missing=len(missing), extra=len(extra), examples=examples, path=output))
     documents = publish([*earlier, *parts.files()], output, out_schema, meta)
     for file in parts.files():
         file.unlink()
@@ -252,7 +260,7 @@ def _engine(
             batch_size=batch_size,
             init=init,
         )
-    raise ValueError(
+    raise SpacyHFNerError(
         Errors.E111.format(key="engine", flag="engine", value=engine, problem="is not an engine", fix="use 'local' or 'ray'")
     )
 
@@ -281,7 +289,7 @@ def _watched(results: Iterator[pa.Table], timeout: float, engine: str, done: Any
         try:
             kind, value = box.get(timeout=timeout)
         except queue.Empty:
-            raise TimeoutError(
+            raise SpacyHFNerTimeoutError(
                 Errors.E108.format(seconds=timeout, engine=engine, done=done(), total="?" if total is None else total)
             ) from None
         if kind == "done":

@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import Errors
+from ..errors import Errors, SpacyHFNerError, SpacyHFNerImportError, SpacyHFNerRuntimeError
 from .core import Spec
 from .local import run_batch
 
@@ -45,9 +45,9 @@ def check_resources(
     would wait for it forever."""
     if workers < 1:
         fix = f"the cluster has {cpus:g} CPUs: use --cpus-per-worker {max(cpus - reserve, 0.1):.2g} with --workers 1"
-        raise ValueError(Errors.E107.format(problem="no worker fits", fix=fix))
+        raise SpacyHFNerError(Errors.E107.format(problem="no worker fits", fix=fix))
     if gpus_per_worker > 0 and gpus <= 0:
-        raise ValueError(
+        raise SpacyHFNerError(
             Errors.E107.format(
                 problem=f"--gpus-per-worker {gpus_per_worker:g} asks for GPUs and the cluster has none",
                 fix="use --gpus-per-worker 0, or add GPU nodes",
@@ -75,7 +75,7 @@ def check_resources(
     if problems:
         if fit >= 1:
             options.insert(0, f"--workers {fit}")
-        raise ValueError(
+        raise SpacyHFNerError(
             Errors.E107.format(problem="; ".join(problems), fix=" or ".join(options) or "add CPUs to the cluster")
         )
 
@@ -145,7 +145,7 @@ class RayEngine:
             import ray
             import ray.data  # noqa: F401
         except ImportError as e:
-            raise ImportError(Errors.E106.format(error=e)) from e
+            raise SpacyHFNerImportError(Errors.E106.format(error=e)) from e
         self.ray = ray
         self.workers = workers
         self.cpus_per_worker = cpus_per_worker
@@ -206,7 +206,7 @@ class RayEngine:
                 # restarted): run what was not delivered again, as a new dataset
                 failures += 1
                 if failures > self.max_retries:
-                    raise RuntimeError(
+                    raise SpacyHFNerRuntimeError(
                         Errors.E109.format(engine=self.name, failures=failures, retries=self.max_retries, error=_first_line(e))
                     ) from e
                 table = table.filter(pc.invert(pc.is_in(table.column("id"), pa.array(list(delivered), pa.string()))))
