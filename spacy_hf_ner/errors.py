@@ -211,10 +211,6 @@ class Errors(metaclass=_WithCodes):
         "already a block ({backend}). Fix: move {them} into `[components.{name}.backend]`"
         "{where}."
     )
-    E031 = (
-        "config: `{variable}` = '{path}' is not there, and this config needs it ({what}). "
-        "Fix: produce it first with `{command}`, or give another with `--{variable} PATH`."
-    )
 
     # -- users: init-config, the displacy command (E140-E159) --
     E140 = (

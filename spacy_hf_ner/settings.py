@@ -95,6 +95,8 @@ def validate(cls: Type[S], name: str, values: Dict[str, Any]) -> S:
         key = str(error["loc"][0]) if error["loc"] else "?"
         if error["type"] == "missing":
             problem, fix = "is missing", "give it a value (see the component's documented keys)"
+        elif values.get(key) is None:
+            problem, fix = "is null (not set)", _fix(key, error)
         else:
             problem, fix = f"is not allowed ({error['msg'].rstrip('.')})", _fix(key, error)
         raise SpacyHFNerError(Errors.E009.format(name=name, key=key, value=values.get(key), problem=problem, fix=fix)) from None
