@@ -13,7 +13,7 @@ PY=${PYTHON:-python3}
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
 # the CPU wheel: an unpinned torch pulls a multi-GB CUDA build
 pip install torch==2.13.0
-pip install -e ".[test,bench,project,onnx,serve,serve-test,ray]"
+pip install -e ".[test,lint,bench,project,onnx,serve,serve-test,ray]"
 # the server's browser test needs Debian's chromium + chromedriver (skipped without)
 if ! command -v chromedriver >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -26,9 +26,9 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 
 from .alignment import merge_windows
-from .classify import softmax
-from .backends.legacy import LEGACY_KEYS, upgrade_backend
 from .backends import TORCH
+from .backends.legacy import LEGACY_KEYS, upgrade_backend
+from .classify import softmax
 from .engine import HFEngine
 from .errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
 from .settings import ModelSettings, factory_signature, validate
@@ -181,6 +181,14 @@ class HFComponent(TrainableMixin, Pipe):
     def _after_load(self) -> None:  # pragma: no cover - components implement it
         raise NotImplementedError
 
+    def predict(self, docs: Sequence[Doc]) -> Any:  # pragma: no cover - components implement it
+        """What the model says about `docs` (the component's own form)."""
+        raise NotImplementedError
+
+    def set_annotations(self, docs: Sequence[Doc], predictions: Any) -> None:  # pragma: no cover
+        """Write `predict`'s output to `docs`."""
+        raise NotImplementedError
+
     # -- running ---------------------------------------------------------------
 
     def __call__(self, doc: Doc) -> Doc:
@@ -296,7 +304,7 @@ def register_factory(
     signature = factory_signature(
         cls.Settings, Language, accept={"backend": Union[BackendLoader, str]}, legacy=LEGACY_KEYS
     )
-    factory.__signature__ = signature  # type: ignore[attr-defined]
+    factory.__signature__ = signature  # type: ignore[attr-defined]  # typeshed declares no __signature__ on functions; inspect reads it
     factory.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     factory.__name__ = factory.__qualname__ = f"make_{cls.factory}"
     factory.__module__ = cls.__module__
@@ -312,7 +320,7 @@ def _defaults(factory: str) -> Dict[str, Any]:
     """A factory's `default_config`, resolved (scorers and other registered
     functions made), for direct construction."""
     meta = Language.get_factory_meta(factory)
-    return util.registry.resolve({"cfg": meta.default_config}, validate=False)["cfg"]
+    return dict(util.registry.resolve({"cfg": meta.default_config or {}}, validate=False)["cfg"])
 
 
 def token_arrays(doc: Doc) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ spaCy's own `ErrorsWithCodes` adds them. A coded error is raised as
 tell the package's own errors apart by type, never by message text.
 """
 import re
-from typing import Optional
+from typing import Any, Optional
 
 _CODE = re.compile(r"^\[([EW]\d{3})\]")
 
@@ -60,7 +60,7 @@ class HFNerWarning(UserWarning):
 class _WithCodes(type):
     """Class attributes named like a code read as "[CODE] message"."""
 
-    def __getattribute__(cls, code: str) -> str:
+    def __getattribute__(cls, code: str) -> Any:
         message = super().__getattribute__(code)
         if code.startswith("__") or not isinstance(message, str):
             return message

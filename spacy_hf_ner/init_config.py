@@ -86,7 +86,7 @@ def component_settings(component: str) -> Tuple[List[Tuple[str, Any]], List[Tupl
     from spacy import util
     from spacy.language import Language
 
-    defaults = dict(Language.get_factory_meta(component).default_config)
+    defaults = dict(Language.get_factory_meta(component).default_config or {})
     defaults.pop("model")
     promises = {k: v for k, v in defaults.items() if isinstance(v, dict) and any(a.startswith("@") for a in v)}
     filled = util.registry.fill({"c": promises}, validate=False)["c"] if promises else {}

@@ -17,6 +17,7 @@ import inspect
 from typing import Annotated, Any, Callable, Dict, List, Optional, Sequence, Type, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from .errors import Errors, SpacyHFNerError
 from .ty import BackendLoader
@@ -73,7 +74,7 @@ _FIXES = {
 }
 
 
-def _fix(key: str, error: Dict[str, Any]) -> str:
+def _fix(key: str, error: ErrorDetails) -> str:
     if key in _FIXES:
         return _FIXES[key]
     ctx = error.get("ctx") or {}
@@ -110,7 +111,7 @@ def validate_keys(cls: Type[ModelSettings], name: str, **values: Any) -> Dict[st
     given = {key: value for key, value in values.items() if value is not None}
     for key, value in given.items():
         field = cls.model_fields[key]
-        annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation  # type: ignore[misc]
+        annotation: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
         try:
             TypeAdapter(annotation).validate_python(value, strict=True)
         except ValidationError as e:
@@ -126,7 +127,7 @@ def _plain(annotation: Any) -> Any:
     if get_origin(annotation) is Annotated:
         return _plain(get_args(annotation)[0])
     if get_origin(annotation) is Union:
-        return Union[tuple(_plain(a) for a in get_args(annotation))]  # type: ignore[return-value]
+        return Union[tuple(_plain(a) for a in get_args(annotation))]
     return annotation
 
 

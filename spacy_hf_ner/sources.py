@@ -7,7 +7,7 @@ No torch import: the command line and the server's start-up read this.
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional, get_args
 
 from .errors import Errors, SpacyHFNerError
 from .ty import Task
@@ -55,9 +55,9 @@ def task_of(architectures: Optional[Iterable[str]]) -> Optional[Task]:
     """The task ("token" or "sequence") of a transformers config's
     `architectures`, or None when it names no classifier of either kind."""
     names = list(architectures or [])
-    for task, suffix in TASK_SUFFIX.items():
-        if any(a.endswith(suffix) for a in names):
-            return task  # type: ignore[return-value]
+    for task in get_args(Task):
+        if any(a.endswith(TASK_SUFFIX[task]) for a in names):
+            return task
     return None
 
 

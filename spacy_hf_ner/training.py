@@ -15,7 +15,7 @@ apart. Windows are batched by `batching.plan_batches`, as in inference.
 import warnings
 from contextlib import contextmanager
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, ClassVar, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from spacy.training import Example, validate_examples
@@ -60,7 +60,7 @@ class TrainableMixin:
 
     engine: Any
     name: str
-    factory: str
+    factory: ClassVar[str]
     settings: Any
     _stride: int
     _thinc: Optional[Model]
@@ -155,7 +155,7 @@ class TrainableMixin:
         head = self.engine.head_labels()
         have = set() if head is None else (known(head) if known else set(head))
         if keep and head is not None and set(wanted) <= have:
-            self._ensure_loaded()  # type: ignore[attr-defined]
+            self._ensure_loaded()
             return
         if head is not None:
             warnings.warn(
@@ -168,9 +168,15 @@ class TrainableMixin:
                 HFNerWarning,
             )
         self.engine.load(labels=list(new_labels), problem_type=problem_type)
-        self._loaded()  # type: ignore[attr-defined]
+        self._loaded()
 
     def _word_targets(self, example: Example) -> WordTargets:  # pragma: no cover
+        raise NotImplementedError
+
+    def _ensure_loaded(self) -> None:  # pragma: no cover - HFComponent's
+        raise NotImplementedError
+
+    def _loaded(self) -> None:  # pragma: no cover - HFComponent's
         raise NotImplementedError
 
     def update(
@@ -193,7 +199,9 @@ class TrainableMixin:
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
         self._check_trainable("update")
-        self._ensure_loaded()  # type: ignore[attr-defined]
+        self._ensure_loaded()
+        model = self.model
+        assert model is not None, "a loaded trainable backend"
         windows, targets = self._training_windows(examples)
         total = int(sum((t != IGNORE_INDEX).sum() for t in targets))
         if total == 0:
@@ -205,14 +213,12 @@ class TrainableMixin:
             gold = _padded([targets[i] for i in rows])
             if (gold == IGNORE_INDEX).all():
                 continue
-            logits, backprop = self.model.begin_update(  # type: ignore[union-attr]
-                self.torch_inputs([windows[i] for i in rows])
-            )
+            logits, backprop = model.begin_update(self.torch_inputs([windows[i] for i in rows]))
             part, d_logits = self.get_loss(examples, (logits, gold), normalizer=total)
             backprop(d_logits)
             loss += part
         if sgd not in (None, False):
-            self.finish_update(sgd)  # type: ignore[arg-type]
+            self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
@@ -313,7 +319,9 @@ def schedule_warning(training: Dict[str, Any], name: str, factory: str) -> Optio
     rate = (training.get("optimizer") or {}).get("learn_rate")
     if isinstance(rate, (int, float)) and not isinstance(rate, bool):
         return Warnings.W140.format(name=name, rate=rate, factory=factory)
-    total = rate.get("total_steps") if isinstance(rate, dict) else None
+    if not isinstance(rate, dict):
+        return None
+    total = rate.get("total_steps")
     max_steps = training.get("max_steps") or 0
     if not isinstance(total, int) or not isinstance(max_steps, int) or max_steps <= 0 or total == max_steps:
         return None

@@ -74,8 +74,9 @@ def assert_same_entities(got, want):
 @pytest.fixture(scope="module")
 def engines(bert_ner, tmp_path_factory):
     sys.path.insert(0, str(HERE))
-    from annotate_faults import faulty_pipeline
     from test_annotate import corpus_texts
+
+    from annotate_faults import faulty_pipeline
 
     out = tmp_path_factory.mktemp("ray_engines")
     faulty = faulty_pipeline(bert_ner, out / "faulty_pipe")
@@ -117,8 +118,9 @@ def test_ray_refuses_a_pool_that_would_hang(engines):
 @pytest.mark.slow
 def test_a_lost_node_still_delivers_every_doc_exactly_once(bert_ner, tmp_path):
     """A simulated 3-node cluster loses a worker node mid-run."""
-    from annotate_faults import faulty_pipeline
     from test_annotate import corpus_texts
+
+    from annotate_faults import faulty_pipeline
 
     faulty = faulty_pipeline(bert_ner, tmp_path / "faulty_pipe")
     texts = corpus_texts(600)

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import spacy
 
-from models import build_token_classifier
 from spacy_hf_ner.backends.registry import registry
 from spacy_hf_ner.errors import HFNerWarning, SpacyHFNerError
 from spacy_hf_ner.ty import Backend, BackendLoader, LoadRequest, TrainableBackend
+
+from models import build_token_classifier
 
 TABLE = "numpy_head.npy"
 

@@ -12,12 +12,13 @@ import spacy
 from hypothesis import given, strategies as st
 from spacy.training import Example
 
-from models import build_token_classifier
 from spacy_hf_ner.backends import export_onnx as ex
 from spacy_hf_ner.backends.agreement import agreement, varied_texts
 from spacy_hf_ner.backends.export_onnx import FP32_FILE, INT8_FILE, main as export_main
 from spacy_hf_ner.errors import HFNerWarning, SpacyHFNerError
 from spacy_hf_ner.tagger import UPOS_TAGS
+
+from models import build_token_classifier
 from texts import TEXTS
 
 pytest.importorskip("onnxruntime")

@@ -9,7 +9,7 @@ import pytest
 import spacy
 from spacy.language import Language
 
-from spacy_hf_ner import HFNer, HFTagger, HFTextcat, HFNerWarning
+from spacy_hf_ner import HFNer, HFNerWarning, HFTagger, HFTextcat
 from spacy_hf_ner.backends.legacy import LEGACY_KEYS
 from spacy_hf_ner.errors import Errors, SpacyHFNerError, Warnings
 from spacy_hf_ner.ner import NerSettings, make_hf_ner

@@ -37,10 +37,10 @@ from typing import Any, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
-from . import ALIASES, ONNX, TORCH
 from ..errors import Errors, HFNerWarning, Warnings
 from ..sources import TASK_FACTORY, quiet_transformers, resolve_model, task_of
-from ..ty import Int8Mode, LoadRequest
+from ..ty import Int8Mode, LoadRequest, Task
+from . import ALIASES, ONNX, TORCH
 from .agreement import Agreement, agreement, summary_table, varied_texts
 from .quantize import INT8_MODE, quantize_int8
 from .torch import TorchBackend
@@ -139,8 +139,9 @@ def load_torch(source: Source) -> Any:
 
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(source.model)
+        task: Task = "token" if source.task == "token" else "sequence"
         request = LoadRequest(
-            source=source.model, config=AutoConfig.from_pretrained(source.model), task=source.task,
+            source=source.model, config=AutoConfig.from_pretrained(source.model), task=task,
             input_names=list(tokenizer.model_input_names), device="cpu", revision=None, local_only=False,
             labels=None, problem_type=None, name="export-onnx",
         )
@@ -260,7 +261,7 @@ def check_agreement(
     """(file, run, agreement) of each ONNX file in `output` against the torch
     model, through the component itself."""
     want = component_predictions(source, texts)
-    rows = []
+    rows: List[Tuple[str, str, Agreement]] = []
     for rel in files:
         got = component_predictions(source, texts, model=str(output), onnx_file=rel, label=rel)
         rows.extend((rel, run, agreement(want[run], got[run])) for run in want)

@@ -15,9 +15,9 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import ONNX
 from ..errors import Errors, SpacyHFNerError, SpacyHFNerImportError
 from ..ty import LoadRequest
+from . import ONNX
 
 # the inputs a padded batch has; an ONNX graph may declare any subset of them
 BATCH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -16,10 +16,10 @@ from typing import Any, ClassVar, Dict, Optional, Sequence
 
 import numpy as np
 
-from . import TORCH
 from ..errors import Errors, SpacyHFNerError
 from ..sources import quiet_transformers
 from ..ty import DType, LoadRequest
+from . import TORCH
 
 _AUTO_CLASS = {"token": "AutoModelForTokenClassification", "sequence": "AutoModelForSequenceClassification"}
 _fork_hook_registered = False
@@ -120,7 +120,10 @@ class TorchBackend:
             try:
                 module = auto_cls.from_pretrained(request.source, config=config, **kwargs)
             except RuntimeError as e:
-                raise _size_mismatch(request, e) or e
+                mismatch = _size_mismatch(request, e)
+                if mismatch is None:
+                    raise
+                raise mismatch from e
         if reset_head:
             _reset_head(module)
         save_dtype = _parameter_dtype(module)
