@@ -29,7 +29,7 @@ from spacy.util import registry
 from .base import HFComponent, register_factory
 from .classify import activate, is_multi_label, pool_logits, resolve_function, top_k_scores
 from .errors import HFNerWarning, Warnings
-from .settings import ModelSettings, Positive
+from .settings import ModelSettings, Positive, Score
 from .ty import Function, LongText
 from .windows import Window, by_doc
 
@@ -43,6 +43,7 @@ class TextcatSettings(ModelSettings):
     top_k: Optional[Positive]
     long_text: LongText
     label_map: Dict[str, str]
+    threshold: Score
 
 
 def textcat_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
@@ -62,13 +63,17 @@ class HFTextcat(HFComponent):
     scores to `doc.cats`.
 
     Settings (config keys; the shared model keys are documented on
-    `HFComponent` and in the README):
+    `ModelSettings`):
     function_to_apply (str): "auto" (as transformers' pipeline picks it from the
         model's problem type), "sigmoid", "softmax" or "none".
     top_k (Optional[int]): write only the k best labels; None: all.
     long_text (str): "windows" mean-pools the logits of all windows of a long
         text; "truncate_warn" classifies the first window only, with a warning.
     label_map (Dict[str, str]): rename labels, e.g. POSITIVE -> POS.
+    threshold (float): with multi-label scores (sigmoid), the score from which
+        a label counts as predicted when scoring (cats_micro/macro_p/r/f), as
+        spaCy's textcat_multilabel `threshold`; `spacy find-threshold` tunes it.
+        Single-label scoring takes the best label. doc.cats keeps every score.
     scorer (Optional[Callable]): scoring method, default textcat_score.
     """
 
@@ -220,6 +225,7 @@ class HFTextcat(HFComponent):
         self._ensure_loaded()
         kwargs.setdefault("labels", self.labels)
         kwargs.setdefault("multi_label", self._multi_label)
+        kwargs.setdefault("threshold", self.settings.threshold)
         return self.scorer(examples, **kwargs)
 
     # -- prediction -------------------------------------------------------------
@@ -330,6 +336,7 @@ make_hf_textcat = register_factory(
         "top_k": None,
         "long_text": "windows",
         "label_map": {},
+        "threshold": 0.5,
         "scorer": {"@scorers": "spacy-hf-ner.textcat_scorer.v1"},
     },
     assigns=["doc.cats"],

@@ -73,10 +73,8 @@ def assert_same_entities(got, want):
 
 @pytest.fixture(scope="module")
 def engines(bert_ner, tmp_path_factory):
-    sys.path.insert(0, str(HERE))
-    from test_annotate import corpus_texts
-
     from annotate_faults import faulty_pipeline
+    from test_annotate import corpus_texts
 
     out = tmp_path_factory.mktemp("ray_engines")
     faulty = faulty_pipeline(bert_ner, out / "faulty_pipe")

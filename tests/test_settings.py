@@ -37,15 +37,15 @@ def test_direct_construction_is_validated(bert_ner, key, value):
 
 def test_a_backend_argument_is_validated_in_its_block(bert_ner):
     """`dtype` belongs to the torch block: spaCy checks it against the block's
-    signature; as a component key next to a block it is refused (E030)."""
+    signature; as a component key next to a block it is refused (E031)."""
     from confection import ConfigValidationError
 
     nlp = spacy.blank("en")
     with pytest.raises(ConfigValidationError, match="dtype"):
         nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "backend": {"@hf_backends": "spacy-hf-ner.torch.v1", "dtype": "int8"}})
-    with pytest.raises(SpacyHFNerError, match=r"\[E030\].*`dtype`.*\[components\.hf_ner\.backend\]") as error:
+    with pytest.raises(SpacyHFNerError, match=r"\[E031\].*`dtype`.*\[components\.hf_ner\.backend\]") as error:
         HFNer(spacy.blank("en").vocab, model=str(bert_ner), dtype="float16")
-    assert error.value.code == "E030"
+    assert error.value.code == "E031"
 
 
 def test_direct_construction_takes_the_factory_defaults(bert_ner):

@@ -22,7 +22,7 @@ def upgrade_backend(name: str, settings: Dict[str, Any]) -> Dict[str, Any]:
     """`settings` with an old-form backend made into its block's loader (W007);
     new-form settings come back as they are.
 
-    RAISES (SpacyHFNerError): E030 for an old key next to a backend block,
+    RAISES (SpacyHFNerError): E031 for an old key next to a backend block,
         E020 for an unknown name, E021 for a key the named backend does not take.
     """
     old = {key: settings[key] for key in LEGACY_KEYS if settings.get(key) is not None}
@@ -78,9 +78,9 @@ def legacy_block(name: str, backend: str, onnx_file: Optional[str], dtype: Optio
 
 
 def _mixed(name: str, backend: Any, old: Dict[str, Any]) -> str:
-    """E030: old keys next to a backend block."""
+    """E031: old keys next to a backend block."""
     where = {"dtype": ' (the torch backend\'s `dtype`)', "onnx_file": " (the onnx backend's `file`)"}
-    return Errors.E030.format(
+    return Errors.E031.format(
         name=name, s="s" if len(old) > 1 else "", keys=", ".join(f"`{k}`" for k in old),
         verb="" if len(old) > 1 else "s", backend=getattr(backend, "name", type(backend).__name__),
         them="them" if len(old) > 1 else "it", where="".join(where[k] for k in old),
