@@ -132,7 +132,7 @@ def repack(dist_info: metadata.Distribution, dist: Path) -> Path:
         for f in files:
             if f.parts[0] == info_dir and f.name in SKIPPED:
                 continue
-            data = Path(dist_info.locate_file(f)).read_bytes()
+            data = Path(str(dist_info.locate_file(f))).read_bytes()
             z.writestr(f.as_posix(), data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             records.append([f.as_posix(), f"sha256={digest}", str(len(data))])

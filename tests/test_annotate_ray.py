@@ -116,9 +116,8 @@ def test_ray_refuses_a_pool_that_would_hang(engines):
 @pytest.mark.slow
 def test_a_lost_node_still_delivers_every_doc_exactly_once(bert_ner, tmp_path):
     """A simulated 3-node cluster loses a worker node mid-run."""
-    from test_annotate import corpus_texts
-
     from annotate_faults import faulty_pipeline
+    from test_annotate import corpus_texts
 
     faulty = faulty_pipeline(bert_ner, tmp_path / "faulty_pipe")
     texts = corpus_texts(600)
