@@ -9,52 +9,13 @@ spaCy's own `ErrorsWithCodes` adds them. A coded error is raised as
 `SpacyHFNerError` (a ValueError whose `code` is the message's code), so callers
 tell the package's own errors apart by type, never by message text.
 """
-import re
-from typing import Any, Optional
+from typing import Any
 
-_CODE = re.compile(r"^\[([EW]\d{3})\]")
+from .exceptions import HFNerWarning, SpacyHFNerError, SpacyHFNerFileExistsError, SpacyHFNerImportError, SpacyHFNerRuntimeError, SpacyHFNerTimeoutError
 
-
-class SpacyHFNerError(ValueError):
-    """An error of spacy-hf-ner: its message starts with its code ("[E009] ..."),
-    names the component and key at fault, and shows the fix.
-
-    message (str): a message of `Errors`, e.g. `Errors.E001.format(...)`.
-    code (Optional[str]): the code; default: the one the message starts with.
-    """
-
-    code: str
-
-    def __init__(self, message: str, code: Optional[str] = None) -> None:
-        super().__init__(message)
-        if code is None:
-            found = _CODE.match(message)
-            if found is None:
-                raise TypeError(f"SpacyHFNerError needs a coded message ('[E...] ...') or `code`: {message[:80]!r}")
-            code = found.group(1)
-        self.code = code
-
-
-class SpacyHFNerImportError(SpacyHFNerError, ImportError):
-    """A coded error for an optional dependency that is not installed."""
-
-
-class SpacyHFNerRuntimeError(SpacyHFNerError, RuntimeError):
-    """A coded error of a run that failed (e.g. workers that kept crashing)."""
-
-
-class SpacyHFNerTimeoutError(SpacyHFNerError, TimeoutError):
-    """A coded error of a run that stopped instead of hanging."""
-
-
-class SpacyHFNerFileExistsError(SpacyHFNerError, FileExistsError):
-    """A coded error for an output that is already there."""
-
-
-class HFNerWarning(UserWarning):
-    """Warnings of spacy-hf-ner (the package's own category); filter them with
-    `warnings.filterwarnings("ignore", category=HFNerWarning)`, or one of them
-    by its code: `warnings.filterwarnings("ignore", message=r"\\[W005\\]")`."""
+# the messages, and the classes they are raised and warned with
+__all__ = ["Errors", "Warnings", "HFNerWarning", "SpacyHFNerError", "SpacyHFNerFileExistsError", "SpacyHFNerImportError",
+           "SpacyHFNerRuntimeError", "SpacyHFNerTimeoutError"]
 
 
 class _WithCodes(type):
