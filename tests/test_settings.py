@@ -116,3 +116,17 @@ def test_max_length_rules_agree_with_their_messages(bert_ner):
     starts, ends, probs = ner._token_probs([text])[0]
     assert len(starts) == n_tokens and probs.shape == (n_tokens, len(ner.engine.id2label))
     assert all(text[e.start_char : e.end_char] == e.text for e in nlp(text).ents)
+
+
+def test_coded_errors_are_one_class_with_their_code():
+    """Callers tell the package's errors apart by type (never by message
+    text); each keeps the built-in type it had."""
+    from spacy_hf_ner.errors import SpacyHFNerFileExistsError, SpacyHFNerImportError, SpacyHFNerTimeoutError
+
+    error = SpacyHFNerError(Errors.E140)
+    assert isinstance(error, ValueError) and error.code == "E140" and str(error).startswith("[E140] ")
+    for cls, base in ((SpacyHFNerImportError, ImportError), (SpacyHFNerTimeoutError, TimeoutError), (SpacyHFNerFileExistsError, FileExistsError)):
+        raised = cls(Errors.E141.format(warmup=5, max_steps=5))
+        assert isinstance(raised, SpacyHFNerError) and isinstance(raised, base) and raised.code == "E141"
+    with pytest.raises(TypeError, match="coded message"):
+        SpacyHFNerError("no code here")
