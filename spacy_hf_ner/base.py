@@ -123,7 +123,7 @@ class HFComponent(TrainableMixin, Pipe):
         fixed = [k for k in ModelSettings.model_fields if k not in ("batch_size", "scorer")]
         changed = [k for k in fixed if getattr(new, k) != getattr(self.settings, k)]
         if changed:
-            raise ValueError(Errors.E030.format(name=self.name, keys=", ".join(f"`{k}`" for k in changed)))
+            raise SpacyHFNerError(Errors.E030.format(name=self.name, keys=", ".join(f"`{k}`" for k in changed)))
         self.settings = new
         self.scorer = new.scorer
         if self.engine.is_loaded:

@@ -260,6 +260,16 @@ class Errors(metaclass=_WithCodes):
         "{was_hash}), and this run uses '{now}' ({now_hash}); resuming would mix their "
         "rows. Fix: resume with --pipeline '{was}', or write to a new output."
     )
+    E117 = (
+        "annotate: the job's process ended with {status} and did not say why{where}. "
+        "What was finished is kept in '{parts}'. Fix: rerun with --resume to finish the job; "
+        "please report this with the lines above as a bug."
+    )
+    E118 = (
+        "annotate: '{parts}' holds parts of a run laid out as {was}, and this run lays "
+        "its parts out as {now}. Fix: resume with the flags of the first run ({fix}), "
+        "or remove '{parts}' to start afresh."
+    )
 
     E121 = (
         "serve: `parameters.stride` = {stride} is above this server's limit of {limit} "

@@ -12,7 +12,8 @@ class SpacyHFNerError(ValueError):
     names the component and key at fault, and shows the fix.
 
     message (str): a message of `Errors`, e.g. `Errors.E001.format(...)`.
-    code (Optional[str]): the code; default: the one the message starts with.
+    code (Optional[str]): the code; default: the one the message starts with
+        ("" for a message without one, e.g. a worker's error passed on).
     """
 
     code: str
@@ -21,9 +22,7 @@ class SpacyHFNerError(ValueError):
         super().__init__(message)
         if code is None:
             found = _CODE.match(message)
-            if found is None:
-                raise TypeError(f"SpacyHFNerError needs a coded message ('[E...] ...') or `code`: {message[:80]!r}")
-            code = found.group(1)
+            code = found.group(1) if found else ""
         self.code = code
 
 
