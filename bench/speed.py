@@ -261,10 +261,12 @@ def main() -> None:
     stride = window // 8  # hf_ner's default
     hf_device = device if device.type == "cuda" else -1
 
+    torch_backend = {"@hf_backends": "spacy-hf-ner.torch.v1", "dtype": args.dtype}
+
     def hf_ner_nlp(words: str, **extra: Any):
         nlp = spacy.blank("en")
         nlp.add_pipe("hf_ner", config={"model": args.model, "words": words, "batch_size": args.batch_size,
-                                       "device": args.device, "dtype": args.dtype, **extra})
+                                       "device": args.device, "backend": torch_backend, **extra})
         nlp.initialize()
         return nlp
 
@@ -316,7 +318,7 @@ def main() -> None:
             for words in ("spacy", "model"):
                 run(f"hf_ner_{words}", spacy_runner(hf_ner_nlp(words)))
         if "onnx" in only and args.onnx:
-            extra = {"backend": "onnx", "onnx_file": args.onnx_file}
+            extra = {"backend": {"@hf_backends": "spacy-hf-ner.onnx.v1", "file": args.onnx_file}}
             nlp = spacy.blank("en")
             nlp.add_pipe("hf_ner", config={"model": args.onnx, "batch_size": args.batch_size, "device": args.device, **extra})
             run("onnx_hf_ner_spacy", spacy_runner(nlp), file=args.onnx_file)
@@ -348,7 +350,7 @@ def main() -> None:
             print(f"  hf                 {rows['hf']}")
             nlp = spacy.blank("en")
             nlp.add_pipe("hf_textcat", config={"model": tmp, "batch_size": args.batch_size, "device": args.device,
-                                               "dtype": args.dtype})
+                                               "backend": torch_backend})
             nlp.initialize()
             rows["hf_textcat"] = measure(spacy_runner(nlp), texts, device, rounds=args.rounds)
             print(f"  hf_textcat         {rows['hf_textcat']}")

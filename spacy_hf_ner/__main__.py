@@ -17,7 +17,6 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
-
 def _add_serve(parser: argparse.ArgumentParser) -> None:
     from dataclasses import fields
 
@@ -100,7 +99,7 @@ def _component_settings(args: argparse.Namespace) -> Dict[str, Any]:
     import json
     from pathlib import Path
 
-    from .errors import Errors
+    from .errors import Errors, SpacyHFNerError
 
     settings: Dict[str, Any] = {}
     if args.decoding is not None:
@@ -114,7 +113,7 @@ def _component_settings(args: argparse.Namespace) -> Dict[str, Any]:
                 source = Path(source).read_text(encoding="utf8")
             settings["label_map"] = json.loads(source)
         except (OSError, ValueError) as e:
-            raise ValueError(Errors.E124.format(value=args.label_map, error=e)) from None
+            raise SpacyHFNerError(Errors.E124.format(value=args.label_map, error=e)) from None
     if settings:  # the component's own checks and coded errors (E009), before loading anything
         from .ner import HFNer
         from .settings import validate_keys

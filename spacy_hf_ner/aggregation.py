@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .alignment import Alignment, best_labels, pool_rows, pool_words
 from .tags import entity_type, hf_get_tag, split_tag, transition_constraints
@@ -37,7 +38,7 @@ class Entity(NamedTuple):
     score: float
     start: int
     end: int
-    index: int
+    index: int  # type: ignore[assignment]  # typeshed: a NamedTuple field named like tuple.index (transformers' "index")
     # the window the entity was found in (its position in the batch's windows)
     window: int = -1
     # the rows [a, b) of each of its words among the window's non-special tokens
@@ -80,14 +81,14 @@ def subword_flags(
             dtype=bool,
             count=len(starts),
         )
-    return flags & ~unknown
+    return np.asarray(flags & ~unknown)
 
 
 def viterbi(
     scores: np.ndarray,
-    start: Sequence[bool],
-    allowed: Sequence[Sequence[bool]],
-    end: Sequence[bool],
+    start: ArrayLike,
+    allowed: ArrayLike,
+    end: ArrayLike,
 ) -> np.ndarray:
     """The label sequence with the highest product of scores among those the
     constraints allow (see `tags.transition_constraints`).
@@ -111,7 +112,7 @@ def viterbi(
         best = candidates[back[i], columns] + emit[i]
     best = best + np.where(np.asarray(end, dtype=bool), 0.0, -np.inf)
     if not np.isfinite(best.max()):
-        return scores.argmax(axis=1)
+        return np.asarray(scores.argmax(axis=1))
     path = np.empty(n, dtype=np.int64)
     path[-1] = int(best.argmax())
     for i in range(n - 1, 0, -1):

@@ -221,7 +221,7 @@ def pool_rows(rows: np.ndarray, row_starts: np.ndarray, strategy: str) -> np.nda
     row_starts: sorted row indices where each word begins (the first is 0).
     """
     if strategy == "first":
-        return rows[row_starts]
+        return np.asarray(rows[row_starts])
     if strategy == "average":
         counts = np.diff(np.append(row_starts, len(rows)))
         means = np.add.reduceat(rows, row_starts, axis=0) / counts[:, None]

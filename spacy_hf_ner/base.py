@@ -26,14 +26,15 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 
 from .alignment import merge_windows
+from .backends import TORCH
+from .backends.legacy import LEGACY_KEYS, upgrade_backend
 from .classify import softmax
 from .engine import HFEngine
-from .init_config import schedule_warning
+from .errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
 from .listeners import ListenedMixin, run_shared, share
-from .errors import Errors, HFNerWarning, Warnings
 from .settings import ModelSettings, factory_signature, validate
 from .training import TrainableMixin
-from .ty import Task
+from .ty import BackendLoader, Task
 
 MODEL_DIR = "model"
 # the keys every component shares, with their defaults (each factory's
@@ -44,9 +45,7 @@ MODEL_DEFAULTS: Dict[str, Any] = {
     "max_length": None,
     "batch_size": 64,
     "device": "auto",
-    "dtype": "float32",
-    "backend": "torch",
-    "onnx_file": None,
+    "backend": {"@hf_backends": TORCH},
 }
 
 
@@ -83,32 +82,34 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
         self.name = name or self.factory
         if set(self.Settings.model_fields) - set(settings):  # direct construction
             settings = {**_defaults(self.factory), **settings}
-        self.settings = validate(self.Settings, self.name, settings)
+        self.settings = validate(self.Settings, self.name, upgrade_backend(self.name, settings))
         s = self.settings
         self.engine = HFEngine(
             s.model,
             revision=s.revision,
             task=self.task,
             device=s.device,
-            dtype=s.dtype,
             max_length=s.max_length,
             backend=s.backend,
-            onnx_file=s.onnx_file,
             name=self.name,
         )
         self.scorer = s.scorer
         self.stats: Counter = Counter()
         self._stride = 0
-        self._thinc = None
-        self._shared = None  # the last pass's hidden states, for listeners
+        self._thinc: Optional[Any] = None
+        self._shared: Optional[Any] = None  # the last pass's hidden states, for listeners
+        # the pipeline's `[training]` section, kept by `initialize` for training
+        # (checked against the optimizer on the first update)
+        self._training_config: Optional[Dict[str, Any]] = None
         owner, attr = self.extension
         if not owner.has_extension(attr):
             owner.set_extension(attr, default=None)
 
     @property
     def cfg(self) -> Dict[str, Any]:
-        """The component's settings as plain values (callables left out)."""
-        return self.settings.model_dump(exclude={k for k, v in self.settings if callable(v)})
+        """The component's settings as plain values (callables and the backend
+        left out)."""
+        return self.settings.model_dump(exclude={k for k, v in self.settings if callable(v) or k == "backend"})
 
     @cfg.setter
     def cfg(self, values: Dict[str, Any]) -> None:
@@ -124,7 +125,7 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
         fixed = [k for k in ModelSettings.model_fields if k not in ("batch_size", "scorer")]
         changed = [k for k in fixed if getattr(new, k) != getattr(self.settings, k)]
         if changed:
-            raise ValueError(Errors.E030.format(name=self.name, keys=", ".join(f"`{k}`" for k in changed)))
+            raise SpacyHFNerError(Errors.E030.format(name=self.name, keys=", ".join(f"`{k}`" for k in changed)))
         self.settings = new
         self.scorer = new.scorer
         if self.engine.is_loaded:
@@ -159,13 +160,8 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
             return
         chosen = labels if labels is not None else found
         if not chosen:
-            raise ValueError(Errors.E011.format(name=self.name, what=self.gold_name))
-        # a training run from a config file (`spacy train`: [paths] train set);
-        # a blank pipeline's default [training] is not the user's choice
-        if nlp is not None and nlp.config.get("paths", {}).get("train") and "training" in nlp.config:
-            problem = schedule_warning(nlp.config["training"], self.name, self.factory)
-            if problem:
-                warnings.warn(problem, HFNerWarning)
+            raise SpacyHFNerError(Errors.E011.format(name=self.name, what=self.gold_name))
+        self._training_config = dict(nlp.config.get("training") or {}) if nlp is not None else None
         self._prepare_training(examples, list(chosen), given=labels is not None)
 
     def _gold_labels(self, examples: Sequence[Example]) -> Optional[List[str]]:  # pragma: no cover
@@ -205,6 +201,14 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
         self._after_load()
 
     def _after_load(self) -> None:  # pragma: no cover - components implement it
+        raise NotImplementedError
+
+    def predict(self, docs: Sequence[Doc]) -> Any:  # pragma: no cover - components implement it
+        """What the model says about `docs` (the component's own form)."""
+        raise NotImplementedError
+
+    def set_annotations(self, docs: Sequence[Doc], predictions: Any) -> None:  # pragma: no cover
+        """Write `predict`'s output to `docs`."""
         raise NotImplementedError
 
     # -- running ---------------------------------------------------------------
@@ -323,8 +327,12 @@ def register_factory(
     def factory(nlp: Language, name: str, **settings: Any) -> HFComponent:
         return cls(nlp.vocab, name, **settings)
 
-    factory.__signature__ = factory_signature(cls.Settings, Language)  # type: ignore[attr-defined]
-    factory.__annotations__ = {p.name: p.annotation for p in factory.__signature__.parameters.values()}  # type: ignore[attr-defined]
+    # `backend` also takes the old names, and the old keys (null unless given)
+    signature = factory_signature(
+        cls.Settings, Language, accept={"backend": Union[BackendLoader, str]}, legacy=LEGACY_KEYS
+    )
+    factory.__signature__ = signature  # type: ignore[attr-defined]  # typeshed declares no __signature__ on functions; inspect reads it
+    factory.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     factory.__name__ = factory.__qualname__ = f"make_{cls.factory}"
     factory.__module__ = cls.__module__
     factory.__doc__ = f"Create an `{cls.factory}` component. See `{cls.__name__}` for the settings."
@@ -339,7 +347,7 @@ def _defaults(factory: str) -> Dict[str, Any]:
     """A factory's `default_config`, resolved (scorers and other registered
     functions made), for direct construction."""
     meta = Language.get_factory_meta(factory)
-    return util.registry.resolve({"cfg": meta.default_config}, validate=False)["cfg"]
+    return dict(util.registry.resolve({"cfg": meta.default_config or {}}, validate=False)["cfg"])
 
 
 def token_arrays(doc: Doc) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -363,7 +371,7 @@ def _verify(name: str, model_dir: Path, files: Dict[str, str]) -> None:
     for rel, want in files.items():
         file = model_dir / rel
         if not file.is_file():
-            raise ValueError(Errors.E025.format(name=name, what="model file", path=file, error="missing"))
+            raise SpacyHFNerError(Errors.E025.format(name=name, what="model file", path=file, error="missing"))
         got = _sha256(file)
         if got != want:
-            raise ValueError(Errors.E026.format(name=name, path=file, got=got[:12], want=want[:12]))
+            raise SpacyHFNerError(Errors.E026.format(name=name, path=file, got=got[:12], want=want[:12]))

@@ -41,14 +41,14 @@ def is_multi_label(function: str, problem_type: Optional[str], num_labels: int) 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """As transformers computes it."""
-    return 1.0 / (1.0 + np.exp(-logits))
+    return np.asarray(1.0 / (1.0 + np.exp(-logits)))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Numerically stable softmax over the last axis, as transformers computes it."""
     maxes = np.max(logits, axis=-1, keepdims=True)
     shifted = np.exp(logits - maxes)
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    return np.asarray(shifted / shifted.sum(axis=-1, keepdims=True))
 
 
 def pool_logits(window_logits: Sequence[np.ndarray]) -> np.ndarray:
@@ -57,7 +57,7 @@ def pool_logits(window_logits: Sequence[np.ndarray]) -> np.ndarray:
         raise ValueError("no windows to pool")
     if len(window_logits) == 1:
         return np.asarray(window_logits[0], dtype=np.float32)
-    return np.mean(np.stack(window_logits), axis=0).astype(np.float32)
+    return np.asarray(np.mean(np.stack(window_logits), axis=0), dtype=np.float32)
 
 
 def activate(logits: np.ndarray, function: str) -> np.ndarray:

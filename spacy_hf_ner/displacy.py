@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
-from .errors import Errors
+from .errors import Errors, SpacyHFNerError
 
 # displaCy's colours of the OntoNotes types the CoNLL labels correspond to:
 # PER as PERSON, MISC as NORP (nationalities, events, works are MISC in CoNLL)
@@ -100,7 +100,7 @@ def render_evaluation(nlp: Any, data: Path, output_dir: Path, *, limit: int = 25
     from spacy.training import Corpus
 
     if not data.exists():
-        raise ValueError(Errors.E143.format(path=data))
+        raise SpacyHFNerError(Errors.E143.format(path=data))
     golds = [eg.reference for eg in Corpus(data)(nlp)]
     predicted = nlp.pipe(doc.text for doc in golds)
     entries, totals = evaluation_pages(list(zip(golds, predicted)), errors_only=errors_only, limit=limit)

@@ -14,11 +14,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import windows as W
-from .backends import get_loader
 from .batching import plan_batches
-from .errors import Errors
+from .errors import Errors, SpacyHFNerError
 from .sources import TASK_FACTORY, TASK_SUFFIX, looks_like_path, quiet_transformers, resolve_model, task_of
-from .ty import Backend, LoadRequest, Task
+from .ty import Backend, BackendLoader, LoadRequest, Task, TrainableBackend
 
 # models whose position ids start after the padding index (max_position_embeddings
 # counts two extra positions)
@@ -35,8 +34,8 @@ class HFEngine:
         *ForSequenceClassification.
     max_length: window length in model tokens (special tokens included); None
         takes the model's own limit.
-    backend: a registered backend name ("torch", "onnx", ...); `onnx_file` is
-        the .onnx file inside the model for backend "onnx".
+    backend: what the component's backend block made (`ty.BackendLoader`); it
+        loads the model runtime.
     """
 
     def __init__(
@@ -46,22 +45,17 @@ class HFEngine:
         revision: Optional[str],
         task: Task,
         device: str,
-        dtype: str,
         max_length: Optional[int],
-        backend: str,
-        onnx_file: Optional[str],
+        backend: BackendLoader,
         name: str,
     ) -> None:
         self.model_name = model
         self.revision = revision
         self.task = task
         self.device_name = device
-        self.dtype = dtype
         self.max_length_cfg = max_length
-        self.backend_name = backend
-        self.onnx_file = onnx_file
         self.name = name
-        self.loader = get_loader(backend, name)
+        self.loader = backend
         self.tokenizer: Any = None
         self.config: Any = None  # the transformers config
         self.backend: Optional[Backend] = None
@@ -93,7 +87,7 @@ class HFEngine:
         source = str(path) if path is not None else resolve_model(self.model_name, self.name)
         local = path is not None or os.path.isdir(source)
         if path is None and not local and looks_like_path(source):
-            raise ValueError(Errors.E001.format(name=self.name, model=source))
+            raise SpacyHFNerError(Errors.E001.format(name=self.name, model=source))
         kwargs: Dict[str, Any] = {"local_files_only": True} if path is not None else {}
         if path is None and self.revision:
             kwargs["revision"] = self.revision
@@ -102,25 +96,23 @@ class HFEngine:
             self._check_architecture(config)
         tokenizer = self._read(path, "tokenizer", lambda: AutoTokenizer.from_pretrained(source, **kwargs))
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(Errors.E004.format(name=self.name, model=source))
+            raise SpacyHFNerError(Errors.E004.format(name=self.name, model=source))
         request = LoadRequest(
             source=source,
             config=config,
             task=self.task,
             input_names=list(getattr(tokenizer, "model_input_names", ["input_ids", "attention_mask"])),
             device=self.device_name,
-            dtype=self.dtype,
             revision=None if path is not None else self.revision,
             local_only=path is not None,
-            onnx_file=self.onnx_file,
             labels=labels,
             problem_type=problem_type,
             name=self.name,
         )
-        backend = self._read(path, "model weights", lambda: self.loader(request))
+        backend = self._read(path, "model weights", lambda: self.loader.load(request))
         n_labels, n_out = len(config.id2label), config.num_labels
         if n_labels != n_out:
-            raise ValueError(Errors.E010.format(name=self.name, n_labels=n_labels, n_out=n_out))
+            raise SpacyHFNerError(Errors.E010.format(name=self.name, n_labels=n_labels, n_out=n_out))
         self.tokenizer, self.config, self.backend = tokenizer, config, backend
         self._token_lengths = None
         self._check_window()
@@ -133,7 +125,7 @@ class HFEngine:
         except (OSError, ValueError) as e:
             if not wrap:
                 raise
-            raise ValueError(Errors.E002.format(name=self.name, model=source, revision=self.revision, error=e)) from e
+            raise SpacyHFNerError(Errors.E002.format(name=self.name, model=source, revision=self.revision, error=e)) from e
 
     def _read(self, path: Optional[Path], what: str, read: Any) -> Any:
         """Run `read()`; for a saved pipeline (`path`), any failure of an
@@ -142,12 +134,10 @@ class HFEngine:
             return read()
         try:
             return read()
-        except ValueError as e:
-            if str(e).startswith("[E"):  # already ours: says what to do
-                raise
-            raise ValueError(Errors.E025.format(name=self.name, what=what, path=path, error=_short(e))) from e
+        except SpacyHFNerError:  # already ours: says what to do
+            raise
         except Exception as e:  # safetensors, tokenizers and json errors have no common base
-            raise ValueError(Errors.E025.format(name=self.name, what=what, path=path, error=_short(e))) from e
+            raise SpacyHFNerError(Errors.E025.format(name=self.name, what=what, path=path, error=_short(e))) from e
 
     def head_labels(self) -> Optional[List[str]]:
         """The labels of the model's classification head for this task, or None
@@ -166,7 +156,7 @@ class HFEngine:
         found = task_of(architectures)
         if architectures and found != self.task:
             hint = f"; a *{TASK_SUFFIX[found]} model belongs in `{TASK_FACTORY[found]}`" if found else ""
-            raise ValueError(
+            raise SpacyHFNerError(
                 Errors.E003.format(
                     name=self.name,
                     model=self.model_name,
@@ -196,13 +186,15 @@ class HFEngine:
     # -- properties of the loaded model --------------------------------------
 
     @property
-    def model(self) -> Any:
-        """The torch module of a trainable backend (None otherwise)."""
-        return getattr(self.backend, "module", None)
+    def trainable(self) -> Optional[TrainableBackend]:
+        """The loaded backend when training can update it (None otherwise)."""
+        return self.backend if isinstance(self.backend, TrainableBackend) else None
 
     @property
-    def device(self) -> Any:
-        return getattr(self.backend, "device", None)
+    def model(self) -> Any:
+        """The torch module of a trainable backend (None otherwise)."""
+        trainable = self.trainable
+        return None if trainable is None else trainable.module
 
     @property
     def id2label(self) -> List[str]:
@@ -242,12 +234,12 @@ class HFEngine:
             return
         limit = self.positions
         if limit is not None and self.max_length_cfg > limit:
-            raise ValueError(
+            raise SpacyHFNerError(
                 Errors.E024.format(name=self.name, max_length=self.max_length_cfg, model=self.model_name, limit=limit)
             )
         least = self.n_special + 1
         if self.max_length_cfg < least:
-            raise ValueError(
+            raise SpacyHFNerError(
                 Errors.E029.format(name=self.name, max_length=self.max_length_cfg, special=self.n_special, least=least)
             )
 
@@ -281,7 +273,7 @@ class HFEngine:
             return self.default_stride()
         limit = self.window - self.n_special - 1
         if stride > limit:
-            raise ValueError(
+            raise SpacyHFNerError(
                 Errors.E005.format(
                     name=self.name,
                     stride=stride,
@@ -349,7 +341,7 @@ class HFEngine:
         assert self.backend is not None, "load the engine first"
         forward_hidden = getattr(self.backend, "forward_hidden", None)
         if forward_hidden is None:
-            raise ValueError(Errors.E170.format(name=self.name, backend=self.backend_name))
+            raise SpacyHFNerError(Errors.E170.format(name=self.name, backend=type(self.backend).__name__))
         windows = self.encode(texts, stride)
         logits: List[Any] = [None] * len(windows)
         hidden: List[Any] = [None] * len(windows)

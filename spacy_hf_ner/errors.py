@@ -5,29 +5,23 @@ the config key (or file) at fault, and shows a fix.
     "[E001] hf_ner: config key `model` = '/no/dir' is a local path, ..."
 
 No spaCy import (the command line reads this), so the codes are added here as
-spaCy's own `ErrorsWithCodes` adds them.
+spaCy's own `ErrorsWithCodes` adds them. A coded error is raised as
+`SpacyHFNerError` (a ValueError whose `code` is the message's code), so callers
+tell the package's own errors apart by type, never by message text.
 """
+from typing import Any
 
+from .exceptions import HFNerWarning, SpacyHFNerError, SpacyHFNerFileExistsError, SpacyHFNerImportError, SpacyHFNerRuntimeError, SpacyHFNerTimeoutError
 
-class HFNerWarning(UserWarning):
-    """Warnings of spacy-hf-ner; filter them with
-    `warnings.filterwarnings("ignore", category=HFNerWarning)`, or one of them
-    by its code: `warnings.filterwarnings("ignore", message=r"\\[W005\\]")`."""
-
-
-class SpacyHFNerError(ValueError):
-    """An error of spacy-hf-ner; `code` is its code ("E111"), so that callers
-    recognise it without reading the message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.code = message[1:5] if message.startswith("[") else ""
+# the messages, and the classes they are raised and warned with
+__all__ = ["Errors", "Warnings", "HFNerWarning", "SpacyHFNerError", "SpacyHFNerFileExistsError", "SpacyHFNerImportError",
+           "SpacyHFNerRuntimeError", "SpacyHFNerTimeoutError"]
 
 
 class _WithCodes(type):
     """Class attributes named like a code read as "[CODE] message"."""
 
-    def __getattribute__(cls, code: str) -> str:
+    def __getattribute__(cls, code: str) -> Any:
         message = super().__getattribute__(code)
         if code.startswith("__") or not isinstance(message, str):
             return message
@@ -88,23 +82,25 @@ class Errors(metaclass=_WithCodes):
         "spacy-hf-ner. Fix: use one of: {available}; or a hub id or local directory."
     )
     E013 = (
-        "{name}: config key `backend` = 'onnx' needs onnxruntime, which is not "
+        "{name}: backend 'spacy-hf-ner.onnx.v1' needs onnxruntime, which is not "
         "installed. Fix: `pip install '.[onnx]'` in the spacy-hf-ner clone (or `pip install "
-        "onnxruntime`; onnxruntime-gpu for CUDA), or set `backend` = 'torch'."
+        "onnxruntime`; onnxruntime-gpu for CUDA), or use the torch backend "
+        "(`[components.{name}.backend] @hf_backends = \"spacy-hf-ner.torch.v1\"`)."
     )
     E014 = (
         "{name}: backend 'onnx': model '{model}' has no ONNX file at {tried} "
-        "(config key `onnx_file`). ONNX files found: {found}. Fix: {fix}."
+        "(`file` of `[components.{name}.backend]`). ONNX files found: {found}. Fix: {fix}."
     )
     E015 = (
         "{name}: the ONNX graph {path} takes inputs the engine does not provide "
         "({unknown}; it provides {known}). Fix: export the model with `spacy-hf-ner "
         "export-onnx` (python -m spacy_hf_ner.backends.export_onnx), whose graph takes only "
-        "those, or use backend = 'torch'."
+        "those, or use the torch backend (spacy-hf-ner.torch.v1)."
     )
     E016 = (
         "{name}: backend '{backend}' is inference-only: {what} needs a torch model. "
-        "Fix: train with `backend` = 'torch' and export the result with `spacy-hf-ner "
+        "Fix: train with the torch backend (`[components.{name}.backend] @hf_backends = "
+        "\"spacy-hf-ner.torch.v1\"`) and export the result with `spacy-hf-ner "
         "export-onnx` (python -m spacy_hf_ner.backends.export_onnx), or, under `spacy train`, list '{name}' in "
         "`[training] frozen_components` to use it as it is."
     )
@@ -124,13 +120,14 @@ class Errors(metaclass=_WithCodes):
     )
     E020 = (
         "{name}: config key `backend` = '{backend}' is not a registered backend. Fix: "
-        "use one of {available}, or register yours with "
-        "`@spacy_hf_ner.backends.registry.register(\"{backend}\")` (or the "
-        "`spacy_hf_ner_backends` entry point group)."
+        "use one of {available} in a block: `[components.{name}.backend] @hf_backends = "
+        "\"spacy-hf-ner.torch.v1\"`; register yours with "
+        "`@spacy.registry.hf_backends(\"my-backend.v1\")` (or the `spacy_hf_backends` "
+        "entry point group)."
     )
     E021 = "{name}: config key `{key}` = {value!r} applies to {applies}. Fix: {fix}."
     E022 = (
-        "{name}: config key `onnx_file` = '{value}' must be a path inside the model "
+        "{name}: `file` = '{value}' of `[components.{name}.backend]` must be a path inside the model "
         "directory. Fix: put the .onnx file in the model folder (next to config.json) "
         "and give its relative path, e.g. 'onnx/model.onnx'."
     )
@@ -174,6 +171,11 @@ class Errors(metaclass=_WithCodes):
         "{name}: {keys} cannot change on a created component (setting `cfg`): the "
         "model is built from them. Fix: load the pipeline again with the new value, "
         "e.g. `spacy.load(path, config={{'components': {{'{name}': {{KEY: VALUE}}}}}})`."
+    )
+    E031 = (
+        "{name}: config key{s} {keys} belong{verb} to the backend now, and `backend` is "
+        "already a block ({backend}). Fix: move {them} into `[components.{name}.backend]`"
+        "{where}."
     )
 
     # -- users: init-config, the displacy command (E140-E159) --
@@ -312,8 +314,9 @@ class Errors(metaclass=_WithCodes):
     # -- transformer listeners (listeners.py): E170-E179 --
     E170 = (
         "{name}: a transformer listener reads the hidden states of this component, "
-        "but `backend` = '{backend}' gives logits only. Fix: set `backend` = 'torch' "
-        "on the component that the listener's `upstream` names."
+        "but its backend ({backend}) gives logits only. Fix: give the component that the "
+        "listener's `upstream` names the torch backend block, `[components.{name}.backend]` "
+        "`@hf_backends = \"spacy-hf-ner.torch.v1\"`."
     )
     E171 = (
         "{name}: the config asks for `{architecture}`, but {library} {problem}. "
@@ -403,6 +406,11 @@ class Warnings(metaclass=_WithCodes):
         "{name}: `doc.spans['{key}']` already held {count} span(s) on {docs} doc(s); "
         "they were replaced (config key `existing_ents` = '{policy}' applies to spans "
         "too). Fix: set `spans_key` to another key to keep both."
+    )
+    W007 = (
+        "{name}: config key{s} {keys} {is_are} the old form of the backend (still read, "
+        "same behaviour). Fix: set `onnx_file` and `dtype` to null (or remove them) and write "
+        "the backend as a block:\n{block}"
     )
     # -- serve (the HTTP server): W120-W129 --
     W120 = (

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from .errors import Errors
+from .errors import Errors, SpacyHFNerError
 
 TEMPLATE = Path(__file__).parent / "templates" / "finetune.cfg.jinja"
 
@@ -86,7 +86,7 @@ def component_settings(component: str) -> Tuple[List[Tuple[str, Any]], List[Tupl
     from spacy import util
     from spacy.language import Language
 
-    defaults = dict(Language.get_factory_meta(component).default_config)
+    defaults = dict(Language.get_factory_meta(component).default_config or {})
     defaults.pop("model")
     promises = {k: v for k, v in defaults.items() if isinstance(v, dict) and any(a.startswith("@") for a in v)}
     filled = util.registry.fill({"c": promises}, validate=False)["c"] if promises else {}
@@ -109,7 +109,7 @@ def count_words(path: str) -> int:
     target = Path(path)
     files = sorted(target.rglob("*.spacy")) if target.is_dir() else [target]
     if not files or not all(f.is_file() for f in files):
-        raise ValueError(Errors.E142.format(path=path))
+        raise SpacyHFNerError(Errors.E142.format(path=path))
     vocab = spacy.blank("xx").vocab
     return sum(len(doc) for f in files for doc in DocBin().from_disk(f).get_docs(vocab))
 
@@ -119,13 +119,13 @@ def plan_steps(args: argparse.Namespace, recipe: Recipe) -> Dict[str, int]:
     batch_words = args.batch_words or recipe.batch_words
     if args.epochs is not None:
         if not args.train:
-            raise ValueError(Errors.E140)
+            raise SpacyHFNerError(Errors.E140)
         max_steps = max(1, math.ceil(args.epochs * count_words(args.train) / batch_words))
     else:
         max_steps = args.max_steps or recipe.max_steps
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, round(WARMUP_FRACTION * max_steps))
     if not 0 <= warmup < max_steps:
-        raise ValueError(Errors.E141.format(warmup=warmup, max_steps=max_steps))
+        raise SpacyHFNerError(Errors.E141.format(warmup=warmup, max_steps=max_steps))
     every = args.eval_frequency or max(1, max_steps // EVALUATIONS)
     return {"max_steps": max_steps, "warmup_steps": warmup, "eval_frequency": every, "batch_words": batch_words}
 
@@ -205,27 +205,6 @@ def _shared_heads(args: argparse.Namespace, recipe: Recipe) -> Dict[str, Any]:
     }
 
 
-def schedule_warning(training: Dict[str, Any], name: str, factory: str) -> Optional[str]:
-    """The warning for a `[training]` section whose learning rate does not suit
-    fine-tuning: a constant rate (W140), or a `total_steps` that is not
-    `max_steps` (W141); None when it is fine."""
-    from .errors import Warnings
-
-    rate = (training.get("optimizer") or {}).get("learn_rate")
-    if isinstance(rate, (int, float)) and not isinstance(rate, bool):
-        return Warnings.W140.format(name=name, rate=rate, factory=factory)
-    total = rate.get("total_steps") if isinstance(rate, dict) else None
-    max_steps = training.get("max_steps") or 0
-    if isinstance(total, int) and max_steps > 0 and total != max_steps:
-        consequence = (
-            f"the rate is 0 from step {total} on: the last {max_steps - total} steps learn nothing"
-            if total < max_steps
-            else f"the rate stops at {1 - max_steps / total:.0%} of its peak instead of decaying to 0"
-        )
-        return Warnings.W141.format(name=name, total=total, max_steps=max_steps, consequence=consequence)
-    return None
-
-
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The command's arguments (`spacy-hf-ner init-config`)."""
     ap.add_argument("output", type=Path, help="config file to write ('-' for stdout)")
@@ -241,8 +220,20 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--eval-frequency", type=int, default=None, help=f"steps between dev evaluations (default: {EVALUATIONS} per run)")
     ap.add_argument("--batch-words", type=int, default=None, help="words per batch (default: " + ", ".join(f"{c} {r.batch_words}" for c, r in RECIPES.items()) + ")")
     ap.add_argument("--learn-rate", type=float, default=LEARN_RATE, help="peak learning rate (default: %(default)s)")
-    ap.add_argument("--with", dest="heads", default=None, help="spaCy heads listening to the component's hidden states, comma-separated: tagger, morphologizer, parser, textcat (one forward pass for all)")
-    ap.add_argument("--encoder", choices=["frozen", "joint"], default="frozen", help="with --with: 'frozen' trains the heads only (the component's predictions stay as they are), 'joint' trains the component with them (default: %(default)s)")
+    ap.add_argument(
+        "--with",
+        dest="heads",
+        default=None,
+        help="spaCy heads listening to the component's hidden states, comma-separated: "
+        "tagger, morphologizer, parser, textcat (one forward pass for all)",
+    )
+    ap.add_argument(
+        "--encoder",
+        choices=["frozen", "joint"],
+        default="frozen",
+        help="with --with: 'frozen' trains the heads only (the component's predictions stay as they are), "
+        "'joint' trains the component with them (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ names where spacy-curated-transformers is not installed.
 """
 import importlib.util
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from spacy.tokens import Doc
@@ -60,7 +60,7 @@ class ListenedMixin:
     listener models found downstream, by the name of their component."""
 
     name: str
-    task: str
+    task: ClassVar[str]
     engine: Any
 
     @property
@@ -139,7 +139,7 @@ def share(component: Any, docs: Sequence[Doc]) -> None:
             return
         run_shared(component, [doc.text for doc in docs], component._stride)
         shared, component._shared = component._shared, None
-    _, windows, hidden = shared  # type: ignore[misc]
+    _, windows, hidden = shared
     outputs, _ = doc_outputs(docs, windows, hidden)
     check_width(component, outputs)
     last_only = not component.all_layers()
@@ -186,7 +186,7 @@ def doc_outputs(
         starts, ends, space = token_arrays(doc)
         source, lengths = token_pieces(doc.text, [(w.offsets, w.special) for w in wins], starts, ends, space)
         states = [np.asarray(s) for s in states]
-        layers = [Ragged(gather([s[k] for s in states], source), lengths) for k in range(states[0].shape[0])]
+        layers = [Ragged(gather([s[k] for s in states], source), lengths) for k in range(states[0].shape[0])]  # type: ignore[arg-type]  # thinc's stubs take its own array aliases, not numpy's ndarray
         outputs.append(layers)
         sources.append(source)
     return outputs, sources

@@ -12,17 +12,18 @@ from spacy.training import Example
 from spacy.util import registry
 
 from .aggregation import Entity, TokenEntity, aggregate_window, decode_words, merge_overlapping, subword_flags
-from .units import make_infix_units, make_token_units  # noqa: F401  (registered: the config names them)
 from .alignment import IGNORE_INDEX, Units, align, strip_span, units_of
 from .base import HFComponent, register_factory, token_arrays
 from .classify import softmax
-from .errors import Errors, HFNerWarning, Warnings
+from .errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
 from .placement import Placed, resolve_overlaps, snap
 from .settings import ModelSettings, Score, validate_keys
 from .spans import SCORE_ATTR, scored_span, write_ents, write_span_group
 from .tags import bio_labels, detect_scheme, entity_type, from_biluo
-from .ty import Annotate, Decoding, ExistingEnts, Strategy, Words
+from .ty import Annotate, Decoding, ExistingEnts, Scheme, Strategy, Words
+from .units import make_infix_units, make_token_units  # noqa: F401  (registered: the config names them)
 from .windows import Window
+
 
 class NerSettings(ModelSettings):
     """The keys of `hf_ner` (see `HFNer`)."""
@@ -40,9 +41,9 @@ class NerSettings(ModelSettings):
 
     def check(self, name: str) -> None:
         if self.words == "spacy" and self.aggregation_strategy in ("none", "simple"):
-            raise ValueError(Errors.E008.format(name=name, strategy=self.aggregation_strategy))
+            raise SpacyHFNerError(Errors.E008.format(name=name, strategy=self.aggregation_strategy))
         if self.decoding == "viterbi" and self.words != "spacy":
-            raise ValueError(Errors.E028.format(name=name, decoding=self.decoding))
+            raise SpacyHFNerError(Errors.E028.format(name=name, decoding=self.decoding))
 
 
 def ner_score(
@@ -124,6 +125,11 @@ class HFNer(HFComponent):
     extension = (Span, SCORE_ATTR)
     gold_name = "entities"
 
+    def __init__(self, vocab: Any, name: Optional[str] = None, **settings: Any) -> None:
+        super().__init__(vocab, name, **settings)
+        # the tag scheme of the model's labels, read on load (`_after_load`)
+        self._scheme: Scheme = "bio"
+
     # -- training ---------------------------------------------------------------
 
     def _gold_labels(self, examples: Sequence[Example]) -> Optional[List[str]]:
@@ -165,7 +171,7 @@ class HFNer(HFComponent):
         return (units.starts, units.ends, units.is_space), self._gold_token_targets(example)[units.first_token]
 
     @property
-    def labels(self) -> List[str]:
+    def labels(self) -> List[str]:  # type: ignore[override]  # spaCy's stub: Tuple[str, ...]; spaCy itself accepts any sequence
         """Entity labels the component can write (after `label_map`); empty until
         the model is loaded (spaCy reads labels for `nlp.meta`, which must not load
         a model)."""
@@ -201,7 +207,7 @@ class HFNer(HFComponent):
         starts, ends, is_space = token_arrays(doc)
         return units_of(self.settings.units(doc.text, starts, ends), starts, ends, is_space)
 
-    def predict(self, docs: Sequence[Doc]) -> List[List[Union[Entity, TokenEntity]]]:
+    def predict(self, docs: Sequence[Doc]) -> List[Sequence[Union[Entity, TokenEntity]]]:
         """The entities of each doc, before they are written.
 
         With `words` = "model": `Entity` objects in character offsets, exactly as
@@ -211,7 +217,7 @@ class HFNer(HFComponent):
         self._ensure_loaded()
         texts = [doc.text for doc in docs]
         if self.settings.words == "model":
-            return [found.entities for found in self.model_entities(texts)]  # type: ignore[misc]
+            return [found.entities for found in self.model_entities(texts)]
         return [self._word_entities(doc, *rows) for doc, rows in zip(docs, self._token_probs(texts))]
 
     def _word_entities(self, doc: Doc, starts: np.ndarray, ends: np.ndarray, probs: np.ndarray) -> List[TokenEntity]:

@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from .errors import Errors
+from .errors import Errors, SpacyHFNerError, SpacyHFNerRuntimeError
 
 DIST_NAME = "spacy-hf-ner"
 SKIPPED = ("INSTALLER", "REQUESTED", "RECORD", "direct_url.json")
@@ -83,7 +83,7 @@ def package(
         spacy_package(input_dir, output_dir, meta_path=meta_path, code_paths=list(code_paths), name=name,
                       version=version, create_sdist=False, create_wheel=False, force=force, silent=False)  # fmt: skip
     except SystemExit as e:  # spaCy's msg.fail has printed why
-        raise ValueError(Errors.E180.format(input_dir=input_dir, status=e.code)) from None
+        raise SpacyHFNerError(Errors.E180.format(input_dir=input_dir, status=e.code)) from None
     meta = srsly.read_json(meta_path or input_dir / "meta.json")
     package_name = name or meta["name"]
     if not package_name.startswith(f"{meta['lang']}_"):
@@ -115,7 +115,7 @@ def _pip_wheel(source: Path, dist: Path, what: str) -> None:
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(source)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(Errors.E181.format(what=what, source=source, error=done.stderr.strip()[-1500:]))
+        raise SpacyHFNerRuntimeError(Errors.E181.format(what=what, source=source, error=done.stderr.strip()[-1500:]))
 
 
 def repack(dist_info: metadata.Distribution, dist: Path) -> Path:
@@ -124,7 +124,7 @@ def repack(dist_info: metadata.Distribution, dist: Path) -> Path:
     files = [f for f in dist_info.files or [] if "__pycache__" not in f.parts and f.parts[0] != ".."]
     info_dir = next((f.parts[0] for f in files if f.parts[0].endswith(".dist-info")), None)
     if info_dir is None or all(f.parts[0] == info_dir or f.name.startswith("__editable__") for f in files):
-        raise RuntimeError(Errors.E182.format(location=dist_info.locate_file("")))
+        raise SpacyHFNerRuntimeError(Errors.E182.format(location=dist_info.locate_file("")))
     name = dist_info.metadata["Name"].replace("-", "_")
     wheel = dist / f"{name}-{dist_info.version}-py3-none-any.whl"
     records: List[List[str]] = []
@@ -132,7 +132,7 @@ def repack(dist_info: metadata.Distribution, dist: Path) -> Path:
         for f in files:
             if f.parts[0] == info_dir and f.name in SKIPPED:
                 continue
-            data = Path(dist_info.locate_file(f)).read_bytes()
+            data = Path(str(dist_info.locate_file(f))).read_bytes()
             z.writestr(f.as_posix(), data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             records.append([f.as_posix(), f"sha256={digest}", str(len(data))])

@@ -5,7 +5,7 @@ Pure logic: numpy only, no spaCy, no torch. Tokens are given as arrays of
 character offsets (`tok_starts`, `tok_ends`, end without trailing whitespace)
 and a flag for whitespace-only tokens.
 """
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def resolve_overlaps(spans: Sequence[Placed]) -> Tuple[List[Placed], List[Placed
     conflict).
     """
     merged_away: List[Placed] = []
-    by_label: dict = {}
+    by_label: Dict[str, List[Placed]] = {}
     for span in sorted(spans, key=lambda s: (s.start, s.end, s.source)):
         runs = by_label.setdefault(span.label, [])
         if runs and span.start < runs[-1].end:

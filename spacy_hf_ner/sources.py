@@ -7,9 +7,9 @@ No torch import: the command line and the server's start-up read this.
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional, get_args
 
-from .errors import Errors
+from .errors import Errors, SpacyHFNerError
 from .ty import Task
 
 # models that ship inside this package: `model = "spacy-hf-ner:<name>"`
@@ -35,7 +35,7 @@ def resolve_model(model: str, name: str) -> str:
         path = BUNDLED_DIR / model[len(BUNDLED_PREFIX):]
         if not (path / "config.json").is_file():
             available = ", ".join(BUNDLED_PREFIX + m for m in bundled_models()) or "none"
-            raise ValueError(Errors.E012.format(name=name, model=model, available=available))
+            raise SpacyHFNerError(Errors.E012.format(name=name, model=model, available=available))
         return str(path)
     expanded = os.path.expanduser(model)
     return expanded if os.path.isdir(expanded) else model
@@ -55,9 +55,9 @@ def task_of(architectures: Optional[Iterable[str]]) -> Optional[Task]:
     """The task ("token" or "sequence") of a transformers config's
     `architectures`, or None when it names no classifier of either kind."""
     names = list(architectures or [])
-    for task, suffix in TASK_SUFFIX.items():
-        if any(a.endswith(suffix) for a in names):
-            return task  # type: ignore[return-value]
+    for task in get_args(Task):
+        if any(a.endswith(TASK_SUFFIX[task]) for a in names):
+            return task
     return None
 
 
@@ -98,17 +98,17 @@ def load_pipeline(name: str, *, lang: str = "xx", config: Optional[Dict[str, Any
     path = Path(name).expanduser()
     if (path / "config.cfg").is_file() or is_package(name):
         if config:
-            raise ValueError(Errors.E017.format(name=name, keys=", ".join(sorted(config))))
+            raise SpacyHFNerError(Errors.E017.format(name=name, keys=", ".join(sorted(config))))
         return spacy.load(name)
     source = resolve_model(name, "load")
     try:
         model_config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as e:
-        raise ValueError(Errors.E018.format(name=name, error=e)) from e
+        raise SpacyHFNerError(Errors.E018.format(name=name, error=e)) from e
     architectures = getattr(model_config, "architectures", None) or []
     task = task_of(architectures)
     if task is None:
-        raise ValueError(
+        raise SpacyHFNerError(
             Errors.E019.format(name=name, architectures="/".join(architectures) or "no architecture in its config")
         )
     nlp = spacy.blank(lang)

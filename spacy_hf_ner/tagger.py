@@ -13,7 +13,7 @@ from spacy.util import registry
 
 from .alignment import IGNORE_INDEX, NO_LABEL, token_scores
 from .base import HFComponent, register_factory, token_arrays
-from .errors import Errors
+from .errors import Errors, SpacyHFNerError
 from .settings import ModelSettings
 from .ty import TagAttr, WordStrategy
 
@@ -75,7 +75,10 @@ class HFTagger(HFComponent):
 
     def __init__(self, vocab: Any, name: Optional[str] = None, **settings: Any) -> None:
         super().__init__(vocab, name, **settings)
+        # read on load (`_after_load`): the attribute written ("pos" or "tag"),
+        # and the value written for each of the model's labels
         self._attr: Optional[str] = None
+        self._values = np.zeros(0, dtype=np.uint64)
 
     # -- training ---------------------------------------------------------------
 
@@ -117,7 +120,7 @@ class HFTagger(HFComponent):
         return token_arrays(example.predicted), targets
 
     @property
-    def labels(self) -> List[str]:
+    def labels(self) -> List[str]:  # type: ignore[override]  # spaCy's stub: Tuple[str, ...]; spaCy itself accepts any sequence
         """Tags the component can write (after `label_map`); empty until the model
         is loaded (spaCy reads labels for `nlp.meta`, which must not load a model)."""
         if not self.engine.is_loaded:
@@ -128,7 +131,8 @@ class HFTagger(HFComponent):
     def attr(self) -> str:
         """The attribute written, "pos" or "tag" ("auto" is resolved on load)."""
         self._ensure_loaded()
-        return self._attr  # type: ignore[return-value]
+        assert self._attr is not None, "set by _after_load"
+        return self._attr
 
     def score(self, examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
         if self.scorer is None:
@@ -148,7 +152,7 @@ class HFTagger(HFComponent):
         elif attr == "pos" and not_pos:
             shown = ", ".join(repr(l) for l in not_pos[:5])
             more = f" and {len(not_pos) - 5} more" if len(not_pos) > 5 else ""
-            raise ValueError(Errors.E027.format(name=self.name, model=engine.model_name, shown=shown + more))
+            raise SpacyHFNerError(Errors.E027.format(name=self.name, model=engine.model_name, shown=shown + more))
         self._attr = attr
         # the value stored in the token for each label id
         if attr == "pos":
@@ -198,7 +202,7 @@ class HFTagger(HFComponent):
             if not writable.any():
                 continue
             current[writable] = new[writable]
-            doc.from_array([attr_id], current.reshape(-1, 1))
+            doc.from_array([attr_id], current.reshape(-1, 1))  # type: ignore[arg-type]  # spaCy's stub: thinc's Ints2d; any uint64 array is read
             score_list = scores.tolist()
             for i in np.flatnonzero(writable & (ids != NO_LABEL)).tolist():
                 doc[i]._.set(SCORE_ATTR, float(score_list[i]))

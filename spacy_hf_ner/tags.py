@@ -2,7 +2,7 @@
 
 Pure logic: no spaCy, no torch.
 """
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from .ty import Scheme
 
@@ -111,7 +111,7 @@ def transition_constraints(
     Labels without a prefix of the scheme ("O", bare tags) are free everywhere.
     """
     n = len(labels)
-    parts = []
+    parts: List[Tuple[Optional[str], str]] = []
     for label in labels:
         prefixed = len(label) > 2 and label[1] == "-"
         if not prefixed:
@@ -131,7 +131,7 @@ def transition_constraints(
     allowed = [[False] * n for _ in range(n)]
     for i, (pi, ti) in enumerate(parts):
         opener = pi in ("B", "I")
-        for j, (pj, tj) in enumerate(parts):
+        for j, (_, tj) in enumerate(parts):
             if needs_open[j]:
                 allowed[i][j] = opener and ti == tj
             else:

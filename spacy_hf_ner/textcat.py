@@ -85,6 +85,15 @@ class HFTextcat(HFComponent):
     extension = (Doc, PAIR_ATTR)  # the text pair the doc is classified with
     gold_name = "doc.cats"
 
+    def __init__(self, vocab: Any, name: Optional[str] = None, **settings: Any) -> None:
+        super().__init__(vocab, name, **settings)
+        # read on load (`_after_load`): the activation and whether labels are
+        # scored independently
+        self._function: str = "none"
+        self._multi_label = False
+        # `initialize(multi_label=...)`, read when a new head is made
+        self._init_multi_label: Optional[bool] = None
+
     # -- training ---------------------------------------------------------------
 
     def initialize(
@@ -111,7 +120,7 @@ class HFTextcat(HFComponent):
 
     def _prepare_training(self, examples: Sequence[Example], labels: List[str], given: bool) -> None:
         """Keep a head that has every label; else a new one over them."""
-        multi_label = getattr(self, "_init_multi_label", None)
+        multi_label = self._init_multi_label
         if multi_label is None:
             gold = [eg.reference.cats for eg in examples if eg.reference.cats]
             multi_label = not all(sum(v >= 0.5 for v in cats.values()) == 1 for cats in gold)
@@ -143,9 +152,10 @@ class HFTextcat(HFComponent):
         self._check_trainable("update")
         self._ensure_loaded()
         windows = self._windows([eg.predicted for eg in examples], warn=False)
-        if not windows:
+        model = self.model
+        if not windows or model is None:
             return losses
-        logits, backprop = self.model.begin_update(self.torch_inputs(windows))
+        logits, backprop = model.begin_update(self.torch_inputs(windows))
         index = np.array([w.doc for w in windows], dtype=np.int64)
         loss, d_logits = self.get_loss(examples, (logits, index))
         backprop(d_logits)
@@ -154,10 +164,11 @@ class HFTextcat(HFComponent):
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], scores: Tuple[Any, np.ndarray]) -> Tuple[float, Any]:
+    def get_loss(self, examples: Iterable[Example], scores: Tuple[Any, np.ndarray], normalizer: int = 0) -> Tuple[float, Any]:
         """Loss and gradient of window logits (windows, labels) pooled per doc by
         `index` (the doc of each window) against the examples' `doc.cats`.
-        Labels missing from a doc's gold are not trained."""
+        Labels missing from a doc's gold are not trained. `normalizer` is the
+        token components' (unused: the loss is a mean over the docs' labels)."""
         import torch
 
         logits, index = scores
@@ -188,7 +199,7 @@ class HFTextcat(HFComponent):
         return float(loss.item()), leaf.grad.to(logits.dtype)
 
     @property
-    def labels(self) -> List[str]:
+    def labels(self) -> List[str]:  # type: ignore[override]  # spaCy's stub: Tuple[str, ...]; spaCy itself accepts any sequence
         """The model's labels (after `label_map`), in the model's order; empty
         until the model is loaded."""
         if not self.engine.is_loaded:

@@ -14,15 +14,19 @@ apart. Windows are batched by `batching.plan_batches`, as in inference.
 """
 import warnings
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from spacy.training import Example, validate_examples
+from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper_v2
 
 from .alignment import IGNORE_INDEX, first_subword_targets, strip_offsets
 from .batching import plan_batches
-from .errors import Errors, HFNerWarning, Warnings
+from .errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
+from .listeners import shared_update
+from .ty import TrainableBackend
 
 
 def wrap_torch(module: Any, device: Any) -> Model:
@@ -57,32 +61,47 @@ class TrainableMixin:
 
     engine: Any
     name: str
+    factory: ClassVar[str]
     settings: Any
     _stride: int
     _thinc: Optional[Model]
+    _training_config: Optional[Dict[str, Any]]
+
+    if TYPE_CHECKING:  # ListenedMixin's (listeners.py), beside this mixin in HFComponent
+
+        @property
+        def listening_components(self) -> List[str]: ...
 
     @property
     def model(self) -> Optional[Model]:
         """The thinc wrapper of the loaded torch model (None before loading, and
-        with backend "onnx")."""
-        if not self.engine.is_loaded or self.engine.model is None:
+        with an inference-only backend)."""
+        backend = self.engine.trainable if self.engine.is_loaded else None
+        if backend is None:
             return None
-        if self._thinc is None or self._thinc.shims[0]._model is not self.engine.model:
-            self._thinc = wrap_torch(self.engine.model, self.engine.device)
+        if self._thinc is None or self._thinc.shims[0]._model is not backend.module:
+            self._thinc = wrap_torch(backend.module, backend.device)
         return self._thinc
 
     @property
     def is_trainable(self) -> bool:
-        """Whether the backend can be trained (loads nothing: a backend that is
-        not loaded yet is judged by its name)."""
+        """Whether the backend can be trained: a loaded one is a
+        `TrainableBackend`; before loading, its block says (`trainable`)."""
         if self.engine.is_loaded:
-            return bool(self.engine.backend.trainable)
-        return self.engine.backend_name in ("torch", "spacy-hf-ner.torch.v1")
+            return self.engine.trainable is not None
+        return bool(self.engine.loader.trainable)
 
     def _check_trainable(self, what: str) -> None:
-        """Refuse training a component whose backend is inference-only."""
+        """Refuse training a component whose backend is inference-only (E016)."""
         if not self.is_trainable:
-            raise ValueError(Errors.E016.format(name=self.name, backend=self.engine.backend_name, what=what))
+            raise SpacyHFNerError(Errors.E016.format(name=self.name, backend=self.engine.loader.name, what=what))
+
+    def _trainable(self) -> TrainableBackend:
+        """The loaded backend, which training updates (E016 if it cannot)."""
+        self._check_trainable("training")
+        backend = self.engine.trainable
+        assert backend is not None, "load the engine first"
+        return backend
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Apply the optimizer to the accumulated gradients and zero them.
@@ -99,12 +118,28 @@ class TrainableMixin:
         model = self.model
         if model is None:
             return
-        self.engine.backend.mark_trained()
-        with clip_global_norm(self.engine.model, sgd):
-            if self.engine.device.type == "cpu" or _has_cupy():
+        self._check_schedule(sgd)
+        backend = self._trainable()
+        backend.mark_trained()
+        with clip_global_norm(backend.module, sgd):
+            if backend.device.type == "cpu" or _has_cupy():
                 model.finish_update(sgd)
             else:
                 finish_update_numpy(model, sgd)
+
+    def _check_schedule(self, sgd: Optimizer) -> None:
+        """On the first update of a training run (`initialize` kept the
+        pipeline's `[training]`): warn when the learning rate does not suit
+        fine-tuning (W140: the optimizer's rate is constant; W141: the
+        schedule does not end at `max_steps`)."""
+        training, self._training_config = self._training_config, None
+        if training is None:
+            return
+        if "learn_rate" not in getattr(sgd, "schedules", {}):  # the rate this run uses is constant
+            training = {**training, "optimizer": {"learn_rate": sgd.learn_rate}}
+        problem = schedule_warning(training, self.name, self.factory)
+        if problem:
+            warnings.warn(problem, HFNerWarning)
 
     def _inverse_label_map(self) -> Dict[str, str]:
         """spaCy label -> model label (`label_map` read backwards)."""
@@ -126,7 +161,7 @@ class TrainableMixin:
         head = self.engine.head_labels()
         have = set() if head is None else (known(head) if known else set(head))
         if keep and head is not None and set(wanted) <= have:
-            self._ensure_loaded()  # type: ignore[attr-defined]
+            self._ensure_loaded()
             return
         if head is not None:
             warnings.warn(
@@ -139,9 +174,15 @@ class TrainableMixin:
                 HFNerWarning,
             )
         self.engine.load(labels=list(new_labels), problem_type=problem_type)
-        self._loaded()  # type: ignore[attr-defined]
+        self._loaded()
 
     def _word_targets(self, example: Example) -> WordTargets:  # pragma: no cover
+        raise NotImplementedError
+
+    def _ensure_loaded(self) -> None:  # pragma: no cover - HFComponent's
+        raise NotImplementedError
+
+    def _loaded(self) -> None:  # pragma: no cover - HFComponent's
         raise NotImplementedError
 
     def update(
@@ -164,14 +205,14 @@ class TrainableMixin:
         examples = list(examples)
         validate_examples(examples, f"{type(self).__name__}.update")
         self._check_trainable("update")
-        self._ensure_loaded()  # type: ignore[attr-defined]
-        if getattr(self, "listening_components", None):  # listeners train on the same pass
-            from .listeners import shared_update
-
+        self._ensure_loaded()
+        if self.listening_components:  # listeners train on the same pass
             losses[self.name] += shared_update(self, examples)
             if sgd not in (None, False):
-                self.finish_update(sgd)  # type: ignore[arg-type]
+                self.finish_update(sgd)
             return losses
+        model = self.model
+        assert model is not None, "a loaded trainable backend"
         windows, targets = self._training_windows(examples)
         total = int(sum((t != IGNORE_INDEX).sum() for t in targets))
         if total == 0:
@@ -183,14 +224,12 @@ class TrainableMixin:
             gold = _padded([targets[i] for i in rows])
             if (gold == IGNORE_INDEX).all():
                 continue
-            logits, backprop = self.model.begin_update(  # type: ignore[union-attr]
-                self.torch_inputs([windows[i] for i in rows])
-            )
+            logits, backprop = model.begin_update(self.torch_inputs([windows[i] for i in rows]))
             part, d_logits = self.get_loss(examples, (logits, gold), normalizer=total)
             backprop(d_logits)
             loss += part
         if sgd not in (None, False):
-            self.finish_update(sgd)  # type: ignore[arg-type]
+            self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
@@ -217,7 +256,7 @@ class TrainableMixin:
 
     def torch_inputs(self, windows: Sequence[Any]) -> Dict[str, Any]:
         """The padded torch inputs of a batch of windows, on the model's device."""
-        return self.engine.backend.to_torch(self.engine.padded(windows))
+        return self._trainable().to_torch(self.engine.padded(windows))
 
     def _training_windows(self, examples: Sequence[Example]) -> Tuple[List[Any], List[np.ndarray]]:
         """The windows of the examples' texts and their first-subword targets."""
@@ -281,3 +320,42 @@ def _padded(rows: Sequence[np.ndarray]) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out
+
+
+def schedule_warning(training: Dict[str, Any], name: str, factory: str) -> Optional[str]:
+    """The warning for a `[training]` section whose learning rate does not suit
+    fine-tuning: a constant rate (W140), or a schedule with `total_steps` that
+    does not end at `max_steps` (W141, saying what the schedule itself gives
+    at the last step); None when it is fine."""
+    rate = (training.get("optimizer") or {}).get("learn_rate")
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool):
+        return Warnings.W140.format(name=name, rate=rate, factory=factory)
+    if not isinstance(rate, dict):
+        return None
+    total = rate.get("total_steps")
+    max_steps = training.get("max_steps") or 0
+    if not isinstance(total, int) or not isinstance(max_steps, int) or max_steps <= 0 or total == max_steps:
+        return None
+    schedule = registry.resolve({"rate": rate})["rate"]
+    consequence = schedule_end(list(islice(schedule, max(total, max_steps) + 1)), max_steps)
+    if consequence is None:
+        return None
+    return Warnings.W141.format(name=name, total=total, max_steps=max_steps, consequence=consequence)
+
+
+def schedule_end(rates: Sequence[float], max_steps: int) -> Optional[str]:
+    """What a learning rate schedule (`rates[step]`, at least `max_steps` + 1
+    of them) does to a run of `max_steps` steps: the steps at rate 0 at its
+    end, or the rate it stops at, as a share of its peak; None when it decays
+    to 0 exactly at the last step."""
+    peak = max(rates, default=0.0)
+    if peak <= 0:
+        return None
+    used = rates[:max_steps]
+    idle = next((i for i, r in enumerate(used) if r <= 0 and i > 0 and all(x <= 0 for x in used[i:])), None)
+    if idle is not None:
+        return f"the rate is 0 from step {idle} on: the last {max_steps - idle} steps learn nothing"
+    last = rates[max_steps]
+    if last <= 0:
+        return None
+    return f"the rate at the last step is {last / peak:.1%} of its peak ({peak:g}) instead of decaying to 0"

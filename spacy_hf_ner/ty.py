@@ -1,5 +1,6 @@
 """Types shared across the package: every config choice as a `Literal`
-(defined here once), and the `Backend` protocol a model runtime implements.
+(defined here once), and the protocols of the backends: `BackendLoader` (a
+config block), `Backend` (a loaded runtime) and `TrainableBackend`.
 
 No spaCy, no torch.
 """
@@ -36,13 +37,15 @@ class LoadRequest(NamedTuple):
     task: "token" or "sequence".
     input_names: the batch inputs the tokenizer produces ("input_ids",
         "attention_mask", and "token_type_ids" where it has them).
-    device, dtype: the component's `device` and `dtype`.
+    device: the component's `device`.
     revision: the hub revision (None for a local directory).
     local_only: True when loading a saved pipeline (never the hub).
-    onnx_file: the component's `onnx_file` (a path inside the model).
     labels, problem_type: a new classification head for fine-tuning (None:
         the model's own head).
     name: the component's name, for error messages.
+
+    A backend's own options (the torch dtype, the ONNX file) are not here: they
+    are the arguments of its config block, held by its `BackendLoader`.
     """
 
     source: str
@@ -50,10 +53,8 @@ class LoadRequest(NamedTuple):
     task: Task
     input_names: Sequence[str]
     device: str
-    dtype: str
     revision: Optional[str]
     local_only: bool
-    onnx_file: Optional[str]
     labels: Optional[Sequence[str]]
     problem_type: Optional[str]
     name: str
@@ -67,20 +68,41 @@ class Backend(Protocol):
     `LoadRequest.input_names` and returns float32 logits: (batch, longest,
     labels) for task "token", (batch, labels) for "sequence". `save` writes the
     weights into a model folder that the engine completes with config.json and
-    the tokenizer, so the same loader reads it back. `trainable` backends also
-    expose `module` (a torch module) and `device`.
+    the tokenizer, so the same loader reads it back.
     """
-
-    trainable: bool
 
     def forward(self, batch: Dict[str, np.ndarray]) -> np.ndarray: ...
 
     def save(self, path: Path) -> None: ...
 
 
-class BackendLoader(Protocol):
-    """A registered backend: `(request) -> Backend`. Register one with
-    `@spacy_hf_ner.backends.registry.register("my-backend.v1")`, or through the
-    `spacy_hf_ner_backends` entry point group."""
+@runtime_checkable
+class TrainableBackend(Backend, Protocol):
+    """A backend that spaCy's training loop can update (`training.py`): a torch
+    module on a device, its inputs as torch tensors, and a mark that its
+    weights changed (so `save` writes them as trained)."""
 
-    def __call__(self, request: LoadRequest) -> Backend: ...
+    module: Any  # a torch.nn.Module returning an object with `.logits`
+    device: Any  # its torch.device
+
+    def to_torch(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]: ...
+
+    def mark_trained(self) -> None: ...
+
+
+@runtime_checkable
+class BackendLoader(Protocol):
+    """What a backend's config block makes: `[components.NAME.backend]`
+    `@hf_backends = "spacy-hf-ner.onnx.v1"` with the backend's own arguments.
+    Register one with `@spacy.registry.hf_backends("my-backend.v1")` on a
+    function returning it (or through the `spacy_hf_backends` entry point
+    group).
+
+    name: the registered name, for messages. trainable: whether `load` returns
+    a `TrainableBackend` (known before loading anything).
+    """
+
+    name: str
+    trainable: bool
+
+    def load(self, request: LoadRequest) -> Backend: ...

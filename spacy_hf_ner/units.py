@@ -29,7 +29,7 @@ def make_token_units() -> UnitRule:
 
 
 @registry.misc("spacy-hf-ner.infix_units.v1")
-def make_infix_units(infixes: List[str] = list(DEFAULT_INFIXES)) -> UnitRule:
+def make_infix_units(infixes: List[str] = list(DEFAULT_INFIXES)) -> UnitRule:  # noqa: B006  (spaCy writes the default into the config; never mutated)
     """spaCy tokens joined by one of `infixes` between word characters, with no
     whitespace, are one word ("Jean-Luc", "2-1", "and/or"): how CoNLL-2003 and
     most token-classification data count words (see `alignment.infix_unit_ids`)."""

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 import traceback
 from pathlib import Path

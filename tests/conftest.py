@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from models import CONLL_LABELS, build_sequence_classifier, build_token_classifier
 
 

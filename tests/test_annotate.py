@@ -14,13 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import spacy
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import spacy_hf_ner
 from spacy_hf_ner.bulk.core import Spec, annotate_batch, describe, load_cached
-from spacy_hf_ner.bulk.io import Corpus, flat_entities, parts_dir, read_metadata, read_rows
+from spacy_hf_ner.bulk.io import parts_dir, read_metadata, read_rows
 from spacy_hf_ner.bulk.pool import check_resources, plan_workers, unit_rows
+
 from texts import TEXTS
 
 HERE = Path(__file__).parent
@@ -286,8 +286,8 @@ def test_resume_refuses_another_pipeline_and_never_writes_a_doc_twice(bert_ner, 
         run(src, out, str(bert_ner_sparse), resume=True)
     # killed after OUTPUT was published but before its parts were removed:
     # the rows are in both, and the output still has each doc once
-    from spacy_hf_ner.bulk.io import Parts
     from spacy_hf_ner.bulk.core import schema
+    from spacy_hf_ner.bulk.io import Parts
 
     table = pq.read_table(out)
     Parts(parts_dir(out), schema(), read_metadata(out)).write(table.slice(0, 5))

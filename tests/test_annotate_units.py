@@ -6,8 +6,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from spacy_hf_ner.bulk.io import Corpus
 from spacy_hf_ner.bulk.units import count_unit, plan, read_unit, signature, with_counts

@@ -1,6 +1,8 @@
-"""Backends behind one interface: a third-party backend is one class and one
-registration line (here a numpy one, registered from this test module), and
-the built-in torch backend saves what it loaded faithfully."""
+"""Backends behind one interface, each a config block on spaCy's registry
+`hf_backends`: a third-party backend is one class and one registration line
+(here a numpy one, registered from this test module, and one from a package
+installed in the test, found by its entry point); the built-in torch backend
+saves what it loaded faithfully; the old `backend = "torch"` keys still load."""
 import json
 import os
 import stat
@@ -12,17 +14,17 @@ import numpy as np
 import pytest
 import spacy
 
+from spacy_hf_ner.backends.registry import registry
+from spacy_hf_ner.errors import HFNerWarning, SpacyHFNerError
+from spacy_hf_ner.ty import Backend, BackendLoader, LoadRequest, TrainableBackend
+
 from models import build_token_classifier
-from spacy_hf_ner.backends import registry
-from spacy_hf_ner.ty import Backend, LoadRequest
 
 TABLE = "numpy_head.npy"
 
 
 class NumpyBackend:
     """Logits that depend on the token id only: a (vocab, labels) table."""
-
-    trainable = False
 
     def __init__(self, table: np.ndarray) -> None:
         self.table = table
@@ -34,9 +36,22 @@ class NumpyBackend:
         np.save(path / TABLE, self.table)
 
 
+class NumpyLoader:
+    """The block `@hf_backends = "test-numpy.v1"`, `scale`: the table's logits times it."""
+
+    name = "test-numpy.v1"
+    trainable = False
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def load(self, request: LoadRequest) -> NumpyBackend:
+        return NumpyBackend(np.load(Path(request.source) / TABLE) * self.scale)
+
+
 @registry.register("test-numpy.v1")
-def load_numpy(request: LoadRequest) -> NumpyBackend:
-    return NumpyBackend(np.load(Path(request.source) / TABLE))
+def numpy_backend(scale: float = 1.0) -> NumpyLoader:
+    return NumpyLoader(scale)
 
 
 @pytest.fixture
@@ -60,30 +75,66 @@ def numpy_model(bert_ner, tmp_path):
 
 def test_a_registered_backend_runs_the_component_and_saves(numpy_model, tmp_path):
     nlp = spacy.blank("en")
-    ner = nlp.add_pipe("hf_ner", config={"model": str(numpy_model), "backend": "test-numpy.v1"})
+    block = {"@hf_backends": "test-numpy.v1", "scale": 2.0}
+    ner = nlp.add_pipe("hf_ner", config={"model": str(numpy_model), "backend": block})
+    assert isinstance(ner.engine.loader, BackendLoader) and not ner.is_trainable  # known before loading
     doc = nlp("Yesterday Angela Merkel went to Paris .")
     assert [(e.text, e.label_) for e in doc.ents] == [("Angela Merkel", "PER"), ("Paris", "LOC")]
-    assert isinstance(ner.engine.backend, Backend) and not ner.is_trainable
+    assert isinstance(ner.engine.backend, Backend) and not isinstance(ner.engine.backend, TrainableBackend)
+    assert not ner.is_trainable and ner.engine.trainable is None
     nlp.to_disk(tmp_path / "pipe")
     assert (tmp_path / "pipe" / "hf_ner" / "model" / TABLE).is_file()
+    assert spacy.util.load_config(tmp_path / "pipe" / "config.cfg")["components"]["hf_ner"]["backend"] == block
     loaded = spacy.load(tmp_path / "pipe")
+    assert loaded.get_pipe("hf_ner").engine.loader.scale == 2.0
     assert [(e.text, e.label_) for e in loaded("Angela Merkel in Paris").ents] == [
         ("Angela Merkel", "PER"),
         ("Paris", "LOC"),
     ]
 
 
-def test_an_unknown_backend_names_the_registered_ones(bert_ner):
+def test_an_unknown_old_backend_name_names_the_registered_ones(bert_ner):
     nlp = spacy.blank("en")
-    with pytest.raises(ValueError, match=r"\[E020\].*`backend` = 'tensorflow'.*'torch', 'onnx'.*test-numpy\.v1"):
+    with pytest.raises(SpacyHFNerError, match=r"\[E020\].*`backend` = 'tensorflow'.*'torch', 'onnx'.*test-numpy\.v1"):
         nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "backend": "tensorflow"})
 
 
-def test_versioned_names_of_the_builtin_backends(bert_ner):
+def test_the_default_backend_is_the_torch_block(bert_ner):
     nlp = spacy.blank("en")
-    ner = nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "backend": "spacy-hf-ner.torch.v1", "device": "cpu"})
+    ner = nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "device": "cpu"})
+    assert nlp.config["components"]["hf_ner"]["backend"] == {"@hf_backends": "spacy-hf-ner.torch.v1", "dtype": "float32"}
+    assert ner.is_trainable  # the block says so, before loading
     nlp.initialize()
-    assert ner.is_trainable and type(ner.engine.backend).__name__ == "TorchBackend"
+    assert isinstance(ner.engine.backend, TrainableBackend) and ner.engine.trainable is ner.engine.backend
+    assert "dtype" not in ner.cfg and "onnx_file" not in ner.cfg and "backend" not in ner.cfg
+
+
+@pytest.mark.parametrize(
+    "old, block",
+    [
+        ({"backend": "torch", "onnx_file": None, "dtype": "float32"}, {"@hf_backends": "spacy-hf-ner.torch.v1", "dtype": "float32"}),
+        ({"backend": "spacy-hf-ner.torch.v1", "dtype": "bfloat16"}, {"@hf_backends": "spacy-hf-ner.torch.v1", "dtype": "bfloat16"}),
+        ({"backend": "test-numpy.v1"}, {"@hf_backends": "test-numpy.v1"}),
+    ],
+)
+def test_old_backend_keys_load_with_a_warning_naming_the_block(numpy_model, bert_ner, tmp_path, old, block):
+    """A pipeline saved with `backend = "torch"` (and `onnx_file`, `dtype`
+    component keys) loads, and W007 shows the block to write instead."""
+    model = numpy_model if old["backend"] == "test-numpy.v1" else bert_ner
+    nlp = spacy.blank("en")
+    with pytest.warns(HFNerWarning, match=r"\[W007\]") as record:
+        ner = nlp.add_pipe("hf_ner", config={"model": str(model), "device": "cpu", **old})
+    (message,) = [str(r.message) for r in record if "[W007]" in str(r.message)]
+    shown = "\n".join(message.split("\n")[1:])
+    want = spacy.util.load_config_from_str("[components]\n[components.hf_ner]\n" + shown)["components"]["hf_ner"]["backend"]
+    assert want == block
+    assert ner.engine.loader.name == block["@hf_backends"]
+    assert getattr(ner.engine.loader, "dtype", "float32") == block.get("dtype", "float32")
+    doc = nlp("Angela Merkel went to Paris")
+    nlp.to_disk(tmp_path / "pipe")
+    with pytest.warns(HFNerWarning, match=r"\[W007\]"):  # the saved config is the user's, as it was
+        loaded = spacy.load(tmp_path / "pipe")
+    assert [(e.text, e.label_) for e in loaded("Angela Merkel went to Paris").ents] == [(e.text, e.label_) for e in doc.ents]
 
 
 def _safetensors_dtypes(path: Path):
@@ -102,7 +153,7 @@ def test_torch_saves_in_the_checkpoint_dtype_with_readable_files(tmp_path):
     AutoModelForTokenClassification.from_pretrained(path).to(torch.float16).save_pretrained(path)
     assert _safetensors_dtypes(path / "model.safetensors") == {"F16"}
     nlp = spacy.blank("en")
-    nlp.add_pipe("hf_ner", config={"model": str(path), "device": "cpu", "dtype": "float32"})
+    nlp.add_pipe("hf_ner", config={"model": str(path), "device": "cpu"})
     nlp.initialize()
     old = os.umask(0o022)
     try:
@@ -130,3 +181,97 @@ def test_the_fork_hook_waits_for_a_cpu_torch_model(bert_ner):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "True"]
+
+
+# -- a backend from another installed package, found by its entry point ---------
+
+PLUGIN = '''
+"""A backend package: the torch model with its logits divided by a temperature."""
+from spacy_hf_ner.backends.torch import TorchBackend
+
+
+class Tempered:
+    def __init__(self, inner, temperature):
+        self.inner, self.temperature = inner, temperature
+
+    def forward(self, batch):
+        return self.inner.forward(batch) / self.temperature
+
+    def save(self, path):
+        self.inner.save(path)
+
+
+class TemperedLoader:
+    name = "toy.tempered.v1"
+    trainable = False
+
+    def __init__(self, temperature):
+        self.temperature = temperature
+
+    def load(self, request):
+        return Tempered(TorchBackend.load(request, "float32"), self.temperature)
+
+
+def make_tempered(temperature: float = 1.0) -> TemperedLoader:
+    return TemperedLoader(temperature)
+'''
+
+RUN_PLUGIN = '''
+import json, sys
+import spacy
+config = spacy.util.load_config(sys.argv[1])
+nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+assert "toy_hf_backend" in sys.modules  # imported by spaCy through the entry point
+ents = lambda nlp: [(e.text, e.label_, round(e._.hf_score, 5)) for e in nlp("Angela Merkel went to Paris").ents]
+first = ents(nlp)
+nlp.to_disk(sys.argv[2])
+loaded = spacy.load(sys.argv[2])
+backend = loaded.get_pipe("hf_ner").engine.backend
+print(json.dumps({"first": first, "loaded": ents(loaded), "backend": type(backend).__name__,
+                  "temperature": backend.temperature}))
+'''
+
+
+def install_plugin(site: Path) -> None:
+    """The package as pip installs it: its module and a .dist-info whose
+    entry_points.txt registers the block in the `spacy_hf_backends` group."""
+    (site / "toy_hf_backend").mkdir(parents=True)
+    (site / "toy_hf_backend" / "__init__.py").write_text(PLUGIN, encoding="utf8")
+    info = site / "toy_hf_backend-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-hf-backend\nVersion: 0.1.0\n", encoding="utf8")
+    (info / "entry_points.txt").write_text(
+        "[spacy_hf_backends]\ntoy.tempered.v1 = toy_hf_backend:make_tempered\n", encoding="utf8"
+    )
+    (info / "top_level.txt").write_text("toy_hf_backend\n", encoding="utf8")
+
+
+def test_a_backend_of_another_package_works_from_a_config_file(bert_ner, tmp_path):
+    """Nothing imports the package: spaCy finds `toy.tempered.v1` through the
+    entry point when it reads the config; the pipeline saves and loads again
+    with the block and its argument."""
+    install_plugin(tmp_path / "site")
+    config = tmp_path / "config.cfg"
+    config.write_text(
+        '[nlp]\nlang = "en"\npipeline = ["hf_ner"]\n\n[components]\n\n[components.hf_ner]\nfactory = "hf_ner"\n'
+        f'model = "{bert_ner}"\ndevice = "cpu"\n\n[components.hf_ner.backend]\n'
+        '@hf_backends = "toy.tempered.v1"\ntemperature = 4.0\n',
+        encoding="utf8",
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), *sys.path])}
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_PLUGIN, str(config), str(tmp_path / "pipe")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["backend"] == "Tempered" and got["temperature"] == 4.0
+    assert got["loaded"] == got["first"]
+    saved = spacy.util.load_config(tmp_path / "pipe" / "config.cfg")["components"]["hf_ner"]["backend"]
+    assert saved == {"@hf_backends": "toy.tempered.v1", "temperature": 4.0}
+    # the temperature is applied: the same model through the torch backend scores higher
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "device": "cpu"})
+    torch_scores = [e._.hf_score for e in nlp("Angela Merkel went to Paris").ents]
+    assert got["first"] and torch_scores
+    assert max(s for *_, s in got["first"]) < max(torch_scores)

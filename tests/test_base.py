@@ -84,3 +84,32 @@ def test_exclude_is_honoured(saved, tmp_path):
     ner.to_disk(out, exclude=["model"])
     assert sorted(p.name for p in out.iterdir()) == ["cfg"]
     assert json.loads((out / "cfg").read_text())["files"] == {}
+
+
+def test_imports_point_down():
+    """The components and the layers under them import no command-line module,
+    server or bulk engine, and nothing lazily inside a function (`import`
+    statements in function bodies are allowed only for optional heavy
+    libraries: torch, transformers, onnxruntime, huggingface_hub, safetensors)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "spacy_hf_ner"
+    core = ["base.py", "engine.py", "ner.py", "tagger.py", "textcat.py", "training.py", "settings.py", "sources.py",
+            "errors.py", "exceptions.py", "ty.py", *(f"backends/{n}" for n in ("__init__.py", "registry.py", "legacy.py", "torch.py", "onnx.py"))]
+    upper = {"init_config", "__main__", "displacy", "serve", "bulk", "package"}
+    heavy = {"torch", "transformers", "onnxruntime", "huggingface_hub", "safetensors", "copy", "thinc", "spacy"}
+    for name in core:
+        tree = ast.parse((root / name).read_text(encoding="utf8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                parts = (node.module or "").split(".")
+                assert not upper & set(parts), (name, node.module)
+                imported = {a.name for a in node.names}
+                assert not upper & imported, (name, imported)
+        for func in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            for node in ast.walk(func):
+                if isinstance(node, ast.Import):
+                    assert {a.name.split(".")[0] for a in node.names} <= heavy, (name, func.name)
+                if isinstance(node, ast.ImportFrom):
+                    assert node.level == 0 and (node.module or "").split(".")[0] in heavy, (name, func.name, node.module)

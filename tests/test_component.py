@@ -4,11 +4,12 @@ import warnings
 import pytest
 import spacy
 from spacy.tokens import Doc
-from thinc.api import ConfigValidationError
 from spacy.training import Example
+from thinc.api import ConfigValidationError
 from transformers import AutoModelForTokenClassification
 
 from spacy_hf_ner import HFNerWarning
+
 from texts import TEXTS
 
 

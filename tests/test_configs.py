@@ -3,7 +3,10 @@
 model (the override users give as `--paths.base_model`)."""
 import argparse
 import itertools
+import os
 import shlex
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -107,6 +110,23 @@ def test_shipped_config_passes_spacy_debug_config_and_data(name, encoder, tmp_pa
         debug_data(config, config_overrides=over, silent=True)
     except SystemExit as e:  # msg.fail(..., exits=1) on any failed check
         pytest.fail(f"spacy debug data {name} exited with {e.code}")
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_CONFIGS))
+def test_debug_config_as_shipped_names_the_base_model_variable(name):
+    """`spacy debug config` without `--paths.base_model`: the plugin's coded
+    message names the key and the variable to give, not spaCy's type error
+    with a dump of the settings."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "spacy", "debug", "config", str(REPO / "configs" / name)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "[E009]" in text and "`model` = None is null (not set)" in text, text[-2000:]
+    assert "--paths.base_model NAME_OR_PATH" in text
+    assert "is not <class 'str'>" not in text
 
 
 @pytest.mark.parametrize("name", sorted(TRAINING_CONFIGS))
@@ -234,11 +254,11 @@ def test_init_config_rejects_flags_that_do_not_fit(argv, code, capsys):
     assert f"[{code}]" in err and "Fix:" in err
 
 
-# -- the schedule checks at initialize (W140, W141) ---------------------------------
+# -- the schedule checks on the first update of a training run (W140, W141) -------------
 
 
 def test_schedule_warning_cases():
-    from spacy_hf_ner.init_config import schedule_warning
+    from spacy_hf_ner.training import schedule_warning
 
     def training(rate, max_steps=100):
         return {"max_steps": max_steps, "optimizer": {"learn_rate": rate}}
@@ -251,10 +271,27 @@ def test_schedule_warning_cases():
     short = schedule_warning(training(warmup(60)), "hf_ner", "hf_ner")
     assert "[W141]" in short and "the last 40 steps learn nothing" in short
     long = schedule_warning(training(warmup(400)), "hf_ner", "hf_ner")
-    assert "[W141]" in long and "stops at 75% of its peak" in long
+    # read from the schedule: at step 100 of 400 (10 warm-up steps) the rate is 300/390 of its peak
+    assert "[W141]" in long and "the rate at the last step is 76.9% of its peak (0.0001)" in long
 
 
-def initialize_from(config, component):
+def test_schedule_warning_reads_the_rate_from_the_schedule():
+    """The shipped hf_ner schedule (300 warm-up steps to 3300) run for 20
+    steps: the rate is still warming up, at 20/300 of its peak (not the 99%
+    that `1 - max_steps / total_steps` gave)."""
+    from spacy_hf_ner.training import schedule_end, schedule_warning
+
+    rate = {"@schedules": "warmup_linear.v1", "warmup_steps": 300, "total_steps": 3300, "initial_rate": 1e-4}
+    message = schedule_warning({"max_steps": 20, "optimizer": {"learn_rate": rate}}, "hf_ner", "hf_ner")
+    assert "[W141]" in message and "is 6.7% of its peak" in message
+    assert schedule_end([0.0, 0.5, 1.0, 0.5, 0.0, 0.0], 5) == "the rate is 0 from step 4 on: the last 1 steps learn nothing"
+    assert schedule_end([0.0, 0.5, 1.0, 0.5, 0.0], 4) is None
+    assert schedule_end([1.0, 1.0, 0.9, 0.8], 2) == "the rate at the last step is 90.0% of its peak (1) instead of decaying to 0"
+
+
+def initialize_from(config, component, update=True):
+    """The warnings of initializing a pipeline for training (and of its first
+    update with the optimizer `initialize` returns, unless not `update`)."""
     import warnings as w
 
     from spacy.training import Example
@@ -262,10 +299,16 @@ def initialize_from(config, component):
     from spacy_hf_ner.errors import HFNerWarning
 
     nlp = spacy.util.load_model_from_config(config, auto_fill=True)
-    examples = [Example(nlp.make_doc(d.text), d) for d in tiny_docs(component)]
+    docs = tiny_docs(component)
+    for string in docs[0].vocab.strings:  # the gold labels, known to the pipeline's vocab
+        nlp.vocab.strings.add(string)
+    examples = [Example(nlp.make_doc(d.text), d) for d in docs]
     with w.catch_warnings(record=True) as record:
         w.simplefilter("always", HFNerWarning)
-        nlp.initialize(lambda: examples)
+        optimizer = nlp.initialize(lambda: examples)
+        if update:
+            nlp.update(examples[:1], sgd=optimizer)
+            nlp.update(examples[1:2], sgd=optimizer)  # warned once per run
     return [str(r.message) for r in record if issubclass(r.category, HFNerWarning)]
 
 
@@ -278,10 +321,12 @@ def test_spacy_init_config_recipe_points_to_init_config(encoder):
     assert config["training"]["optimizer"]["learn_rate"] == 0.001
     config["components"]["hf_ner"]["model"] = str(encoder)
     config["components"]["hf_ner"]["device"] = "cpu"
-    config["paths"]["train"] = "train.spacy"  # as `spacy train ... --paths.train` sets it
     messages = initialize_from(config, "hf_ner")
     (w140,) = [m for m in messages if "[W140]" in m]
     assert "spacy-hf-ner init-config CONFIG --component hf_ner" in w140
+    # training mode is the update with an optimizer, not a guess from [paths]:
+    # initializing alone (or for inference) warns nothing
+    assert not [m for m in initialize_from(config, "hf_ner", update=False) if "[W14" in m]
 
 
 @pytest.mark.parametrize("max_steps, warns", [(3300, False), (300, True)])

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import spacy
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 

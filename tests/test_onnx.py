@@ -12,12 +12,13 @@ import spacy
 from hypothesis import given, strategies as st
 from spacy.training import Example
 
-from models import build_token_classifier
 from spacy_hf_ner.backends import export_onnx as ex
 from spacy_hf_ner.backends.agreement import agreement, varied_texts
 from spacy_hf_ner.backends.export_onnx import FP32_FILE, INT8_FILE, main as export_main
-from spacy_hf_ner.errors import HFNerWarning
+from spacy_hf_ner.errors import HFNerWarning, SpacyHFNerError
 from spacy_hf_ner.tagger import UPOS_TAGS
+
+from models import build_token_classifier
 from texts import TEXTS
 
 pytest.importorskip("onnxruntime")
@@ -65,6 +66,11 @@ def onnx_textcat(bert_textcat, tmp_path_factory) -> Path:
     return export(bert_textcat, tmp_path_factory.mktemp("onnx_textcat"))
 
 
+def onnx_backend(file=None):
+    """The onnx backend's config block, running `file` inside the model."""
+    return {"@hf_backends": "spacy-hf-ner.onnx.v1", "file": file}
+
+
 def pipeline(factory: str, model: Path, **config) -> spacy.Language:
     nlp = spacy.blank("en")
     nlp.add_pipe(factory, config={"model": str(model), **config})
@@ -99,7 +105,7 @@ def test_ner_equals_torch(request, which, words, strategy):
         warnings.simplefilter("ignore")
         want = entities(pipeline("hf_ner", request.getfixturevalue(torch_model), **config), TEXTS)
         got = entities(
-            pipeline("hf_ner", request.getfixturevalue(onnx_model), backend="onnx", **config), TEXTS
+            pipeline("hf_ner", request.getfixturevalue(onnx_model), backend=onnx_backend(), **config), TEXTS
         )
     assert sum(map(len, want)) > 20
     assert_same_entities(want, got)
@@ -107,7 +113,7 @@ def test_ner_equals_torch(request, which, words, strategy):
 
 def test_tagger_equals_torch(upos_model, onnx_upos):
     want = list(pipeline("hf_tagger", upos_model, batch_size=3).pipe(TEXTS))
-    got = list(pipeline("hf_tagger", onnx_upos, backend="onnx", batch_size=3).pipe(TEXTS))
+    got = list(pipeline("hf_tagger", onnx_upos, backend=onnx_backend(), batch_size=3).pipe(TEXTS))
     for a, b in zip(want, got):
         assert [t.pos_ for t in b] == [t.pos_ for t in a]
         for ta, tb in zip(a, b):
@@ -120,7 +126,7 @@ def test_tagger_equals_torch(upos_model, onnx_upos):
 @pytest.mark.parametrize("max_length", [None, 16])  # 16: long texts in mean-pooled windows
 def test_textcat_equals_torch(bert_textcat, onnx_textcat, max_length):
     want = list(pipeline("hf_textcat", bert_textcat, max_length=max_length).pipe(CATS_TEXTS))
-    got = list(pipeline("hf_textcat", onnx_textcat, backend="onnx", max_length=max_length).pipe(CATS_TEXTS))
+    got = list(pipeline("hf_textcat", onnx_textcat, backend=onnx_backend(), max_length=max_length).pipe(CATS_TEXTS))
     for a, b in zip(want, got):
         assert b.cats.keys() == a.cats.keys()
         for label, score in a.cats.items():
@@ -131,7 +137,7 @@ def test_int8_export_runs_and_mostly_agrees(bert_ner, onnx_ner):
     """The int8 file is picked with `onnx_file`; its entities are close to, not
     equal to, the float32 ones."""
     config = {"aggregation_strategy": "first"}
-    int8 = pipeline("hf_ner", onnx_ner, backend="onnx", onnx_file=INT8_FILE, **config)
+    int8 = pipeline("hf_ner", onnx_ner, backend=onnx_backend(INT8_FILE), **config)
     assert int8.get_pipe("hf_ner").engine.backend is None  # loaded lazily
     got = entities(int8, TEXTS)
     assert int8.get_pipe("hf_ner").engine.backend.path.name == "model_int8.onnx"
@@ -147,7 +153,7 @@ def test_n_process_after_the_session_exists(onnx_ner):
     code = (
         "import spacy, spacy_hf_ner\n"
         "nlp = spacy.blank('en')\n"
-        f"nlp.add_pipe('hf_ner', config={{'model': {str(onnx_ner)!r}, 'backend': 'onnx'}})\n"
+        f"nlp.add_pipe('hf_ner', config={{'model': {str(onnx_ner)!r}, 'backend': {onnx_backend()!r}}})\n"
         f"texts = {[t for t in TEXTS if t.strip()][:4] * 5!r}\n"
         "one = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]\n"
         "two = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts, n_process=2, batch_size=5)]\n"
@@ -162,7 +168,7 @@ def test_n_process_after_the_session_exists(onnx_ner):
 
 @pytest.mark.parametrize("onnx_file", [None, INT8_FILE])
 def test_to_disk_and_load_offline(onnx_ner, tmp_path, onnx_file, monkeypatch):
-    nlp = pipeline("hf_ner", onnx_ner, backend="onnx", onnx_file=onnx_file)
+    nlp = pipeline("hf_ner", onnx_ner, backend=onnx_backend(onnx_file))
     want = [(e.text, e.label_, e._.hf_score) for e in nlp(TEXTS[0]).ents]
     nlp.to_disk(tmp_path / "pipe")
     saved = tmp_path / "pipe" / "hf_ner" / "model"
@@ -177,9 +183,9 @@ def test_to_disk_and_load_offline(onnx_ner, tmp_path, onnx_file, monkeypatch):
 
 
 def test_to_bytes_and_back(onnx_textcat):
-    nlp = pipeline("hf_textcat", onnx_textcat, backend="onnx")
+    nlp = pipeline("hf_textcat", onnx_textcat, backend=onnx_backend())
     want = nlp(TEXTS[0]).cats
-    copy = pipeline("hf_textcat", onnx_textcat, backend="onnx")
+    copy = pipeline("hf_textcat", onnx_textcat, backend=onnx_backend())
     copy.get_pipe("hf_textcat").from_bytes(nlp.get_pipe("hf_textcat").to_bytes())
     assert copy(TEXTS[0]).cats == pytest.approx(want)
 
@@ -203,7 +209,7 @@ def test_export_from_saved_pipeline(bert_ner, upos_model, tmp_path, capsys):
         [FP32_FILE, "tags", "1.0000"]
     ]
     want = [t.pos_ for t in nlp(TEXTS[2])]
-    assert [t.pos_ for t in pipeline("hf_tagger", out, backend="onnx")(TEXTS[2])] == want
+    assert [t.pos_ for t in pipeline("hf_tagger", out, backend=onnx_backend())(TEXTS[2])] == want
 
 
 # -- the export's check: agreement over many varied texts ----------------------
@@ -354,22 +360,27 @@ def test_check_flags_out_of_range(bert_ner, tmp_path, flag, value):
 
 
 def test_missing_file_lists_what_is_there(onnx_ner):
-    nlp = pipeline("hf_ner", onnx_ner, backend="onnx", onnx_file="onnx/model_q4.onnx")
-    with pytest.raises(ValueError, match=r"onnx_file.*onnx/model\.onnx, onnx/model_int8\.onnx"):
+    nlp = pipeline("hf_ner", onnx_ner, backend=onnx_backend("onnx/model_q4.onnx"))
+    with pytest.raises(ValueError, match=r"`file`.*onnx/model\.onnx, onnx/model_int8\.onnx"):
         nlp("text")
 
 
 def test_torch_model_without_onnx_file(bert_ner):
     with pytest.raises(ValueError, match=r"found: none.*export_onnx"):
-        pipeline("hf_ner", bert_ner, backend="onnx")("text")
+        pipeline("hf_ner", bert_ner, backend=onnx_backend())("text")
 
 
 @pytest.mark.parametrize(
     "config,match",
     [
-        ({"backend": "tensorflow"}, "backend"),  # spaCy checks the Literal first
+        ({"backend": {"@hf_backends": "tensorflow"}}, "tensorflow"),  # spaCy: not in the registry
+        ({"backend": onnx_backend("/abs/model.onnx")}, "inside the model"),
+        ({"backend": onnx_backend(), "dtype": "float16"}, r"\[E031\].*`dtype`.*torch backend"),
+        # the old keys (legacy.py): what they cannot mean is refused as before
+        ({"backend": "tensorflow"}, r"\[E020\]"),
         ({"backend": "onnx", "dtype": "float16"}, "`dtype`.*onnx_file"),
-        ({"onnx_file": FP32_FILE}, "`onnx_file`.*backend"),
+        ({"onnx_file": FP32_FILE}, r"\[E031\].*`onnx_file`"),
+        ({"backend": "torch", "onnx_file": FP32_FILE}, "`onnx_file`.*backend"),
         ({"backend": "onnx", "onnx_file": "/abs/model.onnx"}, "inside the model"),
     ],
 )
@@ -384,27 +395,27 @@ def test_device_without_provider(onnx_ner):
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     with pytest.raises(ValueError, match="`device` = 'cuda'.*onnxruntime-gpu"):
-        pipeline("hf_ner", onnx_ner, backend="onnx", device="cuda")("text")
+        pipeline("hf_ner", onnx_ner, backend=onnx_backend(), device="cuda")("text")
     with pytest.raises(ValueError, match="`device` = 'mps'"):
-        pipeline("hf_ner", onnx_ner, backend="onnx", device="mps")("text")
+        pipeline("hf_ner", onnx_ner, backend=onnx_backend(), device="mps")("text")
 
 
 def test_onnxruntime_missing(onnx_ner, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(ImportError, match=r"pip install '\.\[onnx\]'"):
-        pipeline("hf_ner", onnx_ner, backend="onnx")("text")
+        pipeline("hf_ner", onnx_ner, backend=onnx_backend())("text")
 
 
 def test_training_is_refused(onnx_ner, onnx_textcat):
-    nlp = pipeline("hf_ner", onnx_ner, backend="onnx")
+    nlp = pipeline("hf_ner", onnx_ner, backend=onnx_backend())
     doc = nlp.make_doc("Angela Merkel lives in Paris")
     example = Example.from_dict(doc, {"entities": [(0, 13, "PER"), (23, 28, "LOC")]})
-    with pytest.raises(ValueError, match="inference-only.*backend` = 'torch'.*export_onnx"):
+    with pytest.raises(SpacyHFNerError, match="inference-only.*spacy-hf-ner.torch.v1.*export_onnx"):
         nlp.initialize(lambda: [example])
     assert not nlp.get_pipe("hf_ner").is_trainable
     with pytest.raises(ValueError, match="inference-only"):
         nlp.get_pipe("hf_ner").update([example])
-    textcat = pipeline("hf_textcat", onnx_textcat, backend="onnx")
+    textcat = pipeline("hf_textcat", onnx_textcat, backend=onnx_backend())
     doc = textcat.make_doc("good")
     with pytest.raises(ValueError, match="inference-only"):
         textcat.get_pipe("hf_textcat").update([Example.from_dict(doc, {"cats": {"POSITIVE": 1.0}})])
@@ -449,7 +460,7 @@ def test_rampart_q4_aggregation_equals_transformers(rampart, strategy):
     nlp.add_pipe(
         "hf_ner",
         config={
-            "model": str(rampart), "backend": "onnx", "onnx_file": "onnx/model_q4.onnx",
+            "model": str(rampart), "backend": onnx_backend("onnx/model_q4.onnx"),
             "words": "model", "aggregation_strategy": strategy,
         },
     )

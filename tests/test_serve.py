@@ -22,6 +22,7 @@ from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.batcher import Batcher, QueueFull  # noqa: E402
 from spacy_hf_ner.serve.formats import doc_json, token_classification  # noqa: E402
 from spacy_hf_ner.sources import load_pipeline  # noqa: E402
+
 from serve_helpers import chromium_driver, free_port, running  # noqa: E402
 from texts import TEXTS  # noqa: E402
 

@@ -11,18 +11,21 @@ import pytest
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 import httpx  # noqa: E402
 import spacy  # noqa: E402
-import uvicorn  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import (  # noqa: E402
+    given,
+    settings,
+    strategies as st,  # noqa: E402
+)
 
-from models import WORDS  # noqa: E402
-from serve_helpers import free_port, running  # noqa: E402
 from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.batcher import Batcher  # noqa: E402
 from spacy_hf_ner.serve.connection import uvicorn_config  # noqa: E402
-from spacy_hf_ner.serve.worker import PipelineWorker, freeze  # noqa: E402
 from spacy_hf_ner.serve.schemas import TokenClassificationParameters  # noqa: E402
+from spacy_hf_ner.serve.worker import PipelineWorker, freeze  # noqa: E402
+
+from models import WORDS  # noqa: E402
+from serve_helpers import free_port, running  # noqa: E402
 
 LOCAL = "http://localhost"
 

@@ -13,12 +13,13 @@ import spacy  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from spacy.tokens import Doc  # noqa: E402
 
-from models import build_token_classifier  # noqa: E402
 from spacy_hf_ner.__main__ import main  # noqa: E402
 from spacy_hf_ner.errors import HFNerWarning  # noqa: E402
 from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.config import LOOPBACK_HOSTS, allowed_hosts_for, host_allowed  # noqa: E402
 from spacy_hf_ner.serve.formats import render_dependencies  # noqa: E402
+
+from models import build_token_classifier  # noqa: E402
 
 EVIL = "<img src=x onerror=alert(1)>"
 LOCAL = "http://localhost"

@@ -2,8 +2,8 @@
 `spacy find-threshold`, `spacy benchmark speed/accuracy` on a packaged pipeline,
 `spacy assemble`, `nlp.pipe(as_tuples=True)`, `select_pipes`, `replace_pipe`."""
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -15,8 +15,9 @@ import spacy
 from spacy.cli.find_threshold import find_threshold
 from spacy.tokens import DocBin
 
-from models import build_sequence_classifier
 from spacy_hf_ner import HFNerWarning
+
+from models import build_sequence_classifier
 from texts import TEXTS
 
 ROOT = Path(__file__).resolve().parent.parent

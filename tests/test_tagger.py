@@ -9,10 +9,10 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 import spacy_hf_ner.tagger  # noqa: F401  registers the factory and the scorer
-from models import build_token_classifier
-from spacy_hf_ner.classify import softmax
-from spacy_hf_ner.tagger import UPOS_TAGS
 from spacy_hf_ner.alignment import NO_LABEL, merge_windows, token_scores
+from spacy_hf_ner.tagger import UPOS_TAGS
+
+from models import build_token_classifier
 from texts import TEXTS
 
 UPOS_17_LABELS = list(UPOS_TAGS)

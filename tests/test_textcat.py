@@ -1,6 +1,5 @@
 """`hf_textcat`: parity with transformers' text-classification pipeline, long
 texts, text pairs, serialization and scoring."""
-import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +7,6 @@ import spacy
 from spacy.training import Example
 
 import spacy_hf_ner.textcat  # noqa: F401  (registers the factory and scorer)
-from models import build_sequence_classifier, build_token_classifier
 from spacy_hf_ner.classify import (
     activate,
     is_multi_label,
@@ -19,6 +17,8 @@ from spacy_hf_ner.classify import (
     top_k_scores,
 )
 from spacy_hf_ner.errors import HFNerWarning
+
+from models import build_sequence_classifier, build_token_classifier
 
 TEXTS = [
     "My name is Sarah Jessica Parker and I work at Google in New York.",

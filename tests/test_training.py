@@ -11,10 +11,11 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
-from models import WORDS, build_encoder, build_sequence_classifier, build_token_classifier
+from spacy_hf_ner.alignment import IGNORE_INDEX, first_subword_targets
 from spacy_hf_ner.errors import HFNerWarning
 from spacy_hf_ner.tags import bio_labels, from_biluo
-from spacy_hf_ner.alignment import IGNORE_INDEX, first_subword_targets
+
+from models import build_encoder, build_sequence_classifier, build_token_classifier
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,49 +1,30 @@
-"""Model runtimes behind one interface (`ty.Backend`), registered by name.
+"""Model runtimes behind one interface, each a config block on spaCy's
+registry `hf_backends`.
 
 The engine tokenizes, windows and batches; a backend only turns a padded batch
-into logits, and saves what it loaded. Built in:
+into logits, and saves what it loaded. A component's `backend` is a block with
+the backend's own arguments:
 
-* `spacy-hf-ner.torch.v1` (config `backend = "torch"`): the transformers torch
-  model; trainable.
-* `spacy-hf-ner.onnx.v1` (`backend = "onnx"`): an ONNX Runtime session over an
-  exported graph (`spacy-hf-ner export-onnx`); inference only.
+    [components.hf_ner.backend]
+    @hf_backends = "spacy-hf-ner.onnx.v1"
+    file = "onnx/model_int8.onnx"
 
-A new backend is one module with a loader `(LoadRequest) -> Backend`, and one
-registration line: `@registry.register("my-backend.v1")` on the loader, or an entry point
-in the `spacy_hf_ner_backends` group. Components then take
-`backend = "my-backend.v1"`.
+Built in:
+
+* `spacy-hf-ner.torch.v1` (`dtype`): the transformers torch model; trainable.
+* `spacy-hf-ner.onnx.v1` (`file`): an ONNX Runtime session over an exported
+  graph (`spacy-hf-ner export-onnx`); inference only.
+
+A new backend is a function returning a `ty.BackendLoader`, registered with
+`@spacy.registry.hf_backends("my-backend.v1")` or through the
+`spacy_hf_backends` entry point group (so a config file finds it without
+importing anything first). The registry and the built-in blocks are in
+`registry.py`; the old keys (`backend = "onnx"`, `onnx_file`, `dtype`) are read
+by `legacy.py`. This module holds only the names and imports nothing, so that
+the command line (`export-onnx`) starts without spaCy.
 """
-from typing import Dict
 
-import catalogue
-
-from ..errors import Errors
-from ..ty import Backend, BackendLoader, LoadRequest
-
-registry = catalogue.create("spacy_hf_ner", "backends", entry_points=True)
-
-# the short names the `backend` key has always taken
-ALIASES: Dict[str, str] = {"torch": "spacy-hf-ner.torch.v1", "onnx": "spacy-hf-ner.onnx.v1"}
-
-
-@registry.register("spacy-hf-ner.torch.v1")
-def torch_backend(request: LoadRequest) -> Backend:
-    from .torch import TorchBackend
-
-    return TorchBackend.load(request)
-
-
-@registry.register("spacy-hf-ner.onnx.v1")
-def onnx_backend(request: LoadRequest) -> Backend:
-    from .onnx import OnnxBackend
-
-    return OnnxBackend.load(request)
-
-
-def get_loader(backend: str, name: str) -> BackendLoader:
-    """The loader registered as `backend` (or the name it is short for)."""
-    key = ALIASES.get(backend, backend)
-    if key not in registry:
-        available = ", ".join(repr(n) for n in [*ALIASES, *sorted(registry.get_all())])
-        raise ValueError(Errors.E020.format(name=name, backend=backend, available=available))
-    return registry.get(key)
+TORCH = "spacy-hf-ner.torch.v1"
+ONNX = "spacy-hf-ner.onnx.v1"
+# the short names the old `backend` key took
+ALIASES = {"torch": TORCH, "onnx": ONNX}

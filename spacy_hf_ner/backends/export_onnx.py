@@ -8,9 +8,9 @@ MODEL_OR_PIPELINE is a model directory or hub id, a bundled model
 hf_textcat component; `--component` picks one when there are several).
 OUTPUT_DIR gets `onnx/model.onnx` (float32, dynamic batch and sequence axes),
 the model's config and its tokenizer, so it works as `model` of a component with
-`backend = "onnx"`. `--quantize int8` adds `onnx/model_int8.onnx` (int8
-quantization with the settings of `--int8-mode`, see `quantize.INT8_MODES`), selected
-with `onnx_file`.
+the onnx backend (`@hf_backends = "spacy-hf-ner.onnx.v1"`). `--quantize int8`
+adds `onnx/model_int8.onnx` (int8 quantization with the settings of
+`--int8-mode`, see `quantize.INT8_MODES`), selected with the block's `file`.
 
 Every export is checked against the torch model on `--check-texts` varied
 texts (`agreement.varied_texts`, none of them the traced ones):
@@ -39,9 +39,11 @@ import numpy as np
 
 from ..errors import Errors, HFNerWarning, Warnings
 from ..sources import TASK_FACTORY, quiet_transformers, resolve_model, task_of
-from ..ty import Int8Mode
+from ..ty import Int8Mode, LoadRequest, Task
+from . import ALIASES, ONNX, TORCH
 from .agreement import Agreement, agreement, summary_table, varied_texts
 from .quantize import INT8_MODE, quantize_int8
+from .torch import TorchBackend
 
 FACTORIES = {"hf_ner": "token", "hf_tagger": "token", "hf_textcat": "sequence"}
 FP32_FILE = "onnx/model.onnx"
@@ -113,24 +115,38 @@ def _pipeline_source(path: Path, component: Optional[str]) -> Source:
             "pick one with --component NAME"
         )
     (name, cfg), = ours.items()
-    if cfg.get("backend", "torch") != "torch":
-        raise SystemExit(f"component '{name}' already runs backend '{cfg['backend']}'; export a torch component")
+    backend = _backend_name(cfg.get("backend"))
+    if backend != TORCH:
+        raise SystemExit(f"component '{name}' already runs backend '{backend}'; export a torch component")
     model_dir = path / name / "model"
     if not (model_dir / "config.json").is_file():
         raise SystemExit(f"{model_dir} holds no saved model (config.json): save the pipeline with nlp.to_disk")
     return Source(str(model_dir), FACTORIES[cfg["factory"]], cfg["factory"], config["nlp"].get("lang") or "en")
 
 
-def load_torch(source: Source) -> Any:
-    """The float32 torch model and fast tokenizer, in eval mode on the CPU."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+def _backend_name(backend: Any) -> str:
+    """The registered name of a saved component's `backend` (a block, or an
+    old-form name)."""
+    if isinstance(backend, dict):
+        return str(backend.get("@hf_backends"))
+    return ALIASES.get(backend or "torch", str(backend))
 
-    auto = AutoModelForTokenClassification if source.task == "token" else AutoModelForSequenceClassification
+
+def load_torch(source: Source) -> Any:
+    """The float32 torch model (the torch backend's loader, with the "eager"
+    attention that traces) and fast tokenizer, in eval mode on the CPU."""
+    from transformers import AutoConfig, AutoTokenizer
+
     with quiet_transformers():
-        model = auto.from_pretrained(source.model, dtype=torch.float32, attn_implementation="eager")
         tokenizer = AutoTokenizer.from_pretrained(source.model)
-    return model.eval(), tokenizer
+        task: Task = "token" if source.task == "token" else "sequence"
+        request = LoadRequest(
+            source=source.model, config=AutoConfig.from_pretrained(source.model), task=task,
+            input_names=list(tokenizer.model_input_names), device="cpu", revision=None, local_only=False,
+            labels=None, problem_type=None, name="export-onnx",
+        )
+        backend = TorchBackend.load(request, "float32", attn_implementation="eager")
+    return backend.module, tokenizer
 
 
 def input_names(model: Any, tokenizer: Any) -> List[str]:
@@ -228,7 +244,7 @@ def component_predictions(
         nlp = spacy.blank(source.lang)
         config: Dict[str, Any] = {"model": model or source.model, "device": "cpu", "batch_size": batch_size, **settings}
         if onnx_file is not None:
-            config.update(backend="onnx", onnx_file=onnx_file)
+            config["backend"] = {"@hf_backends": ONNX, "file": onnx_file}
         nlp.add_pipe(source.factory, config=config)
         docs = nlp.pipe(texts, batch_size=batch_size)
         bar = tqdm(docs, total=len(texts), desc=f"  {label} {run}", unit=" texts", file=sys.stderr, mininterval=0.5)
@@ -245,7 +261,7 @@ def check_agreement(
     """(file, run, agreement) of each ONNX file in `output` against the torch
     model, through the component itself."""
     want = component_predictions(source, texts)
-    rows = []
+    rows: List[Tuple[str, str, Agreement]] = []
     for rel in files:
         got = component_predictions(source, texts, model=str(output), onnx_file=rel, label=rel)
         rows.extend((rel, run, agreement(want[run], got[run])) for run in want)
@@ -342,8 +358,8 @@ def run(args: argparse.Namespace) -> int:
                 HFNerWarning,
             )
     if args.quantize == "int8":
-        print(f"int8 ({args.int8_mode}): select it with onnx_file = \"{INT8_FILE}\"")
-    print(f"use it with: model = \"{output}\", backend = \"onnx\"")
+        print(f"int8 ({args.int8_mode}): select it with `file = \"{INT8_FILE}\"` in the backend block")
+    print(f"use it with: model = \"{output}\" and [components.NAME.backend] @hf_backends = \"{ONNX}\"")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Backend "onnx" (`spacy-hf-ner.onnx.v1`): an ONNX Runtime session over an
+"""Backend `spacy-hf-ner.onnx.v1`: an ONNX Runtime session over an
 exported graph, inference only.
 
 The graph takes the padded batch's `input_ids`, `attention_mask` and (where
@@ -9,17 +9,19 @@ export-onnx` writes such graphs (`backends/export_onnx.py`).
 """
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import Errors
+from ..errors import Errors, SpacyHFNerError, SpacyHFNerImportError
 from ..ty import LoadRequest
+from . import ONNX
 
 # the inputs a padded batch has; an ONNX graph may declare any subset of them
 BATCH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# where `onnx_file` = null looks, in this order (Optimum's and transformers.js'
+# where `file` = null looks, in this order (Optimum's and transformers.js'
 # layout first, then a bare export)
 ONNX_CANDIDATES = ("onnx/model.onnx", "model.onnx")
 _ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
@@ -32,8 +34,23 @@ def import_onnxruntime(name: str) -> Any:
     try:
         import onnxruntime
     except ImportError as e:
-        raise ImportError(Errors.E013.format(name=name)) from e
+        raise SpacyHFNerImportError(Errors.E013.format(name=name)) from e
     return onnxruntime
+
+
+@dataclass(frozen=True)
+class OnnxLoader:
+    """The block `@hf_backends = "spacy-hf-ner.onnx.v1"`: loads an `OnnxBackend`
+    over `file`, a path inside the model (None: "onnx/model.onnx", then
+    "model.onnx"); pick a lower-precision export with it, e.g.
+    "onnx/model_int8.onnx" (an ONNX graph has its own precision)."""
+
+    file: Optional[str]
+    name: ClassVar[str] = ONNX
+    trainable: ClassVar[bool] = False
+
+    def load(self, request: LoadRequest) -> "OnnxBackend":
+        return OnnxBackend.load(request, self.file)
 
 
 class OnnxBackend:
@@ -43,8 +60,6 @@ class OnnxBackend:
     The session is created lazily and again in a forked child (ONNX Runtime's
     thread pools do not survive `fork`, e.g. under `nlp.pipe(n_process=...)`).
     """
-
-    trainable = False
 
     def __init__(self, path: Path, rel: str, providers: List[Any], name: str) -> None:
         self.path = path
@@ -56,29 +71,22 @@ class OnnxBackend:
         session = self.session  # fail now on a bad file or a missing input
         unknown = [i.name for i in session.get_inputs() if i.name not in BATCH_INPUTS]
         if unknown:
-            raise ValueError(
+            raise SpacyHFNerError(
                 Errors.E015.format(name=name, path=path, unknown=", ".join(unknown), known=", ".join(BATCH_INPUTS))
             )
         self.input_types = {i.name: _ORT_INT_TYPES.get(i.type, np.int64) for i in session.get_inputs()}
 
     @classmethod
-    def load(cls, request: LoadRequest) -> "OnnxBackend":
-        if request.dtype != "float32":
-            raise ValueError(
-                Errors.E021.format(
-                    name=request.name, key="dtype", value=request.dtype,
-                    applies="backend 'torch' only (an ONNX graph has its own precision)",
-                    fix="keep `dtype` = 'float32' and pick a lower-precision export with "
-                    "`onnx_file`, e.g. 'onnx/model_int8.onnx' or 'onnx/model_fp16.onnx'",
-                )
-            )
+    def load(cls, request: LoadRequest, file: Optional[str]) -> "OnnxBackend":
+        """The session over `file` inside the model of `request` (None: the
+        first of `ONNX_CANDIDATES` there is)."""
         if request.labels is not None:
-            raise ValueError(Errors.E016.format(name=request.name, backend="onnx", what="a new classification head"))
-        path, rel = find_onnx_file(request)
+            raise SpacyHFNerError(Errors.E016.format(name=request.name, backend="onnx", what="a new classification head"))
+        path, rel = find_onnx_file(request, file)
         backend = cls(path, rel, onnx_providers(request.device, request.name), request.name)
         n_out = backend.n_outputs
         if n_out is not None and n_out != len(request.config.id2label):
-            raise ValueError(Errors.E010.format(name=request.name, n_labels=len(request.config.id2label), n_out=n_out))
+            raise SpacyHFNerError(Errors.E010.format(name=request.name, n_labels=len(request.config.id2label), n_out=n_out))
         return backend
 
     @property
@@ -108,7 +116,7 @@ class OnnxBackend:
 
     def save(self, path: Path) -> None:
         """The ONNX file (with its external data) at the same path inside the
-        model (`onnx_file`)."""
+        model (the block's `file`)."""
         target = (path / self.rel).parent
         target.mkdir(parents=True, exist_ok=True)
         for file in onnx_files_to_copy(self.path):
@@ -120,15 +128,15 @@ def onnx_providers(device: str, name: str) -> List[Any]:
     or CUDA first ("cuda", "cuda:N", and "auto" when onnxruntime-gpu sees a GPU)."""
     available = import_onnxruntime(name).get_available_providers()
     if device == "mps":
-        raise ValueError(
+        raise SpacyHFNerError(
             Errors.E023.format(
                 name=name, device=device, problem="has no ONNX Runtime execution provider here",
-                fix="use device = 'cpu' (or 'auto'), or backend = 'torch' for MPS",
+                fix="use device = 'cpu' (or 'auto'), or the torch backend (spacy-hf-ner.torch.v1) for MPS",
             )
         )
     if device.startswith("cuda"):
         if "CUDAExecutionProvider" not in available:
-            raise ValueError(
+            raise SpacyHFNerError(
                 Errors.E023.format(
                     name=name, device=device,
                     problem=f"needs onnxruntime's CUDAExecutionProvider, which this onnxruntime lacks "
@@ -143,13 +151,12 @@ def onnx_providers(device: str, name: str) -> List[Any]:
     return ["CPUExecutionProvider"]
 
 
-def find_onnx_file(request: LoadRequest) -> Tuple[Path, str]:
+def find_onnx_file(request: LoadRequest, onnx_file: Optional[str]) -> Tuple[Path, str]:
     """The .onnx file of a model directory or hub repo, and its path relative to
     the model (kept when the pipeline is saved): `onnx_file`, or the first of
     `ONNX_CANDIDATES` there is."""
-    onnx_file = request.onnx_file
     if onnx_file is not None and (os.path.isabs(onnx_file) or ".." in Path(onnx_file).parts):
-        raise ValueError(Errors.E022.format(name=request.name, value=onnx_file))
+        raise SpacyHFNerError(Errors.E022.format(name=request.name, value=onnx_file))
     candidates = [onnx_file] if onnx_file is not None else list(ONNX_CANDIDATES)
     source = request.source
     if os.path.isdir(source):
@@ -164,12 +171,12 @@ def find_onnx_file(request: LoadRequest) -> Tuple[Path, str]:
             return hit
         found = _hub_onnx_listing(source, request.revision, request.local_only)
     fix = (
-        f"set `onnx_file` to one of them, e.g. '{found[0]}'"
+        f"set `file` in `[components.{request.name}.backend]` to one of them, e.g. '{found[0]}'"
         if found
         else "export the model with `spacy-hf-ner export-onnx MODEL OUTPUT_DIR` (python -m "
-        "spacy_hf_ner.backends.export_onnx) and set `model` to OUTPUT_DIR, or use backend = 'torch'"
+        "spacy_hf_ner.backends.export_onnx) and set `model` to OUTPUT_DIR, or use the torch backend"
     )
-    raise ValueError(
+    raise SpacyHFNerError(
         Errors.E014.format(
             name=request.name, model=source, tried=", ".join(candidates), found=", ".join(found) or "none", fix=fix
         )

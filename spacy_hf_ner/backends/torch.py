@@ -1,4 +1,4 @@
-"""Backend "torch" (`spacy-hf-ner.torch.v1`): the transformers model itself.
+"""Backend `spacy-hf-ner.torch.v1`: the transformers model itself.
 
 Loads `AutoModelFor{Token,Sequence}Classification` on the component's device
 and dtype, runs it under `torch.inference_mode`, and saves it with
@@ -10,14 +10,16 @@ head for fine-tuning is made here (`LoadRequest.labels`).
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import Errors
+from ..errors import Errors, SpacyHFNerError
 from ..sources import quiet_transformers
-from ..ty import LoadRequest
+from ..ty import DType, LoadRequest
+from . import TORCH
 
 _AUTO_CLASS = {"token": "AutoModelForTokenClassification", "sequence": "AutoModelForSequenceClassification"}
 _fork_hook_registered = False
@@ -36,13 +38,13 @@ def resolve_device(device: str, name: str) -> Any:
         return torch.device("mps" if has_mps else "cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(Errors.E007.format(name=name, device=device, reason="no CUDA"))
+            raise SpacyHFNerError(Errors.E007.format(name=name, device=device, reason="no CUDA"))
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             reason = f"{torch.cuda.device_count()} CUDA device(s)"
-            raise ValueError(Errors.E007.format(name=name, device=device, reason=reason))
+            raise SpacyHFNerError(Errors.E007.format(name=name, device=device, reason=reason))
     if device == "mps" and not has_mps:
-        raise ValueError(Errors.E007.format(name=name, device=device, reason="no MPS"))
+        raise SpacyHFNerError(Errors.E007.format(name=name, device=device, reason="no MPS"))
     return torch.device(device)
 
 
@@ -65,10 +67,21 @@ def _register_fork_hook() -> None:
         _fork_hook_registered = True
 
 
-class TorchBackend:
-    """A transformers torch model in eval mode on `device`."""
+@dataclass(frozen=True)
+class TorchLoader:
+    """The block `@hf_backends = "spacy-hf-ner.torch.v1"`: loads a
+    `TorchBackend` in `dtype` ("float32", "float16" or "bfloat16" weights)."""
 
-    trainable = True
+    dtype: DType
+    name: ClassVar[str] = TORCH
+    trainable: ClassVar[bool] = True
+
+    def load(self, request: LoadRequest) -> "TorchBackend":
+        return TorchBackend.load(request, self.dtype)
+
+
+class TorchBackend:
+    """A transformers torch model in eval mode on `device` (a `TrainableBackend`)."""
 
     def __init__(self, module: Any, device: Any, input_names: Sequence[str], save_dtype: Any) -> None:
         self.module = module
@@ -78,22 +91,19 @@ class TorchBackend:
         self.save_dtype = save_dtype
 
     @classmethod
-    def load(cls, request: LoadRequest) -> "TorchBackend":
+    def load(cls, request: LoadRequest, dtype: str, attn_implementation: Optional[str] = None) -> "TorchBackend":
+        """The model of `request` in `dtype`; `attn_implementation` as transformers
+        takes it (None: its default; the ONNX export traces "eager")."""
         import torch
         import transformers
 
-        if request.onnx_file is not None:
-            raise ValueError(
-                Errors.E021.format(
-                    name=request.name, key="onnx_file", value=request.onnx_file, applies="backend 'onnx' only",
-                    fix="set `backend` = 'onnx' to run that file, or `onnx_file` = null",
-                )
-            )
         auto_cls = getattr(transformers, _AUTO_CLASS[request.task])
         config = request.config
         kwargs: Dict[str, Any] = {"local_files_only": True} if request.local_only else {}
         if request.revision:
             kwargs["revision"] = request.revision
+        if attn_implementation is not None:
+            kwargs["attn_implementation"] = attn_implementation
         reset_head = False
         if request.labels is not None:
             old = [str(config.id2label[i]) for i in range(len(config.id2label))]
@@ -110,12 +120,15 @@ class TorchBackend:
             try:
                 module = auto_cls.from_pretrained(request.source, config=config, **kwargs)
             except RuntimeError as e:
-                raise _size_mismatch(request, e) or e
+                mismatch = _size_mismatch(request, e)
+                if mismatch is None:
+                    raise
+                raise mismatch from e
         if reset_head:
             _reset_head(module)
         save_dtype = _parameter_dtype(module)
         device = resolve_device(request.device, request.name)
-        module.to(device=device, dtype=getattr(torch, request.dtype))
+        module.to(device=device, dtype=getattr(torch, dtype))
         module.eval()
         if device.type == "cpu":
             _register_fork_hook()
@@ -165,7 +178,7 @@ def _parameter_dtype(module: Any) -> Any:
     return next(module.parameters()).dtype
 
 
-def _size_mismatch(request: LoadRequest, error: Exception) -> Optional[ValueError]:
+def _size_mismatch(request: LoadRequest, error: Exception) -> Optional[SpacyHFNerError]:
     """transformers refuses a checkpoint whose classifier has another number of
     outputs than `config.id2label` has labels, before the engine's own check can
     run: say so in the engine's words (E010)."""
@@ -183,7 +196,7 @@ def _size_mismatch(request: LoadRequest, error: Exception) -> Optional[ValueErro
                 n_out = f.get_slice(heads[0]).get_shape()[0]
     except Exception:  # the count is a hint; never hide the original error
         pass
-    return ValueError(Errors.E010.format(name=request.name, n_labels=len(request.config.id2label), n_out=n_out))
+    return SpacyHFNerError(Errors.E010.format(name=request.name, n_labels=len(request.config.id2label), n_out=n_out))
 
 
 def _reset_head(module: Any) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import pyarrow as pa
 
@@ -100,7 +100,7 @@ def describe(pipeline: str, code: Optional[str] = None) -> Dict[str, Any]:
 
     import_code(code)
     config = pipeline_config(pipeline)
-    assigned = set()
+    assigned: Set[str] = set()
     for component in (config.get("components") or {}).values():
         factory = component.get("factory")
         if factory and Language.has_factory(factory):

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import Errors
+from ..errors import Errors, SpacyHFNerError
 
 META_KEY = b"spacy_hf_ner"
 INPUT_KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
@@ -55,11 +55,11 @@ class Corpus:
         if self.path.is_dir():
             self.kind = "txt"
         elif not self.path.is_file():
-            raise ValueError(Errors.E100.format(path=self.path, problem="does not exist"))
+            raise SpacyHFNerError(Errors.E100.format(path=self.path, problem="does not exist"))
         else:
             kind = INPUT_KINDS.get(self.path.suffix.lower())
             if kind is None:
-                raise ValueError(Errors.E100.format(path=self.path, problem=f"has an unknown suffix '{self.path.suffix}'"))
+                raise SpacyHFNerError(Errors.E100.format(path=self.path, problem=f"has an unknown suffix '{self.path.suffix}'"))
             self.kind = kind
 
     @property
@@ -100,7 +100,7 @@ class Corpus:
         seen: Set[str] = set()
         for row, (doc_id, text) in enumerate(self.records()):
             if doc_id in seen:
-                raise ValueError(Errors.E103.format(path=self.path, id=doc_id, row=row, key=self.id_key or "id"))
+                raise SpacyHFNerError(Errors.E103.format(path=self.path, id=doc_id, row=row, key=self.id_key or "id"))
             seen.add(doc_id)
             yield doc_id, text
 
@@ -117,7 +117,7 @@ class Corpus:
         if id_key is None:
             return str(row)
         if value is None:
-            raise ValueError(
+            raise SpacyHFNerError(
                 Errors.E104.format(
                     path=self.path, row=row, problem=f"the id column `{id_key}` is empty",
                     fix="give every record an id, or pass --id-key '' to number the records",
@@ -137,7 +137,7 @@ class Corpus:
                 except ValueError as e:
                     record = e
                 if not isinstance(record, dict):
-                    raise ValueError(
+                    raise SpacyHFNerError(
                         Errors.E104.format(
                             path=self.path, row=row, problem=f"line {line_no} is not a JSON object ({record})",
                             fix="write one JSON object per line, e.g. {\"id\": 1, \"text\": \"...\"}",
@@ -174,7 +174,7 @@ class Corpus:
     def _txt(self) -> Iterator[Tuple[str, Any]]:
         files = self._txt_files()
         if not files:
-            raise ValueError(Errors.E100.format(path=self.path, problem="is a folder without .txt files"))
+            raise SpacyHFNerError(Errors.E100.format(path=self.path, problem="is a folder without .txt files"))
         for file in files:
             yield str(file.relative_to(self.path)), file.read_text(encoding="utf8")
 
@@ -194,7 +194,7 @@ def id_column(path: Any, columns: Sequence[str], text_key: str, id_key: Optional
 def _check_column(path: Any, key: str, columns: Sequence[str], flag: str, what: str) -> None:
     if key not in columns:
         shown = ", ".join(repr(c) for c in columns) or "none"
-        raise ValueError(Errors.E102.format(path=path, key=key, flag=flag, columns=shown, what=what))
+        raise SpacyHFNerError(Errors.E102.format(path=path, key=key, flag=flag, columns=shown, what=what))
 
 
 # -- output -----------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def output_kind(path: Path) -> str:
     """"parquet" or "jsonl" from the output's suffix (E101 otherwise)."""
     kind = OUTPUT_KINDS.get(Path(path).suffix.lower())
     if kind is None:
-        raise ValueError(Errors.E101.format(path=path))
+        raise SpacyHFNerError(Errors.E101.format(path=path))
     return kind
 
 

@@ -23,7 +23,7 @@ from typing import Any, Dict, List
 
 import pyarrow as pa
 
-from ..errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
+from ..errors import Errors, HFNerWarning, SpacyHFNerError, SpacyHFNerFileExistsError, Warnings
 from .core import OFFSETS, Spec, describe, schema
 from .io import Parts, flat_entities, output_kind, parts_dir, read_metadata, read_rows, write_table
 from .options import AnnotateOptions
@@ -176,7 +176,7 @@ def _check_earlier(options: AnnotateOptions, output: Path, parts: Parts, earlier
         left = f" (and {len(parts.files())} part(s) of an unfinished run in '{parts.folder}')" if parts.files() else ""
         if not earlier:
             left = f": '{parts.folder}' holds {len(parts.files())} part(s) of an unfinished run"
-        raise FileExistsError(Errors.E105.format(path=output, parts=left))
+        raise SpacyHFNerFileExistsError(Errors.E105.format(path=output, parts=left))
     for source in [*earlier, *parts.files()[:1]]:
         was = read_metadata(source)
         if was and was.get("config_hash") != meta["config_hash"]:

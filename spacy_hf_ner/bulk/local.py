@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 import pyarrow as pa
 
-from ..errors import Errors
+from ..errors import Errors, SpacyHFNerRuntimeError
 from .core import Spec, annotate_batch, load_cached, worker_name
 
 WORKER_COLUMN = "_worker"
@@ -113,7 +113,7 @@ class LocalEngine:
                 if broken is not None:
                     failures += 1
                     if failures > self.max_retries:
-                        raise RuntimeError(
+                        raise SpacyHFNerRuntimeError(
                             Errors.E109.format(engine=self.name, failures=failures, retries=self.max_retries, error=broken)
                         ) from broken
                     pool.shutdown(wait=False, cancel_futures=True)

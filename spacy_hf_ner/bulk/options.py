@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import Errors, SpacyHFNerError
 from ..ty import Engine
 from . import DEFAULT_PIPELINE
+
 PathLike = Union[str, Path]
 # fields that are not flags of the command line (Python only) or not `--key`
 NOT_FLAGS = ("input", "output", "ray_init", "spark_conf", "progress", "resume")

@@ -3,7 +3,7 @@
 import math
 from typing import Optional, Tuple
 
-from ..errors import Errors
+from ..errors import Errors, SpacyHFNerError
 
 # blocks per actor at least, so that every actor gets work
 BLOCKS_PER_WORKER = 4
@@ -19,9 +19,9 @@ def check_resources(
     would wait for it forever."""
     if workers < 1:
         fix = f"the cluster has {cpus:g} CPUs: use --cpus-per-worker {max(cpus - reserve, 0.1):.2g} with --workers 1"
-        raise ValueError(Errors.E107.format(problem="no worker fits", fix=fix))
+        raise SpacyHFNerError(Errors.E107.format(problem="no worker fits", fix=fix))
     if gpus_per_worker > 0 and gpus <= 0:
-        raise ValueError(
+        raise SpacyHFNerError(
             Errors.E107.format(
                 problem=f"--gpus-per-worker {gpus_per_worker:g} asks for GPUs and the cluster has none",
                 fix="use --gpus-per-worker 0, or add GPU nodes",
@@ -49,7 +49,7 @@ def check_resources(
     if problems:
         if fit >= 1:
             options.insert(0, f"--workers {fit}")
-        raise ValueError(
+        raise SpacyHFNerError(
             Errors.E107.format(problem="; ".join(problems), fix=" or ".join(options) or "add CPUs to the cluster")
         )
 

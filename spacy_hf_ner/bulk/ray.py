@@ -40,7 +40,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import pyarrow as pa
 
-from ..errors import Errors, SpacyHFNerError
+from ..errors import Errors, SpacyHFNerError, SpacyHFNerImportError, SpacyHFNerRuntimeError
 from .core import Spec, annotate_batch, load_cached, worker_name
 from .io import Parts, publish
 from .pool import BLOCKS_PER_WORKER, RESERVED_CPUS, check_resources, plan_workers, unit_rows  # noqa: F401
@@ -124,7 +124,7 @@ class RayEngine:
             import ray
             import ray.data  # noqa: F401
         except ImportError as e:
-            raise ImportError(Errors.E106.format(error=e)) from e
+            raise SpacyHFNerImportError(Errors.E106.format(error=e)) from e
         self.ray, self.options = ray, options
         self._owned = False
         self._before: set = set()
@@ -196,7 +196,7 @@ class RayEngine:
                 _raise_ours(e)
                 failures += 1
                 if failures > self.options.max_retries:
-                    raise RuntimeError(
+                    raise SpacyHFNerRuntimeError(
                         Errors.E109.format(engine=self.name, failures=failures, retries=self.options.max_retries, error=_first_line(e))
                     ) from e
                 written = {int(f.stem.split("-")[1]) for f in job.parts.files()}
@@ -243,7 +243,7 @@ class RayEngine:
         files = job.parts.files()
         missing_parts = {u.number for u in units} - {int(f.stem.split("-")[1]) for f in files}
         inputs = from_items([u.__dict__ for u in units], override_num_blocks=len(units)).map_batches(
-            _ids, fn_kwargs={"source": source, "side": 1}, batch_format="pyarrow"
+            _ids, fn_kwargs={"source": source, "side": 1}, batch_format="pyarrow"  # type: ignore[arg-type]  # Ray's stub: a batch-only callable (fn_kwargs pass the rest)
         )
         outputs = from_items([{"path": str(f)} for f in files], override_num_blocks=max(1, len(files))).map_batches(
             _part_ids, batch_format="pyarrow"
@@ -259,7 +259,7 @@ class RayEngine:
         if n_bad or missing_parts:
             missing = sum(1 for r in rows if r["sum(side)"] == 1)
             examples = ", ".join(repr(r["id"]) for r in rows) or f"units {sorted(missing_parts)[:3]} have no part"
-            raise RuntimeError(Errors.E110.format(missing=missing, extra=n_bad - missing, examples=examples, path=job.output))
+            raise SpacyHFNerRuntimeError(Errors.E110.format(missing=missing, extra=n_bad - missing, examples=examples, path=job.output))
 
     def publish(self, job: Any) -> Dict[str, int]:
         """Merge the parts into OUTPUT in a task on this node (the driver never
@@ -335,7 +335,7 @@ def _raise_ours(error: BaseException) -> None:
             message = str(error)
             start = message.find("[E")
             raise SpacyHFNerError(message[start:].splitlines()[0] if start >= 0 else message) from None
-        error = getattr(error, "cause", None) or error.__cause__
+        error = getattr(error, "cause", None) or error.__cause__  # type: ignore[assignment]  # Ray's errors keep theirs in `cause` (untyped)
         seen += 1
 
 

@@ -7,12 +7,13 @@ A watchdog stops the job (E108) when no batch finishes within
 """
 import queue
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import Errors
+from ..errors import Errors, SpacyHFNerRuntimeError, SpacyHFNerTimeoutError
 from .io import Corpus, publish, read_rows
 from .local import WORKER_COLUMN
 
@@ -27,7 +28,7 @@ def annotate_stream(run: Callable[..., Iterator[pa.Table]], job: "Job", progress
     from .job import Tally
 
     options = job.options
-    corpus = Corpus(options.input, text_key=options.text_key, id_key=options.id_key)
+    corpus = Corpus(Path(options.input), text_key=options.text_key, id_key=options.id_key)
     written: Set[str] = set(job.parts.ids())
     for source in job.earlier:
         written.update(read_rows(source, job.schema).column("id").to_pylist())
@@ -54,7 +55,7 @@ def annotate_stream(run: Callable[..., Iterator[pa.Table]], job: "Job", progress
     missing, extra = inputs - written, written - inputs
     if missing or extra:
         examples = ", ".join(repr(i) for i in sorted(missing | extra)[:3])
-        raise RuntimeError(Errors.E110.format(missing=len(missing), extra=len(extra), examples=examples, path=job.output))
+        raise SpacyHFNerRuntimeError(Errors.E110.format(missing=len(missing), extra=len(extra), examples=examples, path=job.output))
     return tally
 
 
@@ -112,7 +113,7 @@ def _watched(results: Iterator[pa.Table], timeout: float, engine: str, done: Any
         try:
             kind, value = box.get(timeout=timeout)
         except queue.Empty:
-            raise TimeoutError(
+            raise SpacyHFNerTimeoutError(
                 Errors.E108.format(seconds=timeout, engine=engine, done=done(), total="?" if total is None else total)
             ) from None
         if kind == "done":

@@ -25,7 +25,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from ..errors import Errors
+from ..errors import Errors, SpacyHFNerError
 from .io import INPUT_KINDS, id_column
 
 SAMPLE_BYTES = 1 << 20
@@ -79,18 +79,18 @@ def list_files(uri: str) -> Tuple[str, List[Tuple[str, int]]]:
     fs, path = filesystem(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
-        raise ValueError(Errors.E100.format(path=uri, problem="does not exist"))
+        raise SpacyHFNerError(Errors.E100.format(path=uri, problem="does not exist"))
     if info.type == pafs.FileType.File:
         kind = INPUT_KINDS.get("." + path.rsplit(".", 1)[-1].lower())
         if kind is None:
-            raise ValueError(Errors.E100.format(path=uri, problem=f"has an unknown suffix '{path.rsplit('.', 1)[-1]}'"))
+            raise SpacyHFNerError(Errors.E100.format(path=uri, problem=f"has an unknown suffix '{path.rsplit('.', 1)[-1]}'"))
         return kind, [(path, info.size)]
     found = [f for f in fs.get_file_info(pafs.FileSelector(path, recursive=True)) if f.type == pafs.FileType.File]
     for kind in ("parquet", "jsonl", "csv", "txt"):
         files = sorted((f.path, f.size) for f in found if _kind(f.path) == kind)
         if files:
             return kind, files
-    raise ValueError(Errors.E100.format(path=uri, problem="is a folder without .jsonl, .parquet, .csv or .txt files"))
+    raise SpacyHFNerError(Errors.E100.format(path=uri, problem="is a folder without .jsonl, .parquet, .csv or .txt files"))
 
 
 def _kind(path: str) -> str:
@@ -209,7 +209,7 @@ def _make_id(source: Source, value: Any, row: int) -> str:
     if value is None:
         fix = "give every record an id, or pass --id-key '' to number the records"
         problem = f"the id column `{source.id_column}` is empty"
-        raise ValueError(Errors.E104.format(path=source.uri, row=row, problem=problem, fix=fix))
+        raise SpacyHFNerError(Errors.E104.format(path=source.uri, row=row, problem=problem, fix=fix))
     return str(value)
 
 
@@ -233,7 +233,7 @@ def _jsonl(fs: Any, unit: Unit) -> List[dict]:
             if not isinstance(record, dict):
                 fix = 'write one JSON object per line, e.g. {"id": 1, "text": "..."}'
                 problem = f"a line of bytes {unit.start}-{unit.stop} is not a JSON object ({record})"
-                raise ValueError(Errors.E104.format(path=unit.path, row="?", problem=problem, fix=fix))
+                raise SpacyHFNerError(Errors.E104.format(path=unit.path, row="?", problem=problem, fix=fix))
             records.append(record)
     return records
 

@@ -5,7 +5,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from ..errors import Errors, HFNerWarning, Warnings
+from ..errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
 
 # the names a browser uses for a server bound to a loopback address
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -77,11 +77,11 @@ class ServeConfig:
             ("limit_concurrency", self.limit_concurrency >= 1),
         ):
             if not ok:
-                raise ValueError(Errors.E123.format(flag=key.replace("_", "-"), value=getattr(self, key)))
+                raise SpacyHFNerError(Errors.E123.format(flag=key.replace("_", "-"), value=getattr(self, key)))
         if self.allowed_hosts is not None:
             hosts = tuple(h.strip().lower() for h in self.allowed_hosts if h.strip())
             if not hosts:
-                raise ValueError(Errors.E120.format(value=",".join(self.allowed_hosts)))
+                raise SpacyHFNerError(Errors.E120.format(value=",".join(self.allowed_hosts)))
             self.allowed_hosts = hosts
 
     @property

@@ -14,8 +14,8 @@ from spacy.tokens import Doc
 
 from ..aggregation import Entity
 from ..ner import HFNer
-from ..spans import entity_records
 from ..settings import validate_keys
+from ..spans import entity_records
 from ..textcat import HFTextcat
 from ..windows import Window
 

@@ -6,7 +6,7 @@ from typing import Any, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tu
 from pydantic import BaseModel
 from spacy.language import Language
 
-from ..errors import Errors
+from ..errors import Errors, SpacyHFNerError
 from ..ner import HFNer
 from ..textcat import HFTextcat
 from ..windows import count_windows
@@ -96,7 +96,7 @@ class PipelineWorker:
             if stride > limit:
                 engine = self.components[component].engine
                 room = engine.window - engine.n_special
-                raise ValueError(
+                raise SpacyHFNerError(
                     Errors.E121.format(
                         stride=stride,
                         limit=limit,
