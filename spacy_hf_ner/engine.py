@@ -341,7 +341,7 @@ class HFEngine:
         assert self.backend is not None, "load the engine first"
         forward_hidden = getattr(self.backend, "forward_hidden", None)
         if forward_hidden is None:
-            raise SpacyHFNerError(Errors.E170.format(name=self.name, backend=type(self.backend).__name__))
+            raise SpacyHFNerError(Errors.E170.format(name=self.name, backend=self.loader.name))
         windows = self.encode(texts, stride)
         logits: List[Any] = [None] * len(windows)
         hidden: List[Any] = [None] * len(windows)

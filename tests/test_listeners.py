@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from spacy.training import Example
 from thinc.api import Adam, fix_random_seed
 
-from spacy_hf_ner.backends import registry as backend_registry
+from spacy_hf_ner.backends.registry import registry as backend_registry
 from spacy_hf_ner.pieces import gather, scatter, token_pieces
 
 pytest.importorskip("spacy_curated_transformers")
@@ -318,19 +318,29 @@ class LogitsOnly:
         self.inner.save(path)
 
 
-@backend_registry.register("test-logits-only.v1")
-def load_logits_only(request):
-    from spacy_hf_ner.backends.torch import TorchBackend
+class LogitsOnlyLoader:
+    """The block `@hf_backends = "test-logits-only.v1"`."""
 
-    return LogitsOnly(TorchBackend.load(request))
+    name = "test-logits-only.v1"
+    trainable = False
+
+    def load(self, request):
+        from spacy_hf_ner.backends.torch import TorchBackend
+
+        return LogitsOnly(TorchBackend.load(request, "float32"))
+
+
+@backend_registry.register("test-logits-only.v1")
+def logits_only_backend():
+    return LogitsOnlyLoader()
 
 
 def test_a_backend_without_hidden_states_is_refused(bert_ner):
     nlp = spacy.blank("en")
-    nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "backend": "test-logits-only.v1"})
+    nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "backend": {"@hf_backends": "test-logits-only.v1"}})
     nlp.add_pipe("tagger", config=tagger_config())
     nlp.initialize(lambda: tag_examples(nlp))
-    with pytest.raises(ValueError, match=r"\[E170\] hf_ner: .*`backend` = 'test-logits-only.v1'"):
+    with pytest.raises(ValueError, match=r"\[E170\] hf_ner: .*its backend \(test-logits-only.v1\)"):
         nlp("Angela Merkel went to Paris .")
 
 
