@@ -17,7 +17,8 @@ from . import windows as W
 from .backends import get_loader
 from .batching import plan_batches
 from .errors import Errors
-from .sources import TASK_FACTORY, TASK_SUFFIX, looks_like_path, quiet_transformers, resolve_model, task_of
+from .kinds import bare_kind
+from .sources import TASK_SUFFIX, looks_like_path, quiet_transformers, resolve_model, task_of
 from .ty import Backend, LoadRequest, Task
 
 # models whose position ids start after the padding index (max_position_embeddings
@@ -165,7 +166,7 @@ class HFEngine:
         architectures = getattr(config, "architectures", None) or []
         found = task_of(architectures)
         if architectures and found != self.task:
-            hint = f"; a *{TASK_SUFFIX[found]} model belongs in `{TASK_FACTORY[found]}`" if found else ""
+            hint = f"; a *{TASK_SUFFIX[found]} model belongs in `{bare_kind(found).factory}`" if found else ""
             raise ValueError(
                 Errors.E003.format(
                     name=self.name,

@@ -15,6 +15,15 @@ class HFNerWarning(UserWarning):
     by its code: `warnings.filterwarnings("ignore", message=r"\\[W005\\]")`."""
 
 
+class SpacyHFNerError(ValueError):
+    """An error of spacy-hf-ner: `code` is its code ("E126"), read from the
+    message's "[E126] ..." prefix (None for a message without one)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = message[1 : message.index("]")] if message.startswith("[") and "]" in message else None
+
+
 class _WithCodes(type):
     """Class attributes named like a code read as "[CODE] message"."""
 
@@ -162,6 +171,12 @@ class Errors(metaclass=_WithCodes):
         "the model's own limit)."
     )
 
+    E030 = (
+        "component kind `{factory}` is registered twice ({old} and {new}). Fix: give the "
+        "new kind another factory name; a kind is registered once, by the module that "
+        "defines its component."
+    )
+
     # -- users: init-config, the displacy command (E140-E159) --
     E140 = (
         "init-config: `--epochs` counts passes over the training corpus, but no "
@@ -177,6 +192,11 @@ class Errors(metaclass=_WithCodes):
         "init-config: `--train` = '{path}' is neither a .spacy file nor a folder "
         "holding .spacy files, so `--epochs` cannot count its words. Fix: convert "
         "the corpus with `python -m spacy convert`, or give `--max-steps N`."
+    )
+    E144 = (
+        "init-config: `--component` = '{component}' is not a component kind of spacy-hf-ner "
+        "(known: {known}). Fix: use one of them, or install the package that registers "
+        "'{component}'."
     )
     E143 = (
         "displacy: the evaluation set `DATA` = '{path}' does not exist. Fix: give a "
@@ -259,13 +279,28 @@ class Errors(metaclass=_WithCodes):
         "--max-windows-per-request."
     )
     E123 = (
-        "serve: --{flag} = {value!r} is out of range. Fix: give a positive value "
+        "serve: --{flag} = {value!r} is out of range ({why}). Fix: give a value in range "
         "(see `spacy-hf-ner serve --help` for the defaults)."
     )
     E124 = (
         "serve: --label-map = '{value}' is neither JSON nor a readable JSON file "
         "({error}). Fix: give a JSON object such as '{{\"PER\": \"PERSON\"}}', or "
         "the path of a file holding one."
+    )
+    E126 = (
+        "serve: this server has no component for {task} (it serves {served}). Fix: send "
+        "the request to a route of a served task{routes}, or serve a pipeline with a "
+        "component for {task}."
+    )
+    E127 = (
+        "serve: `parameters.{key}` = {value!r} does not apply to '{name}' ({factory}: it "
+        "uses its own configured `{key}`). Fix: leave `parameters.{key}` out for this "
+        "model."
+    )
+    E128 = (
+        "serve: the pipeline ({pipes}) has no spacy-hf-ner component (kinds: {kinds}). "
+        "Fix: add one, e.g. nlp.add_pipe('hf_ner'), or serve a transformers token or "
+        "sequence classifier directly."
     )
     # -- onnx (export-onnx): E160-E169 --
     E160 = (
@@ -277,6 +312,11 @@ class Errors(metaclass=_WithCodes):
         "export-onnx: `--int8-mode` blockwise needs onnxruntime's MatMulNBits quantizer, "
         "which could not be imported ({error}). Fix: `pip install '.[onnx]'` in the spacy-hf-ner clone "
         "(it brings onnx-ir), or use `--int8-mode per-channel`."
+    )
+
+    E162 = "export-onnx: `{key}` (flag --{flag}) = {value!r} {problem}. Fix: {fix}."
+    E163 = (
+        "export-onnx: '{path}' {problem}. Fix: {fix}."
     )
 
     E125 = (
