@@ -117,21 +117,16 @@ def text_classification(
 
 
 def tag_records(
-    nlp: Any,
-    name: str,
-    texts: Sequence[str],
-    *,
-    aggregation_strategy: Optional[str] = None,
-    ignore_labels: Optional[Sequence[str]] = None,
-    stride: Optional[int] = None,
+    nlp: Any, name: str, texts: Sequence[str], *, ignore_labels: Optional[Sequence[str]] = None, **fixed: Any
 ) -> List[List[Dict[str, Any]]]:
     """The tags of each text from the `hf_tagger` component `name`, on the
     token-classification route: one record per tagged spaCy token,
     `{"entity_group": tag, "score", "word", "start", "end"}` (the tag as the
     component writes it, `label_map` applied), tags in `ignore_labels` left
     out. The tagger pools subwords with its own `aggregation_strategy` and
-    windows with its own `stride`, so a request may not set them (E127)."""
-    for key, value in (("aggregation_strategy", aggregation_strategy), ("stride", stride)):
+    windows with its own `stride`, so a request may not set them (`fixed`:
+    E127 for one given)."""
+    for key, value in fixed.items():
         if value is not None:
             raise SpacyHFNerError(Errors.E127.format(key=key, value=value, name=name, factory="hf_tagger"))
     tagger = nlp.get_pipe(name)
