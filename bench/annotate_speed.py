@@ -24,8 +24,8 @@ Ray runs inside new network and pid namespaces with only loopback (Ray
 listens on all interfaces): root and `unshare` are needed; otherwise the ray
 configurations are skipped (or run anyway with --ray-on-host-network).
 
-    python bench/annotate_speed.py                       # full: N = 20,000
-    python bench/annotate_speed.py --n 300 --out /tmp/annotate_quick.json   # end-to-end check
+    python -m bench.annotate_speed                       # full: N = 20,000
+    python -m bench.annotate_speed --n 300 --out /tmp/annotate_quick.json   # end-to-end check
 """
 import argparse
 import json
@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 
 CONFIGS = {
     "local-1": {"engine": "local", "workers": 1},
@@ -141,7 +140,7 @@ def main():
     if args.child:
         return child(args)
 
-    from conll import fetch_conll, read_conll
+    from scripts.conll import fetch_conll, read_conll
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

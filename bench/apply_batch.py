@@ -8,7 +8,7 @@ written as JSONL with a "text" key. Each batch size runs `python -m spacy
 apply` as users run it (start-up included); the DocBins written are compared
 (same entities, same scores).
 
-    python bench/apply_batch.py [--sentences 1000] [--out bench/results/apply_batch.json]
+    python -m bench.apply_batch [--sentences 1000] [--out bench/results/apply_batch.json]
 """
 import argparse
 import json
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def main() -> None:
@@ -37,7 +36,7 @@ def main() -> None:
     import torch
     from spacy.tokens import DocBin
 
-    from conll import fetch_conll, read_conll
+    from scripts.conll import fetch_conll, read_conll
 
     sentences = read_conll(fetch_conll(args.cache_dir)["test"], limit=args.sentences)
     texts = [" ".join(words) for words, _ in sentences]

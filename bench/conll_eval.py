@@ -1,23 +1,21 @@
-"""Evaluate `hf_ner` on CoNLL-2003 against transformers' pipeline, the gold
-annotation and spacy-huggingface-pipelines' `hf_token_pipe`.
+"""`hf_ner` with `words="model"` against transformers' pipeline on CoNLL-2003:
+does hf_ner reproduce and place the model's own entities?
 
 Each CoNLL sentence becomes a Doc whose tokens are exactly the CoNLL words
 (text = " ".join(words)); gold entities are character spans built from the IOB2
-tags. Reported:
+tags. For every aggregation strategy: parity with transformers'
+`pipeline("token-classification")` entity by entity (label, start, end, score
+within 1e-4), how many HF entities lie on token boundaries, how many of ours
+were written exactly vs snapped, entity P/R/F1 vs gold of the raw HF output and
+of our doc.ents (scored by `scripts.evaluate_raw.prf`, seqeval's F1 beside it as
+the check), and docs/s.
 
-1. words="model", every strategy: parity with transformers'
-   `pipeline("token-classification")` entity by entity (label, start, end, score
-   within 1e-4), how many HF entities lie on token boundaries, how many of ours
-   were written exactly vs snapped, entity P/R/F1 vs gold of the raw HF output
-   and of our doc.ents.
-2. words="spacy" (first/average/max): entity P/R/F1 via doc.ents, plus seqeval
-   F1 of the token IOB tags (comparable with the model's own word-level F1 in
-   metrics.json).
-3. spacy-huggingface-pipelines `hf_token_pipe` ("first", "simple").
-4. docs/s of every run.
+The F1 of hf_ner's configurations next to transformers' pipeline and
+spacy-huggingface-pipelines on raw text is `bench/raw_text.py` (the same
+scorer); this script is only about parity.
 
 Usage:
-    python bench/conll_eval.py [--model NAME_OR_DIR] [--split test] [--limit N] [--out JSON]
+    python -m bench.conll_eval [--model NAME_OR_DIR] [--split test] [--limit N] [--out JSON]
 """
 from __future__ import annotations
 
@@ -30,17 +28,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 import argparse
 import json
-import sys
 import time
 import warnings
-from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Sequence, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from conll import fetch_conll, gold_char_spans, read_conll  # noqa: E402
+from scripts.conll import fetch_conll, gold_char_spans, read_conll  # noqa: E402
+from scripts.evaluate_raw import doc_spans, prf  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -58,8 +54,6 @@ hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
 
 STRATEGIES = ["none", "simple", "first", "average", "max"]
-WORD_STRATEGIES = ["first", "average", "max"]
-HFTP_STRATEGIES = ["first", "simple"]
 HF_BATCH = 64
 PIPE_BATCH = 1000
 SCORE_TOL = 1e-4
@@ -80,21 +74,6 @@ def make_docs(nlp, sents) -> List[Doc]:
 
 
 # -- scoring -------------------------------------------------------------------
-
-
-def prf(pred: Iterable[CharEnt], gold: Set[CharEnt]) -> Dict[str, Any]:
-    pred_c = Counter(pred)
-    n_pred = sum(pred_c.values())
-    tp = sum(min(c, 1) for e, c in pred_c.items() if e in gold)
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / len(gold) if gold else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"p": round(p, 4), "r": round(r, 4), "f1": round(f, 4), "tp": tp,
-            "n_pred": n_pred, "n_gold": len(gold)}
-
-
-def ents_of_docs(docs: Sequence[Doc]) -> List[CharEnt]:
-    return [(d, e.start_char, e.end_char, e.label_) for d, doc in enumerate(docs) for e in doc.ents]
 
 
 def iob_tags(doc: Doc) -> List[str]:
@@ -245,8 +224,6 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "versions": {},
         "model_words": {},
-        "spacy_words": {},
-        "hf_token_pipe": {},
     }
     import transformers
 
@@ -285,7 +262,7 @@ def main() -> None:
             "n_warnings": n_warn,
             "warning_examples": warn_ex,
             "prf_hf_raw": prf(hf_raw, gold),
-            "prf_ours_ents": prf(ents_of_docs(docs), gold),
+            "prf_ours_ents": prf(doc_spans(docs), gold),
             "seqeval_f1_ours": round(seqeval_f1(gold_tags, [iob_tags(d) for d in docs]), 4),
             "docs_per_s_hf_pipeline": rate(n, hf_secs),
             "docs_per_s_hf_ner_pipe": rate(n, pipe_secs),
@@ -301,65 +278,6 @@ def main() -> None:
               f"docs/s hf={row['docs_per_s_hf_pipeline']} ours={row['docs_per_s_hf_ner_pipe']}",
               flush=True)
         del nlp, ner
-
-    # 2. words="spacy"
-    for strategy in WORD_STRATEGIES:
-        nlp = make_hf_ner(model, strategy, "spacy")
-        warm_up(nlp, sents)
-        ner = nlp.get_pipe("hf_ner")
-        ner.stats.clear()
-        docs = make_docs(base, sents)
-        pipe_secs, n_warn, warn_ex = run_nlp_pipe(nlp, docs)
-        row = {
-            "prf_ents": prf(ents_of_docs(docs), gold),
-            "seqeval_f1": round(seqeval_f1(gold_tags, [iob_tags(d) for d in docs]), 4),
-            "stats": dict(ner.stats),
-            "n_warnings": n_warn,
-            "warning_examples": warn_ex,
-            "docs_per_s": rate(n, pipe_secs),
-        }
-        result["spacy_words"][strategy] = row
-        print(f"[spacy/{strategy}] F1={row['prf_ents']['f1']} seqeval={row['seqeval_f1']} "
-              f"stats={row['stats']} docs/s={row['docs_per_s']}", flush=True)
-        del nlp, ner
-
-    # 3. spacy-huggingface-pipelines
-    try:
-        import spacy_huggingface_pipelines  # noqa: F401
-        from importlib.metadata import version
-
-        result["versions"]["spacy_huggingface_pipelines"] = version("spacy-huggingface-pipelines")
-    except ImportError as e:
-        result["hf_token_pipe"] = {"error": f"not installed: {e}"}
-    else:
-        for strategy in HFTP_STRATEGIES:
-            nlp = spacy.blank("en")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                nlp.add_pipe(
-                    "hf_token_pipe",
-                    config={
-                        "model": model,
-                        "aggregation_strategy": strategy,
-                        "annotate": "ents",
-                        "kwargs": {"batch_size": HF_BATCH},
-                    },
-                )
-            warm_up(nlp, sents)
-            docs = make_docs(base, sents)
-            pipe_secs, n_warn, warn_ex = run_nlp_pipe(nlp, docs)
-            row = {
-                "prf_ents": prf(ents_of_docs(docs), gold),
-                "seqeval_f1": round(seqeval_f1(gold_tags, [iob_tags(d) for d in docs]), 4),
-                "n_warnings": n_warn,
-                "warning_examples": warn_ex,
-                "docs_per_s": rate(n, pipe_secs),
-            }
-            result["hf_token_pipe"][strategy] = row
-            print(f"[hf_token_pipe/{strategy}] F1={row['prf_ents']['f1']} "
-                  f"seqeval={row['seqeval_f1']} warnings={n_warn} docs/s={row['docs_per_s']}",
-                  flush=True)
-            del nlp
 
     print_tables(result)
     out = Path(args.out)
@@ -383,28 +301,14 @@ def print_tables(r: Dict[str, Any]) -> None:
               f"{row['hf_on_token_boundaries']:>6} {row['written_exact']:>6} "
               f"{row['written_snapped']:>7} {st.get('merged', 0):>6} {st.get('conflicts', 0):>5} "
               f"{st.get('unplaced', 0):>4} "
-              f"{hp['p']:>6.4f}/{hp['r']:.4f}/{hp['f1']:.4f} "
-              f"{op['p']:>6.4f}/{op['r']:.4f}/{op['f1']:.4f} "
+              f"{hp['precision']:>6.4f}/{hp['recall']:.4f}/{hp['f1']:.4f} "
+              f"{op['precision']:>6.4f}/{op['recall']:.4f}/{op['f1']:.4f} "
               f"{row['docs_per_s_hf_pipeline']:>7} {row['docs_per_s_hf_ner_pipe']:>8}")
     print("  ('none': labels stripped of B-/I-, one entity per subword: P/R/F1 not meaningful)")
-    print("\n-- words='spacy' (hf_ner) and hf_token_pipe (spacy-huggingface-pipelines 0.0.4) --")
-    print(f"{'component':<24} {'P':>6} {'R':>6} {'F1':>6} {'seqeval F1':>10} {'docs/s':>7}")
-    for s, row in r["spacy_words"].items():
-        p = row["prf_ents"]
-        print(f"{'hf_ner spacy/' + s:<24} {p['p']:>6.4f} {p['r']:>6.4f} {p['f1']:>6.4f} "
-              f"{row['seqeval_f1']:>10.4f} {row['docs_per_s']:>7}")
+    print(f"{'strategy':<8} {'ours seqeval F1':>15}")
     for s, row in r["model_words"].items():
-        if s == "none":
-            continue
-        p = row["prf_ours_ents"]
-        print(f"{'hf_ner model/' + s:<24} {p['p']:>6.4f} {p['r']:>6.4f} {p['f1']:>6.4f} "
-              f"{row['seqeval_f1_ours']:>10.4f} {row['docs_per_s_hf_ner_pipe']:>7}")
-    for s, row in r["hf_token_pipe"].items():
-        if not isinstance(row, dict) or "prf_ents" not in row:
-            continue
-        p = row["prf_ents"]
-        print(f"{'hf_token_pipe/' + s:<24} {p['p']:>6.4f} {p['r']:>6.4f} {p['f1']:>6.4f} "
-              f"{row['seqeval_f1']:>10.4f} {row['docs_per_s']:>7}")
+        if s != "none":
+            print(f"{s:<8} {row['seqeval_f1_ours']:>15.4f}  (the check on prf's F1 above)")
     for s, row in r["model_words"].items():
         if row["identical"] != row["n_hf"] or row["n_ours"] != row["n_hf"]:
             print(f"\n[parity] {s}: {row['n_hf'] - row['identical']} HF entities not matched, "

@@ -15,7 +15,7 @@ and each int8 file:
   float32 and each file (bench/onnx_speed.py's runners), taking turns for
   `--rounds` rounds; the ratio of medians to torch float32.
 
-    OMP_NUM_THREADS=1 python bench/onnx_int8.py --out bench/results/onnx_int8.json
+    OMP_NUM_THREADS=1 python -m bench.onnx_int8 --out bench/results/onnx_int8.json
 
 On the shared 2-core machine the defaults (300 texts, 3 rounds, 1 thread) take
 about 10 minutes; speed ratios there vary by about 25% between runs.
@@ -35,9 +35,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from onnx_speed import onnx_raw, take_turns, torch_raw  # noqa: E402
+from bench.onnx_speed import onnx_raw, take_turns, torch_raw  # noqa: E402
 
 
 def main() -> None:

@@ -13,7 +13,7 @@
    `nlp.pipe` docs/s.
 
     spacy-hf-ner export-onnx spacy-hf-ner:en_conll03 /tmp/en_conll03_onnx --quantize int8
-    python bench/onnx_speed.py /tmp/en_conll03_onnx corpus/test.spacy --out bench/results/onnx_cpu.json
+    python -m bench.onnx_speed /tmp/en_conll03_onnx corpus/test.spacy --out bench/results/onnx_cpu.json
 
 Threads: torch and ONNX Runtime both get `--threads` intra-op threads.
 """
@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
 
@@ -104,7 +103,7 @@ def take_turns(runners: Dict[str, Callable[[List[str]], None]], texts: List[str]
 
 def seqeval_f1(nlp: Any, gold_docs: Sequence[Any]) -> Dict[str, float]:
     from spacy.tokens import Doc
-    from trainer_conll import seqeval_metrics, word_tags
+    from scripts.trainer_conll import seqeval_metrics, word_tags
 
     inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold_docs]
     list(nlp.pipe(inputs[:16]))  # load the model

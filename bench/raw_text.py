@@ -13,23 +13,21 @@ Rows, each for sentences alone and whole documents (one sentence a line):
 * transformers' `pipeline("token-classification", aggregation_strategy="first")`
   and spacy-huggingface-pipelines' `hf_token_pipe` ("first") on the raw text.
 
-    python bench/raw_text.py MODEL [MODEL ...] [--out bench/results/raw_text.json]
+    python -m bench.raw_text MODEL [MODEL ...] [--out bench/results/raw_text.json]
 
 MODEL: a token classifier (folder, hub id, spacy-hf-ner:en_conll03) or a spaCy
 pipeline folder with hf_ner (its model is used).
 """
 import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from evaluate_raw import DEFAULT_CACHE, Item, evaluate, gold_spans, items, prf, run  # noqa: E402
+from scripts.evaluate_raw import DEFAULT_CACHE, Item, evaluate, gold_spans, items, prf, run  # noqa: E402
 
 OLD_DEFAULT = {"decoding": "greedy", "units": {"@misc": "spacy-hf-ner.token_units.v1"}}
 

@@ -1,9 +1,9 @@
 """Load benchmarks of the HTTP server, each side by side in one run.
 
-    .venv/bin/python bench/serve_load.py fairness [--model spacy-hf-ner:en_conll03] \
+    .venv/bin/python -m bench.serve_load fairness [--model spacy-hf-ner:en_conll03] \
         [--clients 4] [--seconds 10] [--big 2] [--output bench/results/serve_load.json]
-    .venv/bin/python bench/serve_load.py batching [--clients 32] [--requests 800]
-    .venv/bin/python bench/serve_load.py abuse [--silent 200]
+    .venv/bin/python -m bench.serve_load batching [--clients 32] [--requests 800]
+    .venv/bin/python -m bench.serve_load abuse [--silent 200]
 
 fairness: p50/p99 latency of small requests (one news sentence each) from
 `--clients` concurrent clients, alone for `--seconds`, then while a

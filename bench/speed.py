@@ -27,9 +27,9 @@ corpus: spaCy tokenizer, model tokenizer (windows), forward pass (including
 padding and the copy to the host), aggregation (softmax, words, entities), span
 writing, and the rest.
 
-    python bench/speed.py                       # CPU, everything, ~15 min on 2 cores
-    python bench/speed.py --device cuda --dtype float16 --out bench/results/gpu.json
-    python bench/speed.py --corpora short --only raw,hf_ner --limit 500   # quick look
+    python -m bench.speed                       # CPU, everything, ~15 min on 2 cores
+    python -m bench.speed --device cuda --dtype float16 --out bench/results/gpu.json
+    python -m bench.speed --corpora short --only raw,hf_ner --limit 500   # quick look
 
 The textcat model is the default NER model's encoder with a new 2-label
 sequence-classification head: its speed is that of any 6-layer 384-wide
@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import threading
 import time
@@ -51,14 +50,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import torch  # noqa: E402
 
-from conll import fetch_conll, read_conll, read_conll_docs  # noqa: E402
-from onnx_speed import raw_batches  # noqa: E402  (bench/ is on sys.path as the script's folder)
+from scripts.conll import fetch_conll, read_conll, read_conll_docs  # noqa: E402
+from bench.onnx_speed import raw_batches  # noqa: E402
 
 CONTENDERS = ("raw", "hf", "hftp", "hf_ner", "onnx", "textcat")
 PROBE_BATCHES = (1, 8, 32, 64, 128)

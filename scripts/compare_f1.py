@@ -2,8 +2,8 @@
 """Compare the test F1 of `spacy train` with the transformers Trainer recipe's
 (two metrics JSON files); exit 1 when spaCy's is lower by more than `--tolerance`.
 
-    python scripts/compare_f1.py metrics/raw_text.json metrics/trainer_raw_text.json --key sentences.raw
-    python scripts/compare_f1.py metrics/word_level.json metrics/trainer_word_level.json
+    python -m scripts.compare_f1 metrics/raw_text.json metrics/trainer_raw_text.json --key sentences.raw
+    python -m scripts.compare_f1 metrics/word_level.json metrics/trainer_word_level.json
 """
 import argparse
 import json

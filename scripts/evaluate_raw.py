@@ -12,7 +12,7 @@ does for users). "gold tokens" gives the same text as a `Doc` of the CoNLL
 words, so only the tokenization differs. Gold entities follow conlleval's
 rule (an "I-" that does not continue an entity starts one).
 
-    python scripts/evaluate_raw.py PIPELINE_OR_MODEL metrics/raw_text.json [--set decoding=greedy]
+    python -m scripts.evaluate_raw PIPELINE_OR_MODEL metrics/raw_text.json [--set decoding=greedy]
 
 PIPELINE_OR_MODEL is a spaCy pipeline with hf_ner (folder or package), or a
 token classifier (folder, hub id, `spacy-hf-ner:en_conll03`) run by a blank
@@ -21,13 +21,11 @@ overrides hf_ner settings there (JSON values, e.g. `--set words='"model"'`).
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Set, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conll import DEFAULT_CACHE, fetch_conll, gold_char_spans, read_conll_docs  # noqa: E402
+from scripts.conll import DEFAULT_CACHE, fetch_conll, gold_char_spans, read_conll_docs  # noqa: E402
 
 Span = Tuple[int, int, int, str]  # (item, start, end, label)
 SPLIT_FILES = {"train": "train", "dev": "valid", "test": "test"}

@@ -8,7 +8,7 @@ the fast tokenizer, evaluates what it wrote on CoNLL-2003 test through
 a model card with those figures and the commands that reproduce them.
 `nlp.add_pipe("hf_ner")` then uses it offline as `model = "spacy-hf-ner:<name>"`.
 
-    python scripts/export_default.py training/hf_ner_final/model-last spacy_hf_ner/models/en_conll03
+    python -m scripts.export_default training/hf_ner_final/model-last spacy_hf_ner/models/en_conll03
 """
 import argparse
 import json
@@ -81,7 +81,7 @@ the words the data counts (infix units) with Viterbi by default.
 ## Reproduce
 
 ```bash
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 .venv/bin/python -m spacy project run all      # data, convert, train, evaluate, ...
 .venv/bin/python -m spacy project run export-default
 ```
@@ -125,10 +125,7 @@ def describe_training(config, checkpoint: str):
 def evaluate_export(dest: Path, cache_dir) -> dict:
     """CoNLL-2003 test figures of the exported model through `nlp(text)` with
     hf_ner's default config (`scripts/evaluate_raw.py`)."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import evaluate_raw
+    from scripts import evaluate_raw
 
     data = evaluate_raw.items("test", cache_dir or evaluate_raw.DEFAULT_CACHE)
     nlp = evaluate_raw.load(str(dest), {})

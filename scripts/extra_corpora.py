@@ -10,8 +10,8 @@ the registry) to spaCy DocBins:
   {train,dev,test}.spacy with `doc.cats` {"POSITIVE", "NEGATIVE"}, split
   80/10/10 by a hash of the text (stable across runs).
 
-    python scripts/extra_corpora.py upos corpus/upos
-    python scripts/extra_corpora.py sentiment corpus/sentiment
+    python -m scripts.extra_corpora upos corpus/upos
+    python -m scripts.extra_corpora sentiment corpus/sentiment
 """
 import argparse
 import hashlib

@@ -7,17 +7,15 @@ stories as raw text, one sentence a line (CoNLL-2003 test, fetched at run time f
 each entity with its score next to the PoS and dependency of its tokens, and
 writes a displaCy page (entities with scores, and a dependency parse).
 
-    .venv/bin/python scripts/main.py [--model HUB_ID_OR_DIR] [--pipeline DIR]
+    .venv/bin/python -m scripts.main [--model HUB_ID_OR_DIR] [--pipeline DIR]
 
 `--pipeline` runs a ready pipeline instead (e.g. the one `spacy project run
 assemble` builds).
 """
 import argparse
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def scored(doc) -> dict:
@@ -46,7 +44,7 @@ def main() -> None:
     import spacy
     from spacy import displacy
 
-    from conll import fetch_conll, read_conll_docs
+    from scripts.conll import fetch_conll, read_conll_docs
 
     if args.pipeline:
         nlp = spacy.load(args.pipeline)

@@ -2,7 +2,7 @@
 """Real output of the trained `hf_tagger` (UPOS, UD English EWT) and `hf_textcat`
 (sentiment) pipelines, for the README.
 
-    python scripts/show_tagger_textcat.py training/hf_tagger/model-best training/hf_textcat/model-best
+    python -m scripts.show_tagger_textcat training/hf_tagger/model-best training/hf_textcat/model-best
 """
 import argparse
 

@@ -13,7 +13,7 @@ than the model's window are split at sentence boundaries, so no word is
 truncated away. Hyper-parameters mirror the spaCy config (steps, warm-up, peak
 learning rate, weight decay, about 500 words per batch).
 
-    python scripts/trainer_conll.py BASE_MODEL corpus metrics/trainer.json
+    python -m scripts.trainer_conll BASE_MODEL corpus metrics/trainer.json
 """
 import argparse
 import json
@@ -204,7 +204,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -115,7 +115,7 @@ class HFNer(HFComponent):
     `doc.ents` and/or `doc.spans[spans_key]`, each with a score.
 
     Settings (config keys; the shared model keys are documented on
-    `HFComponent` and in the README):
+    `ModelSettings`):
     aggregation_strategy (str): "none", "simple", "first", "average" or "max",
         with the semantics of transformers' TokenClassificationPipeline.
     words (str): "spacy" labels words made of spaCy's tokens (see `units`);
@@ -130,14 +130,19 @@ class HFNer(HFComponent):
         default) is "viterbi" with `words` = "spacy" and transformers' own
         grouping with `words` = "model".
     ignore_labels (List[str]): labels (or entity groups) never written.
-    annotate (str): write "ents", "spans" or "both".
+    annotate (str): write "ents" (doc.ents), "spans" (the span group
+        doc.spans[spans_key], overlapping entities kept, their scores also in
+        its attrs["scores"]) or "both".
     spans_key (str): key in doc.spans for annotate "spans"/"both".
     label_map (Dict[str, str]): rename entity labels, e.g. PER -> PERSON.
-    threshold (float): entities scoring below it are not written.
+    threshold (float): entities scoring below it are not written (counted in
+        `stats["below_threshold"]`); 0.0 writes every entity.
     existing_ents (str): entities already in doc.ents: "replace" drops them,
         "overwrite" keeps those that don't overlap new ones, "keep" keeps all
-        and adds only new ones that don't overlap them.
-    scorer (Optional[Callable]): scoring method, default ner_score.
+        and adds only new ones that don't overlap them. "replace" also replaces
+        a span group already at `spans_key` (warning W006).
+    scorer (Optional[Callable]): scoring method, default ner_score: ents_p/r/f
+        and ents_per_type, and spans_<key>_p/r/f with spans output.
     """
 
     kind = KIND

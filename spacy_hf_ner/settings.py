@@ -33,12 +33,15 @@ class ModelSettings(BaseModel):
     """The keys every component shares: which model, and how it runs.
 
     model: hub id, local directory, or "spacy-hf-ner:NAME" (a model shipped in
-        the package). revision: hub revision (branch, tag or commit).
+        the package); for training, any encoder (it gets a new head).
+    revision: hub revision (branch, tag or commit).
     stride: overlap between the windows of a long text, in model tokens; None:
-        an eighth of the window. max_length: window length in model tokens;
-        None: the model's own limit.
-    batch_size: windows per forward pass. device: "auto", "cpu", "cuda",
-        "cuda:N" or "mps". dtype: "float32", "float16" or "bfloat16" weights.
+        an eighth of the window; warns above half the window (the cost grows as
+        window / (window - stride)).
+    max_length: window length in model tokens; None: the model's own limit;
+        checked against the model's position embeddings at load.
+    batch_size: windows per forward pass. device: "auto" (CUDA, then MPS, then
+        the CPU), "cpu", "cuda", "cuda:N" or "mps". dtype: "float32", "float16" or "bfloat16" weights.
     backend: a registered backend ("torch", "onnx", or a name registered in
         `spacy_hf_ner.backends.registry`). onnx_file: with backend "onnx", the
         .onnx file inside the model; None: "onnx/model.onnx", else "model.onnx".

@@ -73,7 +73,7 @@ class HFTagger(HFComponent):
     or `token.tag`, with its score in `token._.hf_tag_score`.
 
     Settings (config keys; the shared model keys are documented on
-    `HFComponent` and in the README):
+    `ModelSettings`):
     aggregation_strategy (str): how the scores of the model tokens of one spaCy
         token are pooled: "first", "average" or "max", as transformers pools
         subwords into words.

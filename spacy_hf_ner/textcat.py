@@ -97,7 +97,7 @@ class HFTextcat(HFComponent):
     scores to `doc.cats`.
 
     Settings (config keys; the shared model keys are documented on
-    `HFComponent` and in the README):
+    `ModelSettings`):
     function_to_apply (str): "auto" (as transformers' pipeline picks it from the
         model's problem type), "sigmoid", "softmax" or "none".
     top_k (Optional[int]): write only the k best labels; None: all.

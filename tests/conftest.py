@@ -1,11 +1,7 @@
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from models import CONLL_LABELS, build_sequence_classifier, build_token_classifier  # noqa: E402
+from models import CONLL_LABELS, build_sequence_classifier, build_token_classifier
 
 
 @pytest.fixture(scope="session")

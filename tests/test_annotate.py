@@ -62,7 +62,6 @@ def assert_same(got, want):
 def faulty(bert_ner, tmp_path_factory):
     """hf_ner on the tiny model, then a component that raises on "POISON",
     one that kills its process once on "CRASH", and one that sleeps."""
-    sys.path.insert(0, str(HERE))
     from annotate_faults import faulty_pipeline
 
     return str(faulty_pipeline(bert_ner, tmp_path_factory.mktemp("faulty") / "pipe"))

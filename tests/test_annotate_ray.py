@@ -73,7 +73,6 @@ def assert_same_entities(got, want):
 
 @pytest.fixture(scope="module")
 def engines(bert_ner, tmp_path_factory):
-    sys.path.insert(0, str(HERE))
     from annotate_faults import faulty_pipeline
     from test_annotate import corpus_texts
 

@@ -37,10 +37,13 @@ def tracked_files():
 
 
 def test_project_scripts_exist(commands):
+    """Every script runs as a module of the scripts package (`python -m
+    scripts.NAME`, no `sys.path` edits), and the module is there."""
     for command in commands.values():
         for line in command.get("script", []):
-            for script in re.findall(r"\bscripts/[\w/]+\.py\b", line):
-                assert (ROOT / script).is_file(), f"{command['name']}: {script} missing"
+            assert not re.search(r"\bpython \S+\.py\b", line), f"{command['name']}: run {line!r} with python -m"
+            for module in re.findall(r"\bpython -m scripts\.(\w+)", line):
+                assert (ROOT / "scripts" / f"{module}.py").is_file(), f"{command['name']}: scripts/{module}.py missing"
 
 
 @pytest.mark.parametrize("workflow", ["all", "extras"])
@@ -77,12 +80,9 @@ def test_shipped_model_comes_from_the_workflow(project, commands):
 
 
 def load_script(name):
-    import importlib.util
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"scripts.{name}")
 
 
 def test_model_card_states_training_data_and_checkpoint(tmp_path):

@@ -420,12 +420,9 @@ def test_conll_docs_carry_spaces_so_training_sees_spacys_tokens(bert_ner, tmp_pa
     the raw text for the predicted docs (as nlp(text) does) and aligns the gold
     to it, and hf_ner's training targets fall on the same words (units) that
     inference decodes: the first model token of "Jean-Luc", none on "-Luc"."""
-    import sys
-
     from spacy.training import Corpus
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    from conll_to_spacy import to_docs
+    from scripts.conll_to_spacy import to_docs
 
     nlp = spacy.blank("en")
     story = [(["Jean-Luc", "Brassard", "won", "in", "Pau-Orthez", "."], ["B-PER", "I-PER", "O", "O", "B-LOC", "O"])]
