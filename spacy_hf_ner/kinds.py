@@ -133,7 +133,7 @@ def all_kinds() -> Dict[str, ComponentKind]:
     """Every kind: the built-in ones (this package's factories) and those
     registered so far, by factory name."""
     for point in entry_points(group="spacy_factories"):
-        if point.dist is not None and point.dist.name == DISTRIBUTION:
+        if point.dist is not None and point.dist.name.replace("_", "-").lower() == DISTRIBUTION:
             kind_of(point.name)
     return dict(_KINDS)
 
