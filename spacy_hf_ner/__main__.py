@@ -9,6 +9,7 @@ another:
     python -m spacy_hf_ner annotate corpus.jsonl out.parquet --engine ray --workers 4
     spacy-hf-ner init-config CONFIG --component hf_ner --model BASE_MODEL --train T --dev D
     spacy-hf-ner displacy PIPELINE DATA.spacy OUTPUT_DIR [--limit 25] [--errors-only]
+    spacy-hf-ner package PIPELINE_DIR OUTPUT_DIR --name NAME --version X.Y.Z
     spacy-hf-ner --version
 """
 import argparse
@@ -153,6 +154,20 @@ def _run_displacy(args: argparse.Namespace) -> int:
     from .displacy import run
 
     return run(args)
+
+
+def _add_package(parser: argparse.ArgumentParser) -> None:
+    from .package import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_package(args: argparse.Namespace) -> int:
+    from .package import run
+
+    return run(args)
+
+
 def _add_annotate(parser: argparse.ArgumentParser) -> None:
     import inspect
 
@@ -224,6 +239,11 @@ COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Callab
         "--displacy-path renders none for hf_ner)",
         _add_displacy,
         _run_displacy,
+    ),
+    "package": (
+        "spacy package plus this plugin's wheel in the same dist folder: pip install --find-links DIST PIPELINE",
+        _add_package,
+        _run_package,
     ),
     "annotate": (
         "annotate a corpus (JSONL, Parquet, CSV, .txt folder) into one row per document, locally or on Ray",

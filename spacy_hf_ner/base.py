@@ -116,6 +116,26 @@ class HFComponent(TrainableMixin, Pipe):
         """The component's settings as plain values (callables left out)."""
         return self.settings.model_dump(exclude={k for k, v in self.settings if callable(v)})
 
+    @cfg.setter
+    def cfg(self, values: Dict[str, Any]) -> None:
+        """Change settings in place, as `spacy find-threshold` does with
+        `threshold` (it sets `pipe.cfg` after each reload).
+
+        values (Dict[str, Any]): config keys and values (those left out keep
+            theirs), checked as the config is. The keys of the loaded model
+            (`ModelSettings`'s, but `batch_size` and `scorer`) cannot change
+            here (E030): load the pipeline with the new config instead.
+        """
+        new = validate(self.Settings, self.name, {**dict(self.settings), **values})
+        fixed = [k for k in ModelSettings.model_fields if k not in ("batch_size", "scorer")]
+        changed = [k for k in fixed if getattr(new, k) != getattr(self.settings, k)]
+        if changed:
+            raise ValueError(Errors.E030.format(name=self.name, keys=", ".join(f"`{k}`" for k in changed)))
+        self.settings = new
+        self.scorer = new.scorer
+        if self.engine.is_loaded:
+            self._after_load()  # state derived from the settings (labels, scheme, activation)
+
     # -- initialization ------------------------------------------------------------
 
     def initialize(

@@ -48,6 +48,21 @@ def manual(text: str, spans: Iterable[Span], title: str) -> Dict[str, Any]:
     return {"text": text, "ents": ents, "title": title}
 
 
+def scored_spans(doc: Any, key: str, *, digits: int = 2) -> Dict[str, Any]:
+    """`doc.spans[key]` in displaCy's manual span format, each label followed by
+    its score from the group's `attrs["scores"]` (as hf_ner with annotate
+    "spans"/"both" and spaCy's spancat write them), for
+    `displacy.render(data, style="span", manual=True)`. Overlapping spans stay
+    (the span view stacks them). A group without scores shows its labels."""
+    group = doc.spans[key]
+    scores = group.attrs.get("scores") or [None] * len(group)
+    spans = [
+        {"start_token": s.start, "end_token": s.end, "label": s.label_ if v is None else f"{s.label_} {float(v):.{digits}f}"}
+        for s, v in zip(group, scores)
+    ]
+    return {"text": doc.text, "tokens": [t.text for t in doc], "spans": spans}
+
+
 def evaluation_pages(
     pairs: Sequence[Tuple[Any, Any]], *, errors_only: bool = False, limit: int = 25
 ) -> Tuple[List[Dict[str, Any]], Dict[str, int]]:

@@ -170,6 +170,11 @@ class Errors(metaclass=_WithCodes):
         "the model's {special} special tokens. Fix: give at least {least} (or null for "
         "the model's own limit)."
     )
+    E030 = (
+        "{name}: {keys} cannot change on a created component (setting `cfg`): the "
+        "model is built from them. Fix: load the pipeline again with the new value, "
+        "e.g. `spacy.load(path, config={{'components': {{'{name}': {{KEY: VALUE}}}}}})`."
+    )
 
     E030 = (
         "component kind `{factory}` is registered twice ({old} and {new}). Fix: give the "
@@ -325,6 +330,21 @@ class Errors(metaclass=_WithCodes):
         "one model call, so the limit bounds how long other requests wait behind it). "
         "Fix: split the text into shorter inputs, or start the server with a larger "
         "--max-windows-per-input."
+    )
+    E180 = (
+        "spacy-hf-ner package: `spacy package` stopped (exit {status}) on '{input_dir}', "
+        "for the reason it printed above. Fix: as for spacy package, e.g. give a pipeline "
+        "folder with meta.json, an existing OUTPUT_DIR, --force to overwrite a package folder."
+    )
+    E181 = (
+        "spacy-hf-ner package: building the wheel of {what} from '{source}' failed:\n{error}\n"
+        "Fix: the wheels are built without build isolation, so this environment needs "
+        "setuptools>=70.1 (pip install 'setuptools>=70.1')."
+    )
+    E182 = (
+        "spacy-hf-ner package: spacy-hf-ner is installed at '{location}' without a record "
+        "of its files, so its wheel cannot be rebuilt. Fix: run the command from a "
+        "clone of spacy-hf-ner (pip install -e .), or reinstall it from its wheel."
     )
 
 class Warnings(metaclass=_WithCodes):

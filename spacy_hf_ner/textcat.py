@@ -31,7 +31,7 @@ from .classify import activate, is_multi_label, pool_logits, resolve_function, t
 from .errors import HFNerWarning, Warnings
 from .kinds import ComponentKind, ExportCheck, Recipe, Serving
 from .payloads import text_classification
-from .settings import ModelSettings, Positive
+from .settings import ModelSettings, Positive, Score
 from .ty import Function, LongText
 from .windows import Window, by_doc
 
@@ -45,6 +45,7 @@ class TextcatSettings(ModelSettings):
     top_k: Optional[Positive]
     long_text: LongText
     label_map: Dict[str, str]
+    threshold: Score
 
 
 def textcat_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Any]:
@@ -104,6 +105,10 @@ class HFTextcat(HFComponent):
     long_text (str): "windows" mean-pools the logits of all windows of a long
         text; "truncate_warn" classifies the first window only, with a warning.
     label_map (Dict[str, str]): rename labels, e.g. POSITIVE -> POS.
+    threshold (float): with multi-label scores (sigmoid), the score from which
+        a label counts as predicted when scoring (cats_micro/macro_p/r/f), as
+        spaCy's textcat_multilabel `threshold`; `spacy find-threshold` tunes it.
+        Single-label scoring takes the best label. doc.cats keeps every score.
     scorer (Optional[Callable]): scoring method, default textcat_score.
     """
 
@@ -243,6 +248,7 @@ class HFTextcat(HFComponent):
         self._ensure_loaded()
         kwargs.setdefault("labels", self.labels)
         kwargs.setdefault("multi_label", self._multi_label)
+        kwargs.setdefault("threshold", self.settings.threshold)
         return self.scorer(examples, **kwargs)
 
     # -- prediction -------------------------------------------------------------
@@ -353,6 +359,7 @@ make_hf_textcat = register_factory(
         "top_k": None,
         "long_text": "windows",
         "label_map": {},
+        "threshold": 0.5,
         "scorer": {"@scorers": "spacy-hf-ner.textcat_scorer.v1"},
     },
 )

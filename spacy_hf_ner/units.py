@@ -3,7 +3,7 @@ a rule maps a text and its spaCy tokens' offsets to a unit index per token.
 
     [components.hf_ner.units]
     @misc = "spacy-hf-ner.infix_units.v1"
-    infixes = ["-", "/"]
+    infixes = ["-", "\u2010", "\u2011", "\u2013", "/"]
 
 The logic is in `alignment.infix_unit_ids` (pure, tested without models).
 """

@@ -152,6 +152,17 @@ def test_shipped_config_is_what_init_config_writes(name):
     assert render(args) == path.read_text(encoding="utf8")
 
 
+@pytest.mark.parametrize("name", sorted([*TRAINING_CONFIGS, "en_pipeline.cfg"]))
+def test_pipelines_the_project_writes_batch_for_a_transformer(name):
+    """nlp.batch_size (the docs nlp.pipe, spacy evaluate and spacy benchmark
+    speed hand over at once) suits a transformer component: spaCy's 1,000 made
+    `spacy benchmark speed` run 50,000 documents. The training configs are
+    init-config's template (the test above), en_pipeline.cfg is what the
+    project's assemble and package steps write."""
+    config = spacy.util.load_config(REPO / "configs" / name, interpolate=False)
+    assert 64 <= config["nlp"]["batch_size"] <= 128
+
+
 def test_shipped_ner_config_keeps_its_word_units_and_decoding():
     config = spacy.util.load_config(REPO / "configs" / "hf_ner_conll.cfg", interpolate=False)
     ner = config["components"]["hf_ner"]

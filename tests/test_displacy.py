@@ -126,3 +126,49 @@ def test_server_page_palette_has_the_entry_point_colours():
     page, _ = app._page("test", [])
     colors = json.loads(re.search(r"const COLORS = (\{.*?\});", page).group(1))
     assert colors["PER"] == LABEL_COLORS["PER"] and colors["MISC"] == LABEL_COLORS["MISC"]
+
+
+def test_span_group_scores_for_displacys_span_view(bert_ner):
+    """annotate="both": the span group holds every entity with its score in
+    attrs["scores"] (as spancat), the scores survive a DocBin, displaCy's span
+    view renders the group, and `scored_spans` shows each label with its score."""
+    import warnings
+    from collections import Counter
+
+    import spacy
+    from spacy import displacy
+    from spacy.tokens import DocBin
+
+    from spacy_hf_ner import HFNerWarning
+    from spacy_hf_ner.displacy import scored_spans
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "annotate": "both", "words": "model", "aggregation_strategy": "simple"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HFNerWarning)
+        doc = nlp("Angela Merkel met Emmanuel Macron in Paris, and Jean-Luc Picard met Google in New York.")
+    group = doc.spans["hf_ner"]
+    assert len(group) >= len(doc.ents) > 0
+    # spaCy keys span extensions by character offsets, so spans over the same
+    # text share `span._.hf_score`: the group's own scores are in attrs
+    offsets = Counter((s.start_char, s.end_char) for s in group)
+    assert any(n > 1 for n in offsets.values())  # this text has such spans
+    unique = [(s._.hf_score, v) for s, v in zip(group, group.attrs["scores"]) if offsets[(s.start_char, s.end_char)] == 1]
+    assert unique and all(a == b for a, b in unique)
+    alone = spacy.blank("en")
+    alone.add_pipe("hf_ner", config={"model": str(bert_ner), "words": "model", "aggregation_strategy": "simple"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HFNerWarning)
+        ents = alone(doc.text).ents
+    assert [(e.start, e.end, e.label_, e._.hf_score) for e in doc.ents] == [(e.start, e.end, e.label_, e._.hf_score) for e in ents]
+    again = list(DocBin(store_user_data=True, docs=[doc]).get_docs(nlp.vocab))[0]
+    assert again.spans["hf_ner"].attrs["scores"] == group.attrs["scores"]
+    html = displacy.render(doc, style="span", options={"spans_key": "hf_ner"})
+    assert all(s.label_ in html for s in group)
+    data = scored_spans(doc, "hf_ner")
+    assert [(x["start_token"], x["end_token"]) for x in data["spans"]] == [(s.start, s.end) for s in group]
+    assert [x["label"] for x in data["spans"]] == [f"{s.label_} {v:.2f}" for s, v in zip(group, group.attrs["scores"])]
+    html = displacy.render(data, style="span", manual=True)
+    assert f"{group[0].label_} {group.attrs['scores'][0]:.2f}" in html
+    doc.spans["plain"] = [group[0]]
+    assert scored_spans(doc, "plain")["spans"][0]["label"] == group[0].label_

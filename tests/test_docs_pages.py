@@ -2,7 +2,6 @@
 list every config key, error code and command the code has, so the site cannot
 drift from it. `mkdocs build --strict` itself runs in .ci/run."""
 import argparse
-import importlib.util
 from pathlib import Path
 from typing import Dict, List, Literal, Optional
 
@@ -14,10 +13,9 @@ from typing_extensions import Annotated
 from spacy_hf_ner.__main__ import COMMANDS
 from spacy_hf_ner.errors import Errors, Warnings
 
+from scripts import docs_pages
+
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("docs_pages", ROOT / "scripts" / "docs_pages.py")
-docs_pages = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(docs_pages)
 
 
 @pytest.mark.parametrize("factory", docs_pages.FACTORIES)

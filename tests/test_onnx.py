@@ -337,6 +337,16 @@ def test_int8_modes(onnx_ner, tmp_path, mode, caplog):
     assert "pre-processing" not in caplog.text  # quantize_dynamic's advice, taken
 
 
+def test_export_and_int8_quantization_are_deterministic(bert_ner, onnx_ner, tmp_path):
+    """Exporting and quantizing again give the same bytes, so a different int8
+    F1 vs torch on another machine comes from the CPU's int8 kernels (README,
+    ONNX Runtime), not from the export."""
+    again = export(bert_ner, tmp_path / "again", "--check-texts", "10")
+    assert (again / FP32_FILE).read_bytes() == (onnx_ner / FP32_FILE).read_bytes()
+    ex.quantize_int8(again / FP32_FILE, again / INT8_FILE, "per-channel")
+    assert (again / INT8_FILE).read_bytes() == (onnx_ner / INT8_FILE).read_bytes()
+
+
 # -- errors -------------------------------------------------------------------------
 
 

@@ -1,0 +1,73 @@
+"""`spacy-hf-ner package`: the pipeline package and spacy-hf-ner's wheel in one
+dist folder install into a fresh environment with `pip install --find-links DIST
+PACKAGE` and no package index (spaCy, torch, transformers come from the
+environment, as they would from the index)."""
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import fresh_venv
+import pytest
+import spacy
+
+REPO = Path(__file__).resolve().parent.parent
+TEXT = "Angela Merkel met Emmanuel Macron in Paris."
+
+
+@pytest.fixture(scope="module")
+def dist(bert_ner, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("package")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": str(bert_ner)})
+    nlp.initialize()
+    nlp.to_disk(root / "pipe")
+    (root / "out").mkdir()
+    done = subprocess.run([sys.executable, "-m", "spacy_hf_ner", "package", str(root / "pipe"), str(root / "out"),
+                           "--name", "test_hf", "--version", "0.0.1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    dist = root / "out" / "en_test_hf-0.0.1" / "dist"
+    assert f"pip install --find-links {dist} en_test_hf" in done.stdout
+    return dist
+
+
+def test_dist_holds_the_pipeline_and_the_plugin(dist):
+    assert sorted(p.name for p in dist.iterdir()) == [
+        "en_test_hf-0.0.1-py3-none-any.whl", "spacy_hf_ner-0.1.0-py3-none-any.whl",
+    ]  # fmt: skip
+    with zipfile.ZipFile(dist / "en_test_hf-0.0.1-py3-none-any.whl") as z:
+        (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        assert "Requires-Dist: spacy-hf-ner<0.2.0,>=0.1.0" in z.read(meta).decode()
+
+
+@pytest.mark.slow  # about 100 s on 2 cores: a fresh venv, pip, a model load
+def test_package_installs_offline_in_a_fresh_venv(dist, tmp_path):
+    expected = [(e.text, e.label_) for e in spacy.load(dist.parent / "en_test_hf" / "en_test_hf-0.0.1")(TEXT).ents]
+    python = fresh_venv.make(tmp_path)
+    site = fresh_venv.site_packages(python)
+    fresh_venv.pip_install(python, "--find-links", str(dist), "en_test_hf")
+    script = (
+        "import spacy, spacy_hf_ner\n"
+        "print(spacy_hf_ner.__file__)\n"
+        f"print([(e.text, e.label_) for e in spacy.load('en_test_hf')({TEXT!r}).ents])\n"
+        "from spacy_hf_ner.package import plugin_wheel\n"
+        f"print(plugin_wheel(__import__('pathlib').Path({str(tmp_path)!r})))\n"
+    )
+    done = subprocess.run([str(python), "-c", script], cwd=tmp_path, env=fresh_venv.env(),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout.splitlines()
+    assert out[0].startswith(site), f"imported {out[0]}, not the installed wheel's copy"
+    assert out[1] == str(expected)
+    # installed from a wheel, the plugin repacks itself: the same files, byte for byte
+    with zipfile.ZipFile(out[2]) as repacked, zipfile.ZipFile(dist / "spacy_hf_ner-0.1.0-py3-none-any.whl") as built:
+        names = sorted(n for n in built.namelist() if not n.endswith("RECORD"))
+        assert sorted(n for n in repacked.namelist() if not n.endswith("RECORD")) == names
+        assert all(repacked.read(n) == built.read(n) for n in names)
+
+
+def test_a_missing_pipeline_is_a_coded_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "spacy_hf_ner", "package", str(tmp_path / "nope"), str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 1 and "[E180]" in done.stderr and "nope" in done.stderr
