@@ -75,7 +75,12 @@ def make_ner_scorer() -> Callable:
     return ner_score
 
 
-CHECK_SPANS_KEY = "check"  # export-onnx compares every entity, written to doc.spans
+# export-onnx compares every entity (all of them in doc.spans) in both `words` modes
+CHECK_SPANS_KEY = "check"
+CHECK_RUNS = {
+    run: {"words": words, "aggregation_strategy": strategy, "annotate": "spans", "spans_key": CHECK_SPANS_KEY}
+    for run, words, strategy in (("words=spacy first", "spacy", "first"), ("words=model simple", "model", "simple"))
+}
 
 
 def check_predictions(doc: Doc) -> Dict[Any, float]:
@@ -91,13 +96,7 @@ KIND = ComponentKind(
     score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
     recipe=Recipe("a new IOB2 head is built over the training data's entity types at `initialize`", 500, 3300),
     serving=Serving(route="token-classification", records=token_classification, page="token"),
-    export=ExportCheck(
-        runs={
-            run: {"words": words, "aggregation_strategy": strategy, "annotate": "spans", "spans_key": CHECK_SPANS_KEY}
-            for run, words, strategy in (("words=spacy first", "spacy", "first"), ("words=model simple", "model", "simple"))
-        },
-        predictions=check_predictions,
-    ),
+    export=ExportCheck(runs=CHECK_RUNS, predictions=check_predictions),
     bare_model=True,
 )
 
@@ -372,17 +371,12 @@ class HFNer(HFComponent):
             hint = (
                 f"; annotate='both' keeps overlapping ones in doc.spans['{s.spans_key}']" if s.annotate == "ents" else ""
             )
-            warnings.warn(
-                Warnings.W001.format(
-                    name=self.name,
-                    count=count,
-                    ies="y" if count == 1 else "ies",
-                    reasons=", ".join(f"{n} {r}" for r, n in reasons.items()),
-                    examples="; ".join(problems[:3]),
-                    hint=hint,
-                ),
-                HFNerWarning,
+            reasons_text = ", ".join(f"{n} {r}" for r, n in reasons.items())
+            warning = Warnings.W001.format(
+                name=self.name, count=count, ies="y" if count == 1 else "ies", reasons=reasons_text,
+                examples="; ".join(problems[:3]), hint=hint,
             )
+            warnings.warn(warning, HFNerWarning)
 
 
 make_hf_ner = register_factory(
