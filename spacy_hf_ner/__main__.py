@@ -14,9 +14,8 @@ another:
 """
 import argparse
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple, get_args
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .ty import Engine
 
 
 def _add_serve(parser: argparse.ArgumentParser) -> None:
@@ -169,55 +168,15 @@ def _run_package(args: argparse.Namespace) -> int:
 
 
 def _add_annotate(parser: argparse.ArgumentParser) -> None:
-    import inspect
+    from .bulk.cli import add
 
-    from .bulk import annotate
-
-    DEFAULTS = {n: p.default for n, p in inspect.signature(annotate).parameters.items()}
-
-    parser.add_argument("input", metavar="INPUT", help="corpus: .jsonl, .parquet, .csv, or a folder of .txt files")
-    parser.add_argument("output", metavar="OUTPUT", help="annotations, one row per document: .parquet or .jsonl")
-    parser.add_argument(
-        "--pipeline", default=DEFAULTS["pipeline"], metavar="PIPELINE_OR_MODEL",
-        help="spaCy pipeline folder or package, or a transformers classifier (default: %(default)s); "
-        "at the same path, or installed, on every worker",
-    )
-    parser.add_argument("--engine", default=DEFAULTS["engine"], choices=list(get_args(Engine)), help="where to run (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=DEFAULTS["workers"], help="local: processes (default 1); ray: actors (default one per GPU, else as many as the CPUs hold)")
-    parser.add_argument("--cpus-per-worker", type=float, default=DEFAULTS["cpus_per_worker"], help="ray: CPUs per actor (default: %(default)s)")
-    parser.add_argument("--gpus-per-worker", type=float, default=DEFAULTS["gpus_per_worker"], help="ray: GPUs per actor, fractions share a GPU (default: 1 on a cluster with GPUs, else 0)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="documents per batch (default: %(default)s)")
-    parser.add_argument("--resume", action="store_true", help="keep what an earlier (killed) run wrote and annotate only the rest")
-    parser.add_argument("--text-key", default=DEFAULTS["text_key"], help="input column with the text (default: %(default)s)")
-    parser.add_argument("--id-key", default=DEFAULTS["id_key"], help="input column with the ids (default: 'id' if present, else the record number; '' for the record number)")
-    parser.add_argument("--code", default=DEFAULTS["code"], help="Python file to import first in every worker (custom components)")
-    parser.add_argument("--max-retries", type=int, default=DEFAULTS["max_retries"], help="restarts of crashed workers (default: %(default)s)")
-    parser.add_argument("--stall-timeout", type=float, default=DEFAULTS["stall_timeout"], help="seconds without a finished batch before the job stops (default: %(default)s)")
-    parser.add_argument("--checkpoint-every", type=int, default=DEFAULTS["checkpoint_every"], help="documents per written part (default: %(default)s)")
-    parser.add_argument("--flat", default=DEFAULTS["flat"], metavar="PATH", help="also write one row per entity (.parquet or .jsonl)")
-    parser.add_argument("--ray-address", default=DEFAULTS["ray_address"], help="ray: the cluster, e.g. 'auto' (default: start Ray on this machine)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add(parser)
 
 
 def _run_annotate(args: argparse.Namespace) -> int:
-    from .bulk import annotate
+    from .bulk.cli import run
 
-    try:
-        report = annotate(
-            args.input, args.output, args.pipeline, engine=args.engine, workers=args.workers,
-            cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
-            batch_size=args.batch_size, resume=args.resume, text_key=args.text_key, id_key=args.id_key,
-            code=args.code, max_retries=args.max_retries, stall_timeout=args.stall_timeout,
-            checkpoint_every=args.checkpoint_every, flat=args.flat, progress=not args.no_progress,
-            ray_address=args.ray_address,
-        )
-    except (ValueError, ImportError, FileExistsError, TimeoutError, RuntimeError) as e:
-        if not str(e).startswith("[E"):
-            raise
-        print(str(e), file=sys.stderr)
-        return 1
-    print(report.table())
-    return 0 if report.failed == 0 else 2
+    return run(args)
 
 
 # name -> (help, add arguments, run)
@@ -265,6 +224,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         add_arguments(sub)
         sub.set_defaults(run=run)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return args.run(args)
 
 

@@ -16,12 +16,12 @@ class HFNerWarning(UserWarning):
 
 
 class SpacyHFNerError(ValueError):
-    """An error of spacy-hf-ner: `code` is its code ("E126"), read from the
-    message's "[E126] ..." prefix (None for a message without one)."""
+    """An error of spacy-hf-ner; `code` is its code ("E111"), so that callers
+    recognise it without reading the message."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.code = message[1 : message.index("]")] if message.startswith("[") and "]" in message else None
+        self.code = message[1:5] if message.startswith("[") else ""
 
 
 class _WithCodes(type):
@@ -268,6 +268,16 @@ class Errors(metaclass=_WithCodes):
         "annotate: --resume: '{path}' was written with pipeline '{was}' (config "
         "{was_hash}), and this run uses '{now}' ({now_hash}); resuming would mix their "
         "rows. Fix: resume with --pipeline '{was}', or write to a new output."
+    )
+    E117 = (
+        "annotate: the job's process ended with {status} and did not say why{where}. "
+        "What was finished is kept in '{parts}'. Fix: rerun with --resume to finish the job; "
+        "please report this with the lines above as a bug."
+    )
+    E118 = (
+        "annotate: '{parts}' holds parts of a run laid out as {was}, and this run lays "
+        "its parts out as {now}. Fix: resume with the flags of the first run ({fix}), "
+        "or remove '{parts}' to start afresh."
     )
 
     E121 = (

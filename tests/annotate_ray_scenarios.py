@@ -62,6 +62,82 @@ def summary(report):
     }
 
 
+def left_running():
+    """Every other process of this pid namespace: none may outlive a job."""
+    import psutil
+
+    return [" ".join(p.cmdline())[:120] for p in psutil.process_iter() if p.pid != os.getpid() and p.pid > 1]
+
+
+def owned(corpus, out, model):
+    """The engine starts Ray itself (no `ray.init` before): the job ends with
+    its output (issue 28: Ray started in the engine's thread died with it) and
+    leaves no Ray process behind."""
+    import ray
+
+    import spacy_hf_ner
+    from spacy_hf_ner.bulk.ray import RayEngine
+
+    close, alive = RayEngine.close, {}
+
+    def watched_close(self):  # were Ray's own processes still there when the job ended?
+        node = ray._private.worker._global_node
+        alive["ray"] = bool(node and node.remaining_processes_alive())
+        close(self)
+
+    RayEngine.close = watched_close
+    try:
+        report = spacy_hf_ner.annotate(
+            corpus, out / "owned.parquet", model, engine="ray", workers=2, cpus_per_worker=0.5, batch_size=32,
+            stall_timeout=240, ray_init={"num_cpus": 2, "object_store_memory": STORE},
+        )
+        result = summary(report)
+    except Exception as e:  # reported to the test
+        result = {"error": f"{type(e).__name__}: {e}"}
+    RayEngine.close = close
+    result["left_running"] = left_running()
+    result["ray_alive_at_close"] = alive.get("ray")
+    return result
+
+
+def resume(texts, out, model):
+    """A folder of two Parquet files without ids (record numbers) is cut into
+    units; a run stopped before publishing leaves its parts; with 3 of them
+    removed, --resume annotates exactly those units again."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import spacy_hf_ner
+    from spacy_hf_ner.bulk.io import parts_dir
+    from spacy_hf_ner.bulk.ray import RayEngine
+
+    folder = out / "folder"
+    folder.mkdir()
+    half = len(texts) // 2
+    pq.write_table(pa.table({"text": texts[:half]}), folder / "a.parquet")
+    pq.write_table(pa.table({"text": texts[half:]}), folder / "b.parquet")
+    target = out / "resumed.parquet"
+    options = dict(engine="ray", workers=2, cpus_per_worker=0.5, batch_size=16, checkpoint_every=40, stall_timeout=240)
+    prove = RayEngine._prove
+
+    def stopped(*args):
+        raise KeyboardInterrupt("stopped before publishing")
+
+    RayEngine._prove = stopped
+    try:
+        spacy_hf_ner.annotate(folder, target, model, **options)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        RayEngine._prove = prove
+    parts = sorted(parts_dir(target).glob("part-*.parquet"))
+    removed = sum(pq.read_metadata(p).num_rows for p in parts[1:4])
+    for p in parts[1:4]:
+        p.unlink()
+    report = spacy_hf_ner.annotate(folder, target, model, resume=True, **options)
+    return {**summary(report), "parts": len(parts), "removed": removed, "resumed": report.resumed}
+
+
 def engines(args, out):
     import ray
 
@@ -76,6 +152,7 @@ def engines(args, out):
     result["local"] = summary(
         spacy_hf_ner.annotate(corpus, out / "local.parquet", args.model, progress=False, batch_size=32)
     )
+    result["owned"] = owned(write_jsonl(out / "owned.jsonl", texts[:300]), out, args.model)
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=STORE, log_to_driver=True)
     quiet_ray_data()
     t = time.perf_counter()
@@ -86,6 +163,7 @@ def engines(args, out):
         )
     )
     result["ray"]["wall"] = time.perf_counter() - t
+    result["resume"] = resume(texts[:300], out, args.model)
     # a poisoned doc and a doc that kills its actor once
     faulty_texts = texts[:120]
     faulty_texts[7] = "POISON " + faulty_texts[7]

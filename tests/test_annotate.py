@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import spacy_hf_ner
 from spacy_hf_ner.bulk.core import Spec, annotate_batch, describe, load_cached
 from spacy_hf_ner.bulk.io import Corpus, flat_entities, parts_dir, read_metadata, read_rows
-from spacy_hf_ner.bulk.ray import block_rows, check_resources, plan_workers
+from spacy_hf_ner.bulk.pool import check_resources, plan_workers, unit_rows
 from texts import TEXTS
 
 HERE = Path(__file__).parent
@@ -351,16 +351,16 @@ def test_default_pool_is_one_actor_per_gpu_else_what_the_cpus_hold():
 
 @settings(max_examples=300, deadline=None)
 @given(n=st.integers(1, 100_000), workers=st.integers(1, 64), batch_size=st.integers(1, 512))
-def test_every_actor_gets_a_block_and_no_block_exceeds_the_batch(n, workers, batch_size):
-    rows = block_rows(n, workers, batch_size)
+def test_every_actor_gets_a_unit_and_no_unit_exceeds_a_checkpoint(n, workers, batch_size):
+    rows = unit_rows(n, workers, batch_size)
     assert 1 <= rows <= batch_size
     assert -(-n // rows) >= min(n, workers)
 
 
-def test_blocks_give_every_actor_work():
-    assert block_rows(20, 2, 64) == 3  # 20 short docs: 7 blocks, not one
-    assert block_rows(2000, 2, 64) == 64
-    assert block_rows(1, 4, 64) == 1
+def test_units_give_every_actor_work():
+    assert unit_rows(20, 2, 64) == 3  # 20 short docs: 7 blocks, not one
+    assert unit_rows(2000, 2, 64) == 64
+    assert unit_rows(1, 4, 64) == 1
 
 
 def test_ray_is_imported_only_by_the_ray_engine(monkeypatch, bert_ner, tmp_path, capsys):
@@ -368,6 +368,7 @@ def test_ray_is_imported_only_by_the_ray_engine(monkeypatch, bert_ner, tmp_path,
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False"]
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     monkeypatch.setitem(sys.modules, "ray.data", None)
+    monkeypatch.setenv("SPACY_HF_NER_ANNOTATE_STATUS", str(tmp_path / "status"))  # the job in this process
     src = write_jsonl(tmp_path / "c.jsonl", ["Paris"])
     from spacy_hf_ner.__main__ import main
 
@@ -377,3 +378,69 @@ def test_ray_is_imported_only_by_the_ray_engine(monkeypatch, bert_ner, tmp_path,
     # the local engine needs no ray
     assert main(["annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", str(bert_ner), "--no-progress"]) == 0
 
+
+
+def test_a_resumed_run_reports_and_exits_on_the_published_output(bert_ner, tmp_path, capfd):
+    """Issue 29 item 6: the failed document of the first run is in the output,
+    so the resumed run reports it (and this run's 0) and exits 2."""
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(["Paris", None, "Berlin"])))
+    out = tmp_path / "o.parquet"
+    with pytest.warns(spacy_hf_ner.HFNerWarning):
+        first = run(src, out, str(bert_ner))
+    assert (first.failed, first.failed_now) == (1, 1)
+    again = run(src, out, str(bert_ner), resume=True)
+    assert (again.documents, again.annotated, again.failed, again.failed_now) == (3, 0, 1, 0)
+    assert again.entities == first.entities and again.entities_now == 0
+    table = again.table()
+    assert "1 (0 in this run)" in table
+    from spacy_hf_ner.__main__ import main
+
+    argv = ["annotate", str(src), str(out), "--pipeline", str(bert_ner), "--resume", "--no-progress"]
+    assert main(argv) == 2
+    assert "1 (0 in this run)" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "options,flag",
+    [({"batch_size": 0}, "--batch-size"), ({"workers": 0}, "--workers"), ({"stall_timeout": 0}, "--stall-timeout"),
+     ({"cpus_per_worker": -1}, "--cpus-per-worker"), ({"gpus_per_worker": -0.5}, "--gpus-per-worker"),
+     ({"max_retries": -1}, "--max-retries"), ({"engine": "spork"}, "--engine"), ({"batchsize": 8}, "batch_size")],
+)
+def test_options_are_checked_once_with_a_coded_error_naming_the_flag(options, flag, tmp_path):
+    from spacy_hf_ner.errors import SpacyHFNerError
+
+    with pytest.raises(SpacyHFNerError, match=r"\[E111\]") as e:
+        spacy_hf_ner.annotate(tmp_path / "c.jsonl", tmp_path / "o.parquet", **options)
+    assert flag in str(e.value) and e.value.code == "E111"
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_every_option_is_a_flag_with_the_models_default():
+    import argparse
+
+    from spacy_hf_ner.bulk.options import NOT_FLAGS, AnnotateOptions, add_arguments, from_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = {a.dest for a in parser._actions}
+    assert set(AnnotateOptions.model_fields) - flags <= {"ray_init"}
+    options = from_arguments(parser.parse_args(["in.jsonl", "out.parquet"]))
+    assert options == AnnotateOptions(input="in.jsonl", output="out.parquet")
+    options = from_arguments(parser.parse_args(["in.jsonl", "o.jsonl", "--workers", "3", "--no-progress", "--resume", "--id-key", ""]))
+    assert (options.workers, options.progress, options.resume, options.id_key) == (3, False, True, "")
+    assert "resume" in NOT_FLAGS
+
+
+@pytest.mark.parametrize("death,said", [("os._exit(1)", "status 1"), ("os.kill(os.getpid(), 9)", "signal SIGKILL")])
+def test_a_job_that_dies_without_a_word_still_says_why(death, said, bert_ner, tmp_path):
+    """The guard: native code (Ray's `_Exit(1)`, issue 28) or the OOM killer
+    ends the job's process silently; the command says so, coded."""
+    code = tmp_path / "die.py"
+    code.write_text(f"import os\n{death}\n")
+    src = write_jsonl(tmp_path / "c.jsonl", ["Paris"])
+    cmd = [sys.executable, "-m", "spacy_hf_ner", "annotate", str(src), str(tmp_path / "o.parquet"), "--code", str(code),
+           "--pipeline", str(bert_ner)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "[E117]" in done.stderr and said in done.stderr and "--resume" in done.stderr, done.stderr[-2000:]

@@ -92,6 +92,33 @@ def test_ray_with_two_actors_gives_the_local_rows_and_both_actors_work(engines):
     assert len(result["ray"]["workers"]) == 2 and min(result["ray"]["workers"].values()) > 0
 
 
+def test_a_job_that_starts_ray_ends_with_its_output_and_leaves_no_process(engines):
+    """Issue 28: Ray started by the engine in a thread that ends was killed
+    with it (exit 1, no output); and no Ray process outlives the job."""
+    out, result = engines
+    owned = result["owned"]
+    assert "error" not in owned, owned
+    assert owned["documents"] == 300 and pq.read_table(out / "owned.parquet").num_rows == 300
+    assert owned["ray_alive_at_close"] is True
+    assert owned["left_running"] == []
+
+
+def test_ray_workers_read_a_parquet_folder_and_resume_by_part(engines):
+    """Driverless: the units of a folder of Parquet files without ids (record
+    numbers); a run stopped before publishing, 3 parts removed: --resume
+    annotates exactly their documents, and every record is in the output once
+    with the local engine's entities."""
+    out, result = engines
+    resumed = result["resume"]
+    assert "error" not in resumed, resumed
+    assert resumed["parts"] >= 8  # 300 records, 40 per unit at most, both files cut
+    assert resumed["annotated"] == resumed["removed"] > 0
+    assert resumed["resumed"] == 300 - resumed["removed"] and resumed["documents"] == 300
+    got = rows_by_id(out / "resumed.parquet")
+    local = rows_by_id(out / "local.parquet")
+    assert_same_entities(got, {str(i): local[f"d{i}"] for i in range(300)})
+
+
 def test_ray_survives_an_actor_crash_and_keeps_a_poisoned_doc_with_its_error(engines):
     out, result = engines
     faults = result["faults"]
@@ -127,3 +154,34 @@ def test_a_lost_node_still_delivers_every_doc_exactly_once(bert_ner, tmp_path):
     rows = pq.read_table(tmp_path / "run" / "lost.parquet").to_pylist()
     assert sorted(r["id"] for r in rows) == sorted(f"d{i}" for i in range(len(texts)))
     assert all(r["error"] is None for r in rows)
+
+
+def write_issue_28_corpus(path, docs, words_per_doc):
+    import random
+
+    words = "paris berlin angela merkel met in on the a said minister talks london".split()
+    rng = random.Random(1)
+    with open(path, "w") as f:
+        for i in range(docs):
+            f.write(json.dumps({"id": f"d{i}", "text": " ".join(rng.choice(words) for _ in range(words_per_doc))}) + "\n")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("docs,words", [(500, 330), (300, 3000)], ids=["issue-28-recipe", "long-docs"])
+def test_the_command_on_ray_ends_with_its_report_and_output_and_leaves_no_process(docs, words, tmp_path):
+    """Issue 28's recipe (the bundled model, 2 actors of 0.5 CPU, several
+    minutes, the pool scaling down at the end) and a run with ~20 KB docs: exit
+    0, the report, the published output; no Ray process left afterwards."""
+    corpus = write_issue_28_corpus(tmp_path / "corpus.jsonl", docs, words)
+    out = tmp_path / "out.parquet"
+    left = "import psutil, os; print('LEFT', [' '.join(p.cmdline())[:80] for p in psutil.process_iter() if p.pid > 1 and p.pid != os.getpid()])"
+    script = (
+        f"ip link set lo up; {sys.executable} -m spacy_hf_ner annotate '{corpus}' '{out}' --engine ray --workers 2 "
+        f"--cpus-per-worker 0.5 --no-progress; echo rc=$?; {sys.executable} -c \"{left}\""
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    done = subprocess.run([*NAMESPACE, "sh", "-c", script], capture_output=True, text=True, timeout=1500, env=env)
+    assert "rc=0" in done.stdout, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "documents" in done.stdout and pq.read_table(out).num_rows == docs
+    assert "LEFT []" in done.stdout, done.stdout[-2000:]

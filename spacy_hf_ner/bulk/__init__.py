@@ -9,91 +9,33 @@ Modules: `core` (the batch function and the per-worker pipeline cache), `io`
 resume, checks, watchdog). Nothing heavy is imported until a job runs.
 """
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
-
-from ..ty import Engine
+from typing import Any, Union
 
 DEFAULT_PIPELINE = "spacy-hf-ner:en_conll03"
 
 
-def annotate(
-    input: Union[str, Path],
-    output: Union[str, Path],
-    pipeline: str = DEFAULT_PIPELINE,
-    *,
-    engine: Engine = "local",
-    workers: Optional[int] = None,
-    cpus_per_worker: float = 1.0,
-    gpus_per_worker: Optional[float] = None,
-    batch_size: int = 64,
-    resume: bool = False,
-    text_key: str = "text",
-    id_key: Optional[str] = None,
-    code: Optional[str] = None,
-    max_retries: int = 3,
-    stall_timeout: float = 600.0,
-    checkpoint_every: int = 10_000,
-    flat: Optional[Union[str, Path]] = None,
-    progress: bool = True,
-    ray_address: Optional[str] = None,
-    ray_init: Optional[Dict[str, Any]] = None,
-) -> Any:
+def annotate(input: Union[str, Path], output: Union[str, Path], pipeline: str = DEFAULT_PIPELINE, **options: Any) -> Any:
     """Annotate a corpus with a pipeline: every input document becomes exactly
     one output row (id, entities, cats/tags when the pipeline assigns them,
     error), on this machine or on a Ray cluster, with the same rows either way.
 
-    input (Union[str, Path]): .jsonl, .parquet, .csv, or a folder of .txt files.
+    input (Union[str, Path]): .jsonl, .parquet, .csv, or a folder of .txt files
+        (Ray: also a folder of .jsonl/.parquet files, on any filesystem pyarrow
+        or fsspec opens).
     output (Union[str, Path]): .parquet or .jsonl.
     pipeline (str): a spaCy pipeline folder or installed package, or a
         transformers classifier (hub id, folder, `spacy-hf-ner:NAME`); it must
         be at the same path, or installed, wherever a worker runs.
-    engine (str): "local" (this machine) or "ray" (Ray Data; extra [ray]).
-    workers (Optional[int]): local: processes (spawned, default 1 = this
-        process); ray: actors (default one per GPU, else as many as the CPUs
-        hold next to one CPU for Ray Data).
-    cpus_per_worker (float): ray: CPUs each actor reserves.
-    gpus_per_worker (Optional[float]): ray: GPUs each actor reserves; default
-        1 on a cluster with GPUs; fractions share a GPU.
-    batch_size (int): documents per batch (the unit of work and of fallback).
-    resume (bool): keep what an earlier run wrote and annotate only the rest.
-    text_key (str): the input column holding the text.
-    id_key (Optional[str]): the column holding ids; None: "id" if present,
-        else the record number; "": always the record number.
-    code (Optional[str]): a Python file to import first, in every worker
-        (custom components), as `spacy apply --code`.
-    max_retries (int): restarts of crashed workers (and retries of their batch).
-    stall_timeout (float): seconds without a finished batch before the job is
-        stopped (E108), instead of hanging.
-    checkpoint_every (int): documents per written part (what a killed run
-        loses at most).
-    flat (Optional[Union[str, Path]]): also write one row per entity here.
-    progress (bool): local: show a progress bar (ray shows its own).
-    ray_address (Optional[str]): the Ray cluster; None starts Ray locally
-        unless this process already called `ray.init`.
-    ray_init (Optional[Dict[str, Any]]): more `ray.init` arguments.
-    RETURNS (Report): documents, entities, failed documents, docs/s, per worker;
-        `report.table()` formats it.
+    **options: the other fields of `AnnotateOptions` (bulk/options.py; the
+        command line's flags): engine, workers, cpus_per_worker,
+        gpus_per_worker, batch_size, resume, text_key, id_key, code,
+        max_retries, stall_timeout, checkpoint_every, flat, progress,
+        ray_address, ray_init. Each is checked once (E111).
+    RETURNS (Report): on the published output: documents, entities, failed
+        documents (an earlier run's included), and this run's documents,
+        entities, failures, docs/s, per worker; `report.table()` formats it.
     """
     from .job import run
+    from .options import AnnotateOptions
 
-    return run(
-        input,
-        output,
-        pipeline,
-        engine=engine,
-        workers=workers,
-        cpus_per_worker=cpus_per_worker,
-        gpus_per_worker=gpus_per_worker,
-        batch_size=batch_size,
-        resume=resume,
-        text_key=text_key,
-        id_key=id_key,
-        code=code,
-        max_retries=max_retries,
-        stall_timeout=stall_timeout,
-        checkpoint_every=checkpoint_every,
-        flat=flat,
-        progress=progress,
-        ray_address=ray_address,
-        ray_init=ray_init,
-    )
+    return run(AnnotateOptions.build(input=input, output=output, pipeline=pipeline, **options))

@@ -111,18 +111,7 @@ class Corpus:
         yield from reader()
 
     def _id_column(self, columns: Sequence[str]) -> Optional[str]:
-        self._check_column(self.text_key, columns, "text-key", "text")
-        if self.id_key == "":
-            return None
-        if self.id_key is None:
-            return "id" if "id" in columns else None
-        self._check_column(self.id_key, columns, "id-key", "ids")
-        return self.id_key
-
-    def _check_column(self, key: str, columns: Sequence[str], flag: str, what: str) -> None:
-        if key not in columns:
-            shown = ", ".join(repr(c) for c in columns) or "none"
-            raise ValueError(Errors.E102.format(path=self.path, key=key, flag=flag, columns=shown, what=what))
+        return id_column(self.path, columns, self.text_key, self.id_key)
 
     def _make_id(self, value: Any, row: int, id_key: Optional[str]) -> str:
         if id_key is None:
@@ -190,6 +179,24 @@ class Corpus:
             yield str(file.relative_to(self.path)), file.read_text(encoding="utf8")
 
 
+def id_column(path: Any, columns: Sequence[str], text_key: str, id_key: Optional[str]) -> Optional[str]:
+    """The column holding the ids (None: record numbers); E102 when the text
+    or the id column is missing."""
+    _check_column(path, text_key, columns, "text-key", "text")
+    if id_key == "":
+        return None
+    if id_key is None:
+        return "id" if "id" in columns else None
+    _check_column(path, id_key, columns, "id-key", "ids")
+    return id_key
+
+
+def _check_column(path: Any, key: str, columns: Sequence[str], flag: str, what: str) -> None:
+    if key not in columns:
+        shown = ", ".join(repr(c) for c in columns) or "none"
+        raise ValueError(Errors.E102.format(path=path, key=key, flag=flag, columns=shown, what=what))
+
+
 # -- output -----------------------------------------------------------------------------
 
 
@@ -243,13 +250,17 @@ class Parts:
                 tmp.unlink()
         return [i for f in self.files() for i in pq.read_table(f, columns=["id"]).column("id").to_pylist()]
 
-    def write(self, table: pa.Table) -> Path:
-        """Write one part atomically (a temporary name, then a rename)."""
+    def write(self, table: pa.Table, number: Optional[int] = None) -> Path:
+        """Write one part atomically (a temporary name, then a rename).
+
+        number (Optional[int]): the part's number (default: the next one).
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
-        files = self.files()
-        number = int(files[-1].stem.split("-")[1]) + 1 if files else 0
+        if number is None:
+            files = self.files()
+            number = int(files[-1].stem.split("-")[1]) + 1 if files else 0
         target = self.folder / f"part-{number:06d}.parquet"
-        tmp = target.with_suffix(".tmp")
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")  # a retried task may write beside a stuck one
         pq.write_table(table.cast(self.schema), tmp)
         os.replace(tmp, target)
         return target
@@ -276,30 +287,43 @@ def read_rows(path: Path, schema: Optional[pa.Schema] = None) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def publish(sources: Sequence[Path], output: Path, schema: pa.Schema, meta: Dict[str, Any]) -> int:
+def publish(
+    sources: Sequence[Path], output: Path, schema: pa.Schema, meta: Dict[str, Any], unique: bool = False
+) -> Dict[str, int]:
     """Merge the parts (and an earlier output) into `output`, streaming, through
-    a temporary file renamed at the end. RETURNS the number of rows."""
+    a temporary file renamed at the end.
+
+    unique (bool): the sources hold each id once (no id set is kept).
+    RETURNS (Dict[str, int]): the output's rows, failed rows and entities.
+    """
     output = Path(output)
     kind = output_kind(output)
     tmp = output.with_name(output.name + ".tmp")
-    rows = 0
+    counts = {"rows": 0, "failed": 0, "entities": 0}
     full = with_metadata(schema, meta)
+    batches = (b for s in sources for b in _batches(s, schema)) if unique else _unique_batches(sources, schema)
     if kind == "parquet":
         with pq.ParquetWriter(tmp, full) as writer:
-            for batch in _unique_batches(sources, schema):
+            for batch in batches:
                 writer.write_batch(batch.cast(full))
-                rows += batch.num_rows
+                _add_counts(counts, batch)
     else:
         with open(tmp, "w", encoding="utf8") as f:
-            for batch in _unique_batches(sources, schema):
+            for batch in batches:
                 for row in batch.to_pylist():
                     if "cats" in row and row["cats"] is not None:
                         row["cats"] = dict(row["cats"])
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    rows += 1
+                _add_counts(counts, batch)
         meta_path(output).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf8")
     os.replace(tmp, output)
-    return rows
+    return counts
+
+
+def _add_counts(counts: Dict[str, int], batch: pa.RecordBatch) -> None:
+    counts["rows"] += batch.num_rows
+    counts["failed"] += batch.num_rows - batch.column("error").null_count
+    counts["entities"] += int(pc.sum(pc.list_value_length(batch.column("entities"))).as_py() or 0)
 
 
 def _unique_batches(sources: Sequence[Path], schema: pa.Schema) -> Iterator[pa.RecordBatch]:

@@ -37,18 +37,34 @@ def _init_worker(spec: Spec, threads: int) -> None:
 
 
 class LocalEngine:
-    """Annotate on this machine.
+    """Annotate on this machine (the job's engine interface: `bulk.job`).
 
-    workers (int): 1 runs in this process; more spawn that many processes.
-    max_retries (int): how often a broken worker pool is restarted.
+    options (AnnotateOptions): `workers` (1 runs in this process; more spawn
+        that many processes), `max_retries` (how often a broken worker pool is
+        restarted), `progress`.
     """
 
     name = "local"
 
-    def __init__(self, workers: int = 1, max_retries: int = 3) -> None:
-        self.workers = workers
-        self.max_retries = max_retries
+    def __init__(self, options: Any) -> None:
+        self.options = options
+        self.workers = options.workers or 1
+        self.max_retries = options.max_retries
         self._pool: Any = None
+
+    def start(self) -> None:
+        """Nothing to start: the pool starts with the first batch."""
+
+    def annotate(self, job: Any) -> Any:
+        """The streaming driver over `run` (`stream.annotate_stream`)."""
+        from .stream import annotate_stream
+
+        return annotate_stream(self.run, job, progress=self.options.progress)
+
+    def publish(self, job: Any) -> Dict[str, int]:
+        from .stream import publish_here
+
+        return publish_here(job)
 
     def run(self, batches: Iterator[Tuple[List[str], List[Any]]], spec: Spec) -> Iterator[pa.Table]:
         """Annotated tables (with `_worker`), one per input batch."""
