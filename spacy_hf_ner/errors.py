@@ -176,7 +176,7 @@ class Errors(metaclass=_WithCodes):
         "e.g. `spacy.load(path, config={{'components': {{'{name}': {{KEY: VALUE}}}}}})`."
     )
 
-    E030 = (
+    E038 = (
         "component kind `{factory}` is registered twice ({old} and {new}). Fix: give the "
         "new kind another factory name; a kind is registered once, by the module that "
         "defines its component."

@@ -110,10 +110,10 @@ _KINDS: Dict[str, ComponentKind] = {}
 
 def register_kind(kind: ComponentKind) -> ComponentKind:
     """Add `kind`; registering the same description again is a no-op (a module
-    imported twice), another one under the same factory name raises E030."""
+    imported twice), another one under the same factory name raises E038."""
     old = _KINDS.get(kind.factory)
     if old is not None and old != kind:
-        raise SpacyHFNerError(Errors.E030.format(factory=kind.factory, old=old, new=kind))
+        raise SpacyHFNerError(Errors.E038.format(factory=kind.factory, old=old, new=kind))
     _KINDS[kind.factory] = kind
     return kind
 

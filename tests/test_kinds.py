@@ -104,9 +104,9 @@ def test_a_kind_is_registered_once():
     other = ComponentKind(
         factory=TOY.factory, task="sequence", writes="x", assigns=(), score_weights={}, recipe=TOY.recipe
     )
-    with pytest.raises(SpacyHFNerError, match=r"E030.*toy_first_token") as info:
+    with pytest.raises(SpacyHFNerError, match=r"E038.*toy_first_token") as info:
         register_kind(other)
-    assert info.value.code == "E030"
+    assert info.value.code == "E038"
 
 
 def init_config(argv):
