@@ -273,6 +273,7 @@ API = {
     "Settings and types": ["spacy_hf_ner.settings", "spacy_hf_ner.ty"],
     "Word units": ["spacy_hf_ner.units"],
     "Bulk annotation": ["spacy_hf_ner.bulk"],
+    "displaCy": ["spacy_hf_ner.displacy"],
     "Pure logic (no spaCy, no torch)": [
         "spacy_hf_ner.aggregation",
         "spacy_hf_ner.alignment",
