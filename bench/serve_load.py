@@ -183,7 +183,7 @@ def largest_request(model: str, inputs: int, max_windows: int, max_per_input: in
     worker = PipelineWorker(nlp)
     worker.warm_up()
     name = next(iter(worker.components))
-    key = ("token", name, freeze(TokenClassificationParameters()))
+    key = ("model", name, freeze(TokenClassificationParameters()))
     low, high = 1, 200_000
     while low < high:
         mid = (low + high + 1) // 2

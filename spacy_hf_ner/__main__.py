@@ -18,11 +18,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 def _add_serve(parser: argparse.ArgumentParser) -> None:
-    from dataclasses import fields
-
     from .serve.config import ServeConfig
 
-    DEFAULTS = {f.name: f.default for f in fields(ServeConfig)}
+    DEFAULTS = {name: field.default for name, field in ServeConfig.model_fields.items()}
 
     parser.add_argument(
         "pipeline",
@@ -61,8 +59,6 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-
     try:
         from .serve.app import serve
         from .serve.config import ServeConfig, allowed_hosts_for
@@ -74,7 +70,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         )
         return 1
     try:
-        values = {f.name: getattr(args, f.name) for f in fields(ServeConfig)}
+        values = {name: getattr(args, name) for name in ServeConfig.model_fields}
         values["allowed_hosts"] = allowed_hosts_for(args.host, args.allowed_hosts)
         config = ServeConfig(**values)
         settings = _component_settings(args)

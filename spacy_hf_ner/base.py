@@ -31,6 +31,7 @@ from .backends.legacy import LEGACY_KEYS, upgrade_backend
 from .classify import softmax
 from .engine import HFEngine
 from .errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
+from .kinds import ComponentKind, register_kind
 from .listeners import ListenedMixin, run_shared, share
 from .settings import ModelSettings, factory_signature, validate
 from .training import TrainableMixin
@@ -57,10 +58,12 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
     `spacy.load` of a saved pipeline reads the weights saved with it and never
     the hub.
 
-    Subclasses set `factory`, `task` and `Settings`, and implement `predict`,
-    `set_annotations` and `_after_load` (what to derive from the loaded model).
+    Subclasses set `kind` (their `ComponentKind`, which gives `factory` and
+    `task`) and `Settings`, and implement `predict`, `set_annotations` and
+    `_after_load` (what to derive from the loaded model).
     """
 
+    kind: ClassVar[ComponentKind]
     factory: ClassVar[str]
     task: ClassVar[Task]
     Settings: ClassVar[Type[ModelSettings]]
@@ -69,6 +72,11 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
     extension: ClassVar[Tuple[Any, str]]
     # what the training data must annotate, for error messages ("entities")
     gold_name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            cls.factory, cls.task = cls.kind.factory, cls.kind.task
 
     def __init__(self, vocab: Vocab, name: Optional[str] = None, **settings: Any) -> None:
         """Initialize the component.
@@ -310,19 +318,16 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
         return self
 
 
-def register_factory(
-    cls: Type[HFComponent],
-    *,
-    default_config: Dict[str, Any],
-    assigns: Sequence[str],
-    default_score_weights: Dict[str, Optional[float]],
-) -> Callable[..., HFComponent]:
-    """Register `cls` as spaCy factory `cls.factory` and return the factory.
+def register_factory(cls: Type[HFComponent], *, default_config: Dict[str, Any]) -> Callable[..., HFComponent]:
+    """Register `cls.kind` (see `kinds.register_kind`) and `cls` as its spaCy
+    factory, and return the factory: the one line that adds a component kind.
 
-    Its signature is built from `cls.Settings` (so spaCy validates every key
-    against the one typed definition) and `default_config` gets the shared
-    model keys (`MODEL_DEFAULTS`) before the component's own.
+    The factory's signature is built from `cls.Settings` (so spaCy validates
+    every key against the one typed definition), `default_config` gets the
+    shared model keys (`MODEL_DEFAULTS`) before the component's own, and the
+    kind gives what it assigns and its default score weights.
     """
+    kind = register_kind(cls.kind)
 
     def factory(nlp: Language, name: str, **settings: Any) -> HFComponent:
         return cls(nlp.vocab, name, **settings)
@@ -338,7 +343,7 @@ def register_factory(
     factory.__doc__ = f"Create an `{cls.factory}` component. See `{cls.__name__}` for the settings."
     config = {"model": default_config["model"], **MODEL_DEFAULTS, **default_config}
     Language.factory(
-        cls.factory, assigns=list(assigns), default_config=config, default_score_weights=default_score_weights
+        kind.factory, assigns=list(kind.assigns), default_config=config, default_score_weights=dict(kind.score_weights)
     )(factory)
     return factory
 

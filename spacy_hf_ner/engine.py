@@ -16,7 +16,8 @@ import numpy as np
 from . import windows as W
 from .batching import plan_batches
 from .errors import Errors, SpacyHFNerError
-from .sources import TASK_FACTORY, TASK_SUFFIX, looks_like_path, quiet_transformers, resolve_model, task_of
+from .kinds import bare_kind
+from .sources import TASK_SUFFIX, looks_like_path, quiet_transformers, resolve_model, task_of
 from .ty import Backend, BackendLoader, LoadRequest, Task, TrainableBackend
 
 # models whose position ids start after the padding index (max_position_embeddings
@@ -155,7 +156,7 @@ class HFEngine:
         architectures = getattr(config, "architectures", None) or []
         found = task_of(architectures)
         if architectures and found != self.task:
-            hint = f"; a *{TASK_SUFFIX[found]} model belongs in `{TASK_FACTORY[found]}`" if found else ""
+            hint = f"; a *{TASK_SUFFIX[found]} model belongs in `{bare_kind(found).factory}`" if found else ""
             raise SpacyHFNerError(
                 Errors.E003.format(
                     name=self.name,

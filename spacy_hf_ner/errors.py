@@ -178,6 +178,12 @@ class Errors(metaclass=_WithCodes):
         "{where}."
     )
 
+    E038 = (
+        "component kind `{factory}` is registered twice ({old} and {new}). Fix: give the "
+        "new kind another factory name; a kind is registered once, by the module that "
+        "defines its component."
+    )
+
     # -- users: init-config, the displacy command (E140-E159) --
     E140 = (
         "init-config: `--epochs` counts passes over the training corpus, but no "
@@ -199,6 +205,11 @@ class Errors(metaclass=_WithCodes):
         "{known}; they listen to the hidden states of a token component, so "
         "`--component` {component} must be hf_ner or hf_tagger. Fix: e.g. "
         "`--component hf_ner --with tagger,parser`."
+    )
+    E145 = (
+        "init-config: `--component` = '{component}' is not a component kind of spacy-hf-ner "
+        "(known: {known}). Fix: use one of them, or install the package that registers "
+        "'{component}'."
     )
     E143 = (
         "displacy: the evaluation set `DATA` = '{path}' does not exist. Fix: give a "
@@ -291,13 +302,28 @@ class Errors(metaclass=_WithCodes):
         "--max-windows-per-request."
     )
     E123 = (
-        "serve: --{flag} = {value!r} is out of range. Fix: give a positive value "
+        "serve: --{flag} = {value!r} is out of range ({why}). Fix: give a value in range "
         "(see `spacy-hf-ner serve --help` for the defaults)."
     )
     E124 = (
         "serve: --label-map = '{value}' is neither JSON nor a readable JSON file "
         "({error}). Fix: give a JSON object such as '{{\"PER\": \"PERSON\"}}', or "
         "the path of a file holding one."
+    )
+    E126 = (
+        "serve: this server has no component for {task} (it serves {served}). Fix: send "
+        "the request to a route of a served task{routes}, or serve a pipeline with a "
+        "component for {task}."
+    )
+    E127 = (
+        "serve: `parameters.{key}` = {value!r} does not apply to '{name}' ({factory}: it "
+        "uses its own configured `{key}`). Fix: leave `parameters.{key}` out for this "
+        "model."
+    )
+    E128 = (
+        "serve: the pipeline ({pipes}) has no spacy-hf-ner component (kinds: {kinds}). "
+        "Fix: add one, e.g. nlp.add_pipe('hf_ner'), or serve a transformers token or "
+        "sequence classifier directly."
     )
     # -- onnx (export-onnx): E160-E169 --
     E160 = (
@@ -332,6 +358,11 @@ class Errors(metaclass=_WithCodes):
         "'{name}', but a sequence classifier (hf_textcat) keeps no per-token hidden "
         "states. Fix: point `upstream` at an hf_ner or hf_tagger component."
     )
+    E162 = "export-onnx: `{key}` (flag --{flag}) = {value!r} {problem}. Fix: {fix}."
+    E163 = (
+        "export-onnx: '{path}' {problem}. Fix: {fix}."
+    )
+
     E125 = (
         "serve: input {index} of this request needs {windows} model windows of {window} "
         "tokens, more than this server's limit of {limit} per input (an input runs in "

@@ -22,47 +22,15 @@ import math
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from .errors import Errors, SpacyHFNerError
+from .heads import DEFAULT_WIDTH, head_sections, model_width, parse_heads, score_weights
+from .kinds import ComponentKind, Recipe, all_kinds, kind_of
 
 TEMPLATE = Path(__file__).parent / "templates" / "finetune.cfg.jinja"
 
 
-class Recipe(NamedTuple):
-    """What differs between the components' recipes."""
-
-    what: str  # what the component writes, for the header
-    head: str  # how the head is made, for the `model` comment
-    batch_words: int  # words per batch
-    max_steps: int
-    score_weights: Dict[str, Optional[float]]
-
-
-RECIPES: Dict[str, Recipe] = {
-    "hf_ner": Recipe(
-        "entities -> doc.ents",
-        "a new IOB2 head is built over the training data's entity types at `initialize`",
-        500,
-        3300,
-        {"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
-    ),
-    "hf_tagger": Recipe(
-        "tags -> token.pos_ or token.tag_",
-        "a new head over the data's tags is built at `initialize`",
-        500,
-        600,
-        {"pos_acc": 1.0, "tag_acc": None},
-    ),
-    "hf_textcat": Recipe(
-        "labels -> doc.cats",
-        "a new head over the data's labels is built at `initialize` (single-label "
-        "when every example has exactly one positive label)",
-        200,
-        300,
-        {"cats_score": 1.0, "cats_macro_f": None, "cats_macro_auc": None},
-    ),
-}
 # a comment above a component key in the config
 KEY_COMMENTS = {
     "decoding": "'auto' (Viterbi with words = 'spacy'): the best label sequence the tag "
@@ -114,6 +82,14 @@ def count_words(path: str) -> int:
     return sum(len(doc) for f in files for doc in DocBin().from_disk(f).get_docs(vocab))
 
 
+def component_kind(component: str) -> ComponentKind:
+    """The kind `--component` names (E145 for an unknown one)."""
+    kind = kind_of(component)
+    if kind is None:
+        raise SpacyHFNerError(Errors.E145.format(component=component, known=", ".join(sorted(all_kinds()))))
+    return kind
+
+
 def plan_steps(args: argparse.Namespace, recipe: Recipe) -> Dict[str, int]:
     """max_steps, warmup_steps, eval_frequency and batch_words from the flags."""
     batch_words = args.batch_words or recipe.batch_words
@@ -155,21 +131,21 @@ def command_line(args: argparse.Namespace) -> str:
 def render(args: argparse.Namespace) -> str:
     """The config text for parsed `init-config` arguments.
 
-    RAISES (ValueError): E140-E142 for flags that do not fit together.
+    RAISES (ValueError): E140-E142 for flags that do not fit together, E144
+        for `--with` heads that do not fit, E145 for an unknown component.
     """
     import jinja2
 
-    from . import ner, tagger, textcat  # noqa: F401  (the factories)
-
-    recipe = RECIPES[args.component]
+    kind = component_kind(args.component)
     settings, sections = component_settings(args.component)
-    shared = _shared_heads(args, recipe)
+    shared = _shared_heads(args, kind)
     env = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     env.filters["cfg"] = cfg_value
     template = env.from_string(TEMPLATE.read_text(encoding="utf8"))
     return template.render(
         component=args.component,
-        recipe=recipe,
+        kind=kind,
+        recipe=kind.recipe,
         command=command_line(args),
         output=str(args.output),
         base_model=args.model,
@@ -181,15 +157,13 @@ def render(args: argparse.Namespace) -> str:
         comments=KEY_COMMENTS,
         sections=sections,
         **shared,
-        **plan_steps(args, recipe),
+        **plan_steps(args, kind.recipe),
     )
 
 
-def _shared_heads(args: argparse.Namespace, recipe: Recipe) -> Dict[str, Any]:
+def _shared_heads(args: argparse.Namespace, kind: ComponentKind) -> Dict[str, Any]:
     """What `--with` / `--encoder` add to the template: spaCy heads listening
     to the component (`heads.py`), frozen or trained with it."""
-    from .heads import DEFAULT_WIDTH, head_sections, model_width, parse_heads, score_weights
-
     heads = parse_heads(getattr(args, "heads", None), args.component)
     mode = getattr(args, "encoder", None) or "frozen"
     width = model_width(args.model) if heads else None
@@ -201,24 +175,24 @@ def _shared_heads(args: argparse.Namespace, recipe: Recipe) -> Dict[str, Any]:
         "heads_text": head_sections(heads, args.component, width or DEFAULT_WIDTH) if heads else "",
         "width_known": width is not None,
         "frozen": frozen,
-        "weights": score_weights(recipe.score_weights, heads, mode) if heads else recipe.score_weights,
+        "weights": score_weights(dict(kind.score_weights), heads, mode) if heads else kind.score_weights,
     }
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The command's arguments (`spacy-hf-ner init-config`)."""
     ap.add_argument("output", type=Path, help="config file to write ('-' for stdout)")
-    ap.add_argument("--component", "-c", required=True, choices=sorted(RECIPES), help="the component to fine-tune")
+    ap.add_argument("--component", "-c", required=True, help="the component to fine-tune: hf_ner, hf_tagger, hf_textcat or another registered kind")
     ap.add_argument("--model", "-m", default=None, help="base model: hub id or local folder (default: give --paths.base_model to spacy train)")
     ap.add_argument("--train", default=None, help="training corpus (.spacy file or folder; default: give --paths.train)")
     ap.add_argument("--dev", default=None, help="development corpus (.spacy; default: give --paths.dev)")
     ap.add_argument("--lang", default="en", help="language of the pipeline (default: %(default)s)")
     steps = ap.add_mutually_exclusive_group()
-    steps.add_argument("--max-steps", type=int, default=None, help="training steps (default: " + ", ".join(f"{c} {r.max_steps}" for c, r in RECIPES.items()) + ")")
+    steps.add_argument("--max-steps", type=int, default=None, help="training steps (default: the component's recipe, e.g. hf_ner 3300)")
     steps.add_argument("--epochs", type=float, default=None, help="training steps from passes over --train: epochs x its words / --batch-words")
     ap.add_argument("--warmup-steps", type=int, default=None, help=f"linear warm-up steps (default: {round(100 * WARMUP_FRACTION)}%% of the steps)")
     ap.add_argument("--eval-frequency", type=int, default=None, help=f"steps between dev evaluations (default: {EVALUATIONS} per run)")
-    ap.add_argument("--batch-words", type=int, default=None, help="words per batch (default: " + ", ".join(f"{c} {r.batch_words}" for c, r in RECIPES.items()) + ")")
+    ap.add_argument("--batch-words", type=int, default=None, help="words per batch (default: the component's recipe, e.g. hf_ner 500)")
     ap.add_argument("--learn-rate", type=float, default=LEARN_RATE, help="peak learning rate (default: %(default)s)")
     ap.add_argument(
         "--with",

@@ -16,6 +16,8 @@ from .alignment import IGNORE_INDEX, Units, align, strip_span, units_of
 from .base import HFComponent, register_factory, token_arrays
 from .classify import softmax
 from .errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
+from .kinds import ComponentKind, ExportCheck, Recipe, Serving
+from .payloads import token_classification
 from .placement import Placed, resolve_overlaps, snap
 from .settings import ModelSettings, Score, validate_keys
 from .spans import SCORE_ATTR, scored_span, write_ents, write_span_group
@@ -74,6 +76,32 @@ def make_ner_scorer() -> Callable:
     return ner_score
 
 
+# export-onnx compares every entity (all of them in doc.spans) in both `words` modes
+CHECK_SPANS_KEY = "check"
+CHECK_RUNS = {
+    run: {"words": words, "aggregation_strategy": strategy, "annotate": "spans", "spans_key": CHECK_SPANS_KEY}
+    for run, words, strategy in (("words=spacy first", "spacy", "first"), ("words=model simple", "model", "simple"))
+}
+
+
+def check_predictions(doc: Doc) -> Dict[Any, float]:
+    """What export-onnx compares: every entity (start_char, end_char, label) and its score."""
+    return {(e.start_char, e.end_char, e.label_): float(e._.hf_score) for e in doc.spans.get(CHECK_SPANS_KEY, [])}
+
+
+KIND = ComponentKind(
+    factory="hf_ner",
+    task="token",
+    writes="entities -> doc.ents",
+    assigns=("doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"),
+    score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+    recipe=Recipe("a new IOB2 head is built over the training data's entity types at `initialize`", 500, 3300),
+    serving=Serving(route="token-classification", records=token_classification, page="token"),
+    export=ExportCheck(runs=CHECK_RUNS, predictions=check_predictions),
+    bare_model=True,
+)
+
+
 class ModelEntities(NamedTuple):
     """A text's entities as transformers finds them, and the windows they were
     found in (`Entity.window` indexes them)."""
@@ -117,8 +145,7 @@ class HFNer(HFComponent):
         and ents_per_type, and spans_<key>_p/r/f with spans output.
     """
 
-    factory = "hf_ner"
-    task = "token"
+    kind = KIND
     Settings = NerSettings
     settings: NerSettings
 
@@ -255,16 +282,17 @@ class HFNer(HFComponent):
 
         RETURNS (List[ModelEntities]): per text, its entities and windows.
         """
-        self._ensure_loaded()
-        given = validate_keys(
-            self.Settings,
-            self.name,
-            aggregation_strategy=aggregation_strategy,
-            ignore_labels=None if ignore_labels is None else list(ignore_labels),
-            stride=stride,
-        )
+        ignore = None if ignore_labels is None else list(ignore_labels)
+        given = validate_keys(self.Settings, self.name, aggregation_strategy=aggregation_strategy, ignore_labels=ignore, stride=stride)
         strategy = given.get("aggregation_strategy") or self.settings.aggregation_strategy
-        ignore = given.get("ignore_labels", self.settings.ignore_labels)
+        return self.find_model_entities(texts, strategy, given.get("ignore_labels", self.settings.ignore_labels), stride)
+
+    def find_model_entities(
+        self, texts: Sequence[str], strategy: str, ignore: Sequence[str], stride: Optional[int]
+    ) -> List[ModelEntities]:
+        """`model_entities` with every value given and already checked (the
+        server's request models check them)."""
+        self._ensure_loaded()
         window_stride = None if stride is None else self.engine.resolve_stride(stride)
         engine = self.engine
         results = []
@@ -341,28 +369,20 @@ class HFNer(HFComponent):
                 written = len(kept)
             self.stats["written"] += written
         if replaced:
-            warnings.warn(
-                Warnings.W006.format(
-                    name=self.name, key=s.spans_key, count=replaced["spans"], docs=replaced["docs"], policy="replace"
-                ),
-                HFNerWarning,
-            )
+            count, n_docs = replaced["spans"], replaced["docs"]
+            warning = Warnings.W006.format(name=self.name, key=s.spans_key, count=count, docs=n_docs, policy="replace")
+            warnings.warn(warning, HFNerWarning)
         if problems:
             count = len(problems)
             hint = (
                 f"; annotate='both' keeps overlapping ones in doc.spans['{s.spans_key}']" if s.annotate == "ents" else ""
             )
-            warnings.warn(
-                Warnings.W001.format(
-                    name=self.name,
-                    count=count,
-                    ies="y" if count == 1 else "ies",
-                    reasons=", ".join(f"{n} {r}" for r, n in reasons.items()),
-                    examples="; ".join(problems[:3]),
-                    hint=hint,
-                ),
-                HFNerWarning,
+            reasons_text = ", ".join(f"{n} {r}" for r, n in reasons.items())
+            warning = Warnings.W001.format(
+                name=self.name, count=count, ies="y" if count == 1 else "ies", reasons=reasons_text,
+                examples="; ".join(problems[:3]), hint=hint,
             )
+            warnings.warn(warning, HFNerWarning)
 
 
 make_hf_ner = register_factory(
@@ -381,6 +401,4 @@ make_hf_ner = register_factory(
         "existing_ents": "replace",
         "scorer": {"@scorers": "spacy-hf-ner.ner_scorer.v1"},
     },
-    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans"],
-    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, get_args
 
 from .errors import Errors, SpacyHFNerError
+from .kinds import bare_kind
 from .ty import Task
 
 # models that ship inside this package: `model = "spacy-hf-ner:<name>"`
@@ -17,8 +18,6 @@ BUNDLED_PREFIX = "spacy-hf-ner:"
 BUNDLED_DIR = Path(__file__).parent / "models"
 # the architecture suffix of each task's transformers classes
 TASK_SUFFIX: Dict[str, str] = {"token": "ForTokenClassification", "sequence": "ForSequenceClassification"}
-# the component that runs each task
-TASK_FACTORY: Dict[str, str] = {"token": "hf_ner", "sequence": "hf_textcat"}
 
 
 def bundled_models() -> List[str]:
@@ -82,8 +81,9 @@ def quiet_transformers() -> Iterator[None]:
 def load_pipeline(name: str, *, lang: str = "xx", config: Optional[Dict[str, Any]] = None) -> Any:
     """A spaCy pipeline by name: a pipeline folder or an installed package
     (`spacy.load`), else a transformers token or sequence classifier (hub id,
-    folder, or `spacy-hf-ner:NAME`) in a blank `lang` pipeline as `hf_ner` or
-    `hf_textcat`, with `config` overriding that component's settings.
+    folder, or `spacy-hf-ner:NAME`) in a blank `lang` pipeline as the kind
+    that runs a bare model of its task (`ComponentKind.bare_model`: `hf_ner`,
+    `hf_textcat`), with `config` overriding that component's settings.
 
     name (str): the pipeline or model.
     lang (str): the language of the blank pipeline around a bare model.
@@ -112,5 +112,5 @@ def load_pipeline(name: str, *, lang: str = "xx", config: Optional[Dict[str, Any
             Errors.E019.format(name=name, architectures="/".join(architectures) or "no architecture in its config")
         )
     nlp = spacy.blank(lang)
-    nlp.add_pipe(TASK_FACTORY[task], config={**(config or {}), "model": name})
+    nlp.add_pipe(bare_kind(task).factory, config={**(config or {}), "model": name})
     return nlp

@@ -14,6 +14,8 @@ from spacy.util import registry
 from .alignment import IGNORE_INDEX, NO_LABEL, token_scores
 from .base import HFComponent, register_factory, token_arrays
 from .errors import Errors, SpacyHFNerError
+from .kinds import ComponentKind, ExportCheck, Recipe, Serving
+from .payloads import tag_records
 from .settings import ModelSettings
 from .ty import TagAttr, WordStrategy
 
@@ -48,6 +50,23 @@ def make_tagger_scorer() -> Callable:
     return tagger_score
 
 
+def check_predictions(doc: Doc) -> Dict[Any, float]:
+    """What export-onnx compares: each token's (index, pos, tag) and its score."""
+    return {(t.i, t.pos_, t.tag_): float(t._.get(SCORE_ATTR) or 0.0) for t in doc}
+
+
+KIND = ComponentKind(
+    factory="hf_tagger",
+    task="token",
+    writes="tags -> token.pos_ or token.tag_",
+    assigns=("token.pos", "token.tag"),
+    score_weights={"pos_acc": 1.0, "tag_acc": None},
+    recipe=Recipe("a new head over the data's tags is built at `initialize`", 500, 600),
+    serving=Serving(route="token-classification", records=tag_records),
+    export=ExportCheck(runs={"tags": {}}, predictions=check_predictions),
+)
+
+
 class HFTagger(HFComponent):
     """Run a Hugging Face token-classification model whose labels are tags (UPOS
     or a fine-grained tag set) and write one label per spaCy token to `token.pos`
@@ -65,8 +84,7 @@ class HFTagger(HFComponent):
     scorer (Optional[Callable]): scoring method, default tagger_score.
     """
 
-    factory = "hf_tagger"
-    task = "token"
+    kind = KIND
     Settings = TaggerSettings
     settings: TaggerSettings
 
@@ -218,6 +236,4 @@ make_hf_tagger = register_factory(
         "label_map": {},
         "scorer": {"@scorers": "spacy-hf-ner.tagger_scorer.v1"},
     },
-    assigns=["token.pos", "token.tag"],
-    default_score_weights={"pos_acc": 1.0, "tag_acc": 0.0},
 )

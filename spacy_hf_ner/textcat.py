@@ -29,6 +29,8 @@ from spacy.util import registry
 from .base import HFComponent, register_factory
 from .classify import activate, is_multi_label, pool_logits, resolve_function, top_k_scores
 from .errors import HFNerWarning, Warnings
+from .kinds import ComponentKind, ExportCheck, Recipe, Serving
+from .payloads import text_classification
 from .settings import ModelSettings, Positive, Score
 from .ty import Function, LongText
 from .windows import Window, by_doc
@@ -58,6 +60,39 @@ def make_textcat_scorer() -> Callable:
     return textcat_score
 
 
+def check_predictions(doc: Doc) -> Dict[Any, float]:
+    """What export-onnx compares: the top category and its score."""
+    if not doc.cats:
+        return {}
+    top = max(doc.cats, key=lambda label: doc.cats[label])
+    return {top: float(doc.cats[top])}
+
+
+def windowed(textcat: "HFTextcat") -> bool:
+    """Whether the component reads all windows of a long text (`long_text`)."""
+    return textcat.settings.long_text == "windows"
+
+
+KIND = ComponentKind(
+    factory="hf_textcat",
+    task="sequence",
+    writes="labels -> doc.cats",
+    assigns=("doc.cats",),
+    score_weights={
+        "cats_score": 1.0, "cats_score_desc": None, "cats_micro_p": None, "cats_micro_r": None,
+        "cats_micro_f": None, "cats_macro_p": None, "cats_macro_r": None, "cats_macro_f": None,
+        "cats_macro_auc": None, "cats_f_per_type": None,
+    },  # fmt: skip
+    recipe=Recipe(
+        "a new head over the data's labels is built at `initialize` (single-label when every "
+        "example has exactly one positive label)", 200, 300,
+    ),
+    serving=Serving(route="text-classification", records=text_classification, windowed=windowed, page="text"),
+    export=ExportCheck(runs={"top category": {}}, predictions=check_predictions),
+    bare_model=True,
+)
+
+
 class HFTextcat(HFComponent):
     """Run a Hugging Face sequence-classification model and write its label
     scores to `doc.cats`.
@@ -77,8 +112,7 @@ class HFTextcat(HFComponent):
     scorer (Optional[Callable]): scoring method, default textcat_score.
     """
 
-    factory = "hf_textcat"
-    task = "sequence"
+    kind = KIND
     Settings = TextcatSettings
     settings: TextcatSettings
 
@@ -338,19 +372,6 @@ make_hf_textcat = register_factory(
         "label_map": {},
         "threshold": 0.5,
         "scorer": {"@scorers": "spacy-hf-ner.textcat_scorer.v1"},
-    },
-    assigns=["doc.cats"],
-    default_score_weights={
-        "cats_score": 1.0,
-        "cats_score_desc": None,
-        "cats_micro_p": None,
-        "cats_micro_r": None,
-        "cats_micro_f": None,
-        "cats_macro_p": None,
-        "cats_macro_r": None,
-        "cats_macro_f": None,
-        "cats_macro_auc": None,
-        "cats_f_per_type": None,
     },
 )
 

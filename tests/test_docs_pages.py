@@ -108,3 +108,15 @@ def test_every_nav_page_exists_and_every_doc_page_is_in_the_nav():
     nav = set(pages(config["nav"]))
     on_disk = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     assert nav == on_disk | generated
+
+
+def test_each_code_is_defined_once():
+    """A second `E030 = ...` in errors.py silently replaces the first (a class
+    attribute), so that one code would name two errors."""
+    import re
+
+    from spacy_hf_ner import errors
+
+    source = Path(errors.__file__).read_text(encoding="utf8")
+    codes = re.findall(r"^    ([EW]\d{3}) = ", source, flags=re.M)
+    assert codes and len(codes) == len(set(codes)), sorted(c for c in set(codes) if codes.count(c) > 1)

@@ -2,6 +2,7 @@
 gives (entities, tags, cats and scores), save and load with the pipeline, and
 fail clearly; the export command; the PII model shipped as ONNX (slow)."""
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -200,8 +201,10 @@ def test_export_from_saved_pipeline(bert_ner, upos_model, tmp_path, capsys):
     nlp.add_pipe("hf_ner", config={"model": str(bert_ner)})
     nlp.add_pipe("hf_tagger", config={"model": str(upos_model)})
     nlp.to_disk(tmp_path / "pipe")
-    with pytest.raises(SystemExit, match="--component"):
-        export_main([str(tmp_path / "pipe"), str(tmp_path / "out")])
+    assert export_main([str(tmp_path / "pipe"), str(tmp_path / "out")]) == 1
+    assert re.search(r"\[E163\].*2 hf_\* components \(hf_ner, hf_tagger\).*--component", capsys.readouterr().err)
+    assert export_main([str(tmp_path / "pipe"), str(tmp_path / "out"), "--component", "tok2vec"]) == 1
+    assert re.search(r"\[E162\] export-onnx: `component`.*'tok2vec'.*one of: hf_ner, hf_tagger", capsys.readouterr().err)
     out = export(tmp_path / "pipe", tmp_path / "out", "--component", "hf_tagger", "--check-texts", "20")
     printed = capsys.readouterr().out
     assert "hf_tagger with backend 'onnx' vs 'torch' on 20 varied texts" in printed
@@ -354,9 +357,12 @@ def test_export_and_int8_quantization_are_deterministic(bert_ner, onnx_ner, tmp_
 
 
 @pytest.mark.parametrize("flag,value", [("--check-texts", "0"), ("--max-disagreement", "-0.1"), ("--max-disagreement", "2")])
-def test_check_flags_out_of_range(bert_ner, tmp_path, flag, value):
-    with pytest.raises(SystemExit, match=flag):
-        export_main([str(bert_ner), str(tmp_path), flag, value])
+def test_check_flags_out_of_range(bert_ner, tmp_path, flag, value, capsys):
+    """Each option is checked once, before anything loads: exit 1 with E162
+    naming the flag."""
+    assert export_main([str(bert_ner), str(tmp_path), flag, value]) == 1
+    err = capsys.readouterr().err
+    assert "[E162]" in err and flag in err and "[1/" not in err
 
 
 def test_missing_file_lists_what_is_there(onnx_ner):

@@ -18,9 +18,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
 from spacy_hf_ner.__main__ import main  # noqa: E402
+from spacy_hf_ner.payloads import token_classification  # noqa: E402
 from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.batcher import Batcher, QueueFull  # noqa: E402
-from spacy_hf_ner.serve.formats import doc_json, token_classification  # noqa: E402
+from spacy_hf_ner.serve.formats import doc_json  # noqa: E402
 from spacy_hf_ner.sources import load_pipeline  # noqa: E402
 
 from serve_helpers import chromium_driver, free_port, running  # noqa: E402
@@ -99,8 +100,10 @@ def test_documented_token_classification_payload(client, token_pipe):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_token_classification_parity(client, token_pipe, strategy):
-    """Every strategy, a list of inputs, ignore_labels: the pipeline's output."""
+def test_token_classification_route(client, nlp, strategy):
+    """Every strategy, a list of inputs, ignore_labels: the records of
+    `payloads.token_classification` (whose parity with transformers'
+    pipeline tests/test_parity.py proves)."""
     response = client.post(
         "/models/hf_ner",
         json={"inputs": NON_EMPTY[:8], "parameters": {"aggregation_strategy": strategy, "ignore_labels": ["O", "MISC"]}},
@@ -110,40 +113,13 @@ def test_token_classification_parity(client, token_pipe, strategy):
     assert len(got) == 8
     n = 0
     for text, entities in zip(NON_EMPTY[:8], got):
-        expected = as_plain(token_pipe(text, aggregation_strategy=strategy, ignore_labels=["O", "MISC"]))
+        expected = token_classification(nlp, "hf_ner", [text], aggregation_strategy=strategy, ignore_labels=["O", "MISC"])[0]
+        assert not any(e.get("entity_group", e.get("entity")) in ("O", "MISC") for e in expected)
         same_entities(entities, expected)
         n += len(expected)
     assert n > 10
     if strategy == "none":
         assert all("index" in e and "entity" in e for doc in got for e in doc)
-
-
-@pytest.mark.parametrize("model_name", ["bert_ner", "bpe_ner", "bert_ner_uncased"])
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_hf_entities_parity(request, model_name, strategy):
-    """HFNer.hf_entities on many texts at once equals the pipeline text by text,
-    "word" included (WordPiece, byte-level BPE, uncased)."""
-    model = request.getfixturevalue(model_name)
-    nlp = spacy.blank("en")
-    ner = nlp.add_pipe("hf_ner", config={"model": str(model)})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hf = pipeline("token-classification", model=str(model), aggregation_strategy=strategy)
-        got = token_classification(ner, TEXTS, aggregation_strategy=strategy)
-        for text, entities in zip(TEXTS, got):
-            same_entities(entities, as_plain(hf(text)))
-
-
-def test_hf_entities_long_texts_with_stride(bert_ner_short):
-    """Texts longer than the window: per-call stride, merged as the pipeline does."""
-    nlp = spacy.blank("en")
-    ner = nlp.add_pipe("hf_ner", config={"model": str(bert_ner_short)})
-    texts = [" ".join(TEXTS[:3]), TEXTS[0] * 3]
-    hf = pipeline("token-classification", model=str(bert_ner_short), aggregation_strategy="simple")
-    for stride in (0, 8):
-        got = token_classification(ner, texts, aggregation_strategy="simple", stride=stride)
-        for text, entities in zip(texts, got):
-            same_entities(entities, as_plain(hf(text, stride=stride)))
 
 
 @pytest.mark.parametrize(
@@ -357,9 +333,8 @@ def test_200_parallel_requests_are_batched_and_equal_sequential(live_server, nlp
     assert requests == 200
     assert batches < requests / 2, after  # concurrent requests shared forward passes
     assert after["largest_batch"] > 1
-    ner = nlp.get_pipe("hf_ner")
     for text, strategy, response in zip(texts, strategies, responses):
-        same_entities(response.json(), token_classification(ner, [text], aggregation_strategy=strategy)[0])
+        same_entities(response.json(), token_classification(nlp, "hf_ner", [text], aggregation_strategy=strategy)[0])
 
 
 def test_schemathesis_fuzzing_no_server_errors(live_server):
@@ -489,7 +464,7 @@ def test_load_pipeline(bert_ner, bert_textcat, tmp_path, nlp):
     assert load_pipeline(str(tmp_path / "pipeline")).pipe_names == nlp.pipe_names
     with pytest.raises(ValueError, match="neither a spaCy pipeline"):
         load_pipeline(str(tmp_path / "missing"))
-    with pytest.raises(ValueError, match="no `hf_ner` or `hf_textcat`"):
+    with pytest.raises(ValueError, match=r"E128.*no spacy-hf-ner component.*hf_tagger"):
         create_app(spacy.blank("en"))
 
 

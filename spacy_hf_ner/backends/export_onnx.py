@@ -18,8 +18,9 @@ texts (`agreement.varied_texts`, none of them the traced ones):
 * logits: the largest absolute difference; a float32 export that differs by
   more than `--atol` fails the command;
 * the component's own output, run with backend "torch" and with backend
-  "onnx": for hf_ner the entity-level F1 of the ONNX entities against the
-  torch ones with words "spacy" (aggregation "first") and words "model"
+  "onnx", as its kind's `ExportCheck` says (the settings of each run and what
+  is compared): for hf_ner the entity-level F1 of the ONNX entities against
+  the torch ones with words "spacy" (aggregation "first") and words "model"
   ("simple"), for hf_tagger the tags, for hf_textcat the top category, and the
   largest score difference of what both predict. The summary table is printed;
   a file whose F1 is below 1 - `--max-disagreement` gets warning W160.
@@ -33,103 +34,23 @@ import inspect
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple, get_args
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple, get_args
 
 import numpy as np
 
-from ..errors import Errors, HFNerWarning, Warnings
-from ..sources import TASK_FACTORY, quiet_transformers, resolve_model, task_of
+from ..errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
+from ..sources import quiet_transformers
 from ..ty import Int8Mode, LoadRequest, Task
-from . import ALIASES, ONNX, TORCH
+from . import ONNX
 from .agreement import Agreement, agreement, summary_table, varied_texts
+from .export_source import CHECK_TEXTS, MAX_DISAGREEMENT, OPSET, ExportOptions, Source, resolve_source
 from .quantize import INT8_MODE, quantize_int8
 from .torch import TorchBackend
 
-FACTORIES = {"hf_ner": "token", "hf_tagger": "token", "hf_textcat": "sequence"}
 FP32_FILE = "onnx/model.onnx"
 INT8_FILE = "onnx/model_int8.onnx"
-OPSET = 17
 # traced with a batch of two texts of different lengths (padding included)
 TRACE_TEXTS = ("My name is Sarah Jessica Parker.", "She works at Google in New York since 2019 .")
-CHECK_TEXTS = 300  # `--check-texts`
-MAX_DISAGREEMENT = 0.02  # `--max-disagreement`
-# the component settings each check runs (hf_ner: both `words` modes, all
-# entities in doc.spans, overlapping ones included)
-CHECK_SPANS_KEY = "check"
-CHECK_RUNS: Dict[str, Dict[str, Dict[str, str]]] = {
-    "hf_ner": {
-        run: {"words": words, "aggregation_strategy": strategy, "annotate": "spans", "spans_key": CHECK_SPANS_KEY}
-        for run, words, strategy in (("words=spacy first", "spacy", "first"), ("words=model simple", "model", "simple"))
-    },
-    "hf_tagger": {"tags": {}},
-    "hf_textcat": {"top category": {}},
-}
-
-
-class Source(NamedTuple):
-    """What to export: a transformers model (directory or hub id), its task, the
-    component that runs it and the language the check tokenizes with."""
-
-    model: str
-    task: str  # "token" or "sequence"
-    factory: str  # "hf_ner", "hf_tagger" or "hf_textcat"
-    lang: str = "en"
-
-
-def resolve_source(model_or_pipeline: str, component: Optional[str] = None) -> Source:
-    """The transformers model behind a model directory, hub id, bundled model or
-    saved spaCy pipeline."""
-    path = Path(model_or_pipeline).expanduser()
-    if (path / "config.cfg").is_file():
-        return _pipeline_source(path, component)
-    if component is not None:
-        raise SystemExit(f"--component applies to a saved spaCy pipeline; {model_or_pipeline} is not one")
-    from transformers import AutoConfig
-
-    model = resolve_model(model_or_pipeline, "export_onnx")
-    architectures = getattr(AutoConfig.from_pretrained(model), "architectures", None) or []
-    task = task_of(architectures)
-    if task is not None:
-        return Source(model, task, TASK_FACTORY[task])
-    raise SystemExit(
-        f"{model_or_pipeline} is a {'/'.join(architectures) or 'model of unknown architecture'}, "
-        "not a *ForTokenClassification or *ForSequenceClassification model"
-    )
-
-
-def _pipeline_source(path: Path, component: Optional[str]) -> Source:
-    from spacy.util import load_config
-
-    config = load_config(path / "config.cfg", interpolate=False)
-    components = config.get("components", {})
-    ours = {n: c for n, c in components.items() if c.get("factory") in FACTORIES}
-    if component is not None:
-        if component not in ours:
-            raise SystemExit(
-                f"--component {component}: the pipeline's hf_* components are {', '.join(ours) or 'none'}"
-            )
-        ours = {component: ours[component]}
-    if len(ours) != 1:
-        raise SystemExit(
-            f"{path} has {len(ours)} hf_* components ({', '.join(ours) or 'none'}): "
-            "pick one with --component NAME"
-        )
-    (name, cfg), = ours.items()
-    backend = _backend_name(cfg.get("backend"))
-    if backend != TORCH:
-        raise SystemExit(f"component '{name}' already runs backend '{backend}'; export a torch component")
-    model_dir = path / name / "model"
-    if not (model_dir / "config.json").is_file():
-        raise SystemExit(f"{model_dir} holds no saved model (config.json): save the pipeline with nlp.to_disk")
-    return Source(str(model_dir), FACTORIES[cfg["factory"]], cfg["factory"], config["nlp"].get("lang") or "en")
-
-
-def _backend_name(backend: Any) -> str:
-    """The registered name of a saved component's `backend` (a block, or an
-    old-form name)."""
-    if isinstance(backend, dict):
-        return str(backend.get("@hf_backends"))
-    return ALIASES.get(backend or "torch", str(backend))
 
 
 def load_torch(source: Source) -> Any:
@@ -215,32 +136,26 @@ def logit_diffs(
     return worst
 
 
-def predictions(doc: Any, factory: str) -> Dict[Hashable, float]:
-    """What a component predicted for one doc, as {item: score}: entities
-    (start_char, end_char, label) for hf_ner (annotate "spans": all of them),
-    (token, pos, tag) for hf_tagger, the top category for hf_textcat."""
-    if factory == "hf_ner":
-        return {(e.start_char, e.end_char, e.label_): float(e._.hf_score) for e in doc.spans.get(CHECK_SPANS_KEY, [])}
-    if factory == "hf_tagger":
-        return {(t.i, t.pos_, t.tag_): float(t._.hf_tag_score or 0.0) for t in doc}
-    if not doc.cats:
-        return {}
-    top = max(doc.cats, key=doc.cats.get)
-    return {top: float(doc.cats[top])}
-
-
 def component_predictions(
     source: Source, texts: Sequence[str], *, model: Optional[str] = None, onnx_file: Optional[str] = None,
     label: str = "torch", batch_size: int = 32,
 ) -> Dict[str, List[Dict[Hashable, float]]]:
-    """Run the component (`source.factory`, each setting of `CHECK_RUNS`) over
+    """Run the component (`source.factory`, each run of its kind's `ExportCheck`) over
     `texts` with backend "torch" on `source.model`, or with backend "onnx" on
     `onnx_file` inside `model`; a progress bar per run on stderr."""
     import spacy
     from tqdm import tqdm
 
     runs = {}
-    for run, settings in CHECK_RUNS[source.factory].items():
+    check = source.kind.export
+    if check is None:
+        raise SpacyHFNerError(
+            Errors.E163.format(
+                path=source.model, problem=f"runs as {source.factory}, whose kind says no export check",
+                fix=f"give `export=ExportCheck(...)` to the {source.factory} kind",
+            )
+        )
+    for run, settings in check.runs.items():
         nlp = spacy.blank(source.lang)
         config: Dict[str, Any] = {"model": model or source.model, "device": "cpu", "batch_size": batch_size, **settings}
         if onnx_file is not None:
@@ -251,7 +166,7 @@ def component_predictions(
         with warnings.catch_warnings():
             # W001 counts entities doc.ents cannot take; the check reads all of them from doc.spans
             warnings.filterwarnings("ignore", message=r"\[W001\]", category=HFNerWarning)
-            runs[run] = [predictions(doc, source.factory) for doc in bar]
+            runs[run] = [check.predictions(doc) for doc in bar]
     return runs
 
 
@@ -311,56 +226,69 @@ def stage(step: int, steps: int, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Export, optionally quantize, check against torch; returns the exit status."""
+    """Export, optionally quantize, check against torch; returns the exit
+    status (1 with the coded error on stderr for options or a source that
+    cannot be exported)."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         print("export_onnx needs onnx and onnxruntime: pip install '.[onnx]' in the spacy-hf-ner clone", file=sys.stderr)
         return 2
-    if args.check_texts < 1:
-        raise SystemExit(f"--check-texts {args.check_texts}: give at least 1 text")
-    if not 0.0 <= args.max_disagreement <= 1.0:
-        raise SystemExit(f"--max-disagreement {args.max_disagreement}: give a share between 0 and 1, e.g. 0.02")
-    steps = 4 if args.quantize else 3
-    stage(1, steps, f"loading {args.model}")
-    source = resolve_source(args.model, args.component)
+    try:
+        options = ExportOptions.from_args(args)
+        return export_and_check(options)
+    except SpacyHFNerError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+
+
+def export_and_check(options: ExportOptions) -> int:
+    """The command's steps for checked options; returns the exit status."""
+    steps = 4 if options.quantize else 3
+    stage(1, steps, f"loading {options.model}")
+    source = resolve_source(options.model, options.component)
     model, tokenizer = load_torch(source)
-    output: Path = args.output
+    output = options.output
     fp32 = output / FP32_FILE
     stage(2, steps, f"exporting float32 graph to {fp32}")
-    export(model, tokenizer, fp32, source.task, args.opset)
+    export(model, tokenizer, fp32, source.task, options.opset)
     save_config_and_tokenizer(model, tokenizer, output)
-    texts = varied_texts(args.check_texts)
+    texts = varied_texts(options.check_texts)
     files = [FP32_FILE]
-    if args.quantize == "int8":
+    if options.quantize == "int8":
         int8 = output / INT8_FILE
-        stage(3, steps, f"quantizing to int8 ({args.int8_mode}) to {int8}")
-        quantize_int8(fp32, int8, args.int8_mode)
+        stage(3, steps, f"quantizing to int8 ({options.int8_mode}) to {int8}")
+        quantize_int8(fp32, int8, options.int8_mode)
         files.append(INT8_FILE)
     stage(steps, steps, f"checking {', '.join(files)} against torch on {len(texts)} varied texts")
     diffs = dict(zip(files, logit_diffs(model, tokenizer, [output / rel for rel in files], texts)))
-    if diffs[FP32_FILE] > args.atol:
-        print(Errors.E160.format(path=fp32, diff=diffs[FP32_FILE], atol=args.atol), file=sys.stderr)
+    if diffs[FP32_FILE] > options.atol:
+        print(Errors.E160.format(path=fp32, diff=diffs[FP32_FILE], atol=options.atol), file=sys.stderr)
         return 1
     rows = check_agreement(source, output, files, texts)
     print(f"{output}: {source.factory} with backend 'onnx' vs 'torch' on {len(texts)} varied texts")
     for rel, diff in diffs.items():
         print(f"  {rel}: {(output / rel).stat().st_size / 2**20:.1f} MiB, max abs logit diff {diff:.2e}")
     print(summary_table(rows))
-    floor = 1.0 - args.max_disagreement
+    warn_disagreement(rows, options.max_disagreement)
+    if options.quantize == "int8":
+        print(f"int8 ({options.int8_mode}): select it with `file = \"{INT8_FILE}\"` in the backend block")
+    print(f"use it with: model = \"{output}\" and [components.NAME.backend] @hf_backends = \"{ONNX}\"")
+    return 0
+
+
+def warn_disagreement(rows: Sequence[Tuple[str, str, Agreement]], tolerance: float) -> None:
+    """W160 for each file and run whose F1 against torch is below 1 - `tolerance`."""
+    floor = 1.0 - tolerance
     for rel, run_name, result in rows:
         if result.f1 < floor:
             warnings.warn(
                 Warnings.W160.format(
                     file=rel, run=run_name, f1=result.f1, texts=result.texts, differing=result.texts_differing,
-                    diff=result.max_score_diff, tolerance=args.max_disagreement, floor=floor,
+                    diff=result.max_score_diff, tolerance=tolerance, floor=floor,
                 ),
                 HFNerWarning,
             )
-    if args.quantize == "int8":
-        print(f"int8 ({args.int8_mode}): select it with `file = \"{INT8_FILE}\"` in the backend block")
-    print(f"use it with: model = \"{output}\" and [components.NAME.backend] @hf_backends = \"{ONNX}\"")
-    return 0
 
 
 if __name__ == "__main__":

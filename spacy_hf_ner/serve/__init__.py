@@ -4,8 +4,9 @@ spaCy Doc endpoint and a displaCy page, over one batched model worker.
     config.py      limits, batching and allowed hosts (no web framework imported)
     batcher.py     fair dynamic batching for one model worker
     schemas.py     request and response bodies
-    formats.py     Inference API payloads, Doc JSON, displaCy HTML
+    formats.py     Doc JSON, displaCy HTML (the Inference API records: ../payloads.py)
     worker.py      what the worker runs for each kind of request
+    service.py     what the routes share: worker, batcher, limits, `run`
     middleware.py  ASGI middleware: body limit, Host check, security headers
     connection.py  uvicorn with read deadlines and connection limits
     app.py         the FastAPI app and `serve`

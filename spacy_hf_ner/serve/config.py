@@ -1,9 +1,11 @@
-"""The server's limits and batching settings (no web framework imported, so the
-command line can show its defaults without the `serve` extra)."""
+"""The server's limits and batching settings, validated once by a pydantic
+model with coded errors (no web framework imported, so the command line can
+show its defaults without the `serve` extra)."""
 import ipaddress
 import warnings
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
 
@@ -11,8 +13,7 @@ from ..errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
-@dataclass
-class ServeConfig:
+class ServeConfig(BaseModel):
     """Limits and batching of the server.
 
     max_batch: texts per batched model call (1 runs every text on its own).
@@ -43,46 +44,38 @@ class ServeConfig:
         for the defaults `serve` derives from the bind address).
     """
 
-    max_batch: int = 32
-    max_batch_tokens: int = 1024
-    max_wait_ms: float = 5.0
-    max_queue: int = 1024
-    max_inputs: int = 64
-    max_windows_per_request: int = 64
-    max_windows_per_input: int = 8
-    max_stride: Optional[int] = None
-    max_body_bytes: int = 1_000_000
-    timeout_s: float = 30.0
-    read_timeout_s: float = 10.0
-    keep_alive_s: float = 5.0
-    max_header_bytes: int = 16_384
-    limit_concurrency: int = 1000
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_batch: int = Field(32, ge=1)
+    max_batch_tokens: int = Field(1024, ge=1)
+    max_wait_ms: float = Field(5.0, ge=0)
+    max_queue: int = Field(1024, ge=1)
+    max_inputs: int = Field(64, ge=1)
+    max_windows_per_request: int = Field(64, ge=1)
+    max_windows_per_input: int = Field(8, ge=1)
+    max_stride: Optional[int] = Field(None, ge=0)
+    max_body_bytes: int = Field(1_000_000, ge=1)
+    timeout_s: float = Field(30.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0)
+    keep_alive_s: float = Field(5.0, gt=0)
+    max_header_bytes: int = Field(16_384, ge=1024)
+    limit_concurrency: int = Field(1000, ge=1)
     allowed_hosts: Optional[Tuple[str, ...]] = None
 
-    def __post_init__(self) -> None:
-        for key, ok in (
-            ("max_batch", self.max_batch >= 1),
-            ("max_batch_tokens", self.max_batch_tokens >= 1),
-            ("max_windows_per_request", self.max_windows_per_request >= 1),
-            ("max_windows_per_input", self.max_windows_per_input >= 1),
-            ("max_stride", self.max_stride is None or self.max_stride >= 0),
-            ("max_wait_ms", self.max_wait_ms >= 0),
-            ("max_queue", self.max_queue >= 1),
-            ("max_inputs", self.max_inputs >= 1),
-            ("max_body_bytes", self.max_body_bytes >= 1),
-            ("timeout_s", self.timeout_s > 0),
-            ("read_timeout_s", self.read_timeout_s > 0),
-            ("keep_alive_s", self.keep_alive_s > 0),
-            ("max_header_bytes", self.max_header_bytes >= 1024),
-            ("limit_concurrency", self.limit_concurrency >= 1),
-        ):
-            if not ok:
-                raise SpacyHFNerError(Errors.E123.format(flag=key.replace("_", "-"), value=getattr(self, key)))
-        if self.allowed_hosts is not None:
-            hosts = tuple(h.strip().lower() for h in self.allowed_hosts if h.strip())
-            if not hosts:
-                raise SpacyHFNerError(Errors.E120.format(value=",".join(self.allowed_hosts)))
-            self.allowed_hosts = hosts
+    def __init__(self, **values: Any) -> None:
+        """Check every value once: E123 names the flag of one out of range,
+        E120 an `allowed_hosts` that names no host."""
+        hosts = values.get("allowed_hosts")
+        if hosts is not None:
+            values["allowed_hosts"] = tuple(h.strip().lower() for h in hosts if h.strip())
+            if not values["allowed_hosts"]:
+                raise SpacyHFNerError(Errors.E120.format(value=",".join(hosts)))
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            error = e.errors()[0]
+            key, why = str(error["loc"][0]), error["msg"].replace("Input should be", "should be").rstrip(".")
+            raise SpacyHFNerError(Errors.E123.format(flag=key.replace("_", "-"), value=values.get(key), why=why)) from None
 
     @property
     def hosts(self) -> Tuple[str, ...]:

@@ -1,23 +1,15 @@
-"""What the server answers: the Hugging Face Inference API's payloads (as
-transformers' pipelines return them), spaCy's Doc JSON with entity scores, and
-displaCy HTML for the page.
-
-The components compute (`HFNer.model_entities`, `HFTextcat.scores`); this
-module only shapes their results.
+"""What the server answers besides the Inference API's records (those are
+`spacy_hf_ner.payloads`, named by each kind): spaCy's Doc JSON with entity
+scores, and displaCy HTML for the page.
 """
 import html
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence
 
 from spacy import displacy
 from spacy.tokens import Doc
 
-from ..aggregation import Entity
-from ..ner import HFNer
-from ..settings import validate_keys
 from ..spans import entity_records
-from ..textcat import HFTextcat
-from ..windows import Window
 
 # displaCy's entity template with the score in a tooltip (`title`)
 TPL_ENT_SCORED = """
@@ -26,104 +18,6 @@ TPL_ENT_SCORED = """
     <span style="font-size: 0.8em; font-weight: bold; line-height: 1; border-radius: 0.35em; vertical-align: middle; margin-left: 0.5rem">{label}{kb_link}</span>
 </mark>
 """
-
-
-def token_classification(
-    ner: HFNer,
-    texts: Sequence[str],
-    *,
-    aggregation_strategy: Optional[str] = None,
-    ignore_labels: Optional[Sequence[str]] = None,
-    stride: Optional[int] = None,
-) -> List[List[Dict[str, Any]]]:
-    """The entities of each text as transformers' TokenClassificationPipeline
-    returns them (the Hugging Face Inference API's payload): dicts with
-    "entity_group", "score", "word", "start", "end" ("entity" and "index"
-    instead of "entity_group" for strategy "none"), in one batched run.
-
-    A text longer than the window is never truncated (see
-    `HFNer.model_entities`). `label_map` and `threshold` are not applied (they
-    belong to the spaCy annotations).
-    """
-    strategy = aggregation_strategy or ner.settings.aggregation_strategy
-    found = ner.model_entities(texts, aggregation_strategy=strategy, ignore_labels=ignore_labels, stride=stride)
-    tokenizer = ner.engine.tokenizer
-    out = []
-    for text, (entities, windows) in zip(texts, found):
-        tokens: Dict[int, List[str]] = {}
-        rows = []
-        for entity in entities:
-            if entity.window not in tokens:
-                tokens[entity.window] = _window_tokens(ner, text, windows[entity.window])
-            rows.append(_hf_dict(entity, _entity_word(tokenizer, tokens[entity.window], entity, strategy), strategy))
-        out.append(rows)
-    return out
-
-
-def _window_tokens(ner: HFNer, text: str, window: Window) -> List[str]:
-    """The strings of a window's non-special tokens, as transformers shows
-    them: the vocabulary entry, or the text itself for the unknown token."""
-    keep = ~window.special
-    ids = window.ids[keep]
-    tokens = ner.engine.tokenizer.convert_ids_to_tokens(ids.tolist())
-    starts, ends = window.offsets[keep, 0], window.offsets[keep, 1]
-    for r in (ids == ner.engine.unk_id).nonzero()[0].tolist():
-        tokens[r] = text[starts[r] : ends[r]]
-    return tokens
-
-
-def _entity_word(tokenizer: Any, tokens: List[str], entity: Entity, strategy: str) -> str:
-    """The "word" of an entity as transformers builds it: the token itself for
-    strategy "none"; else the group's words joined by the tokenizer, each word
-    first joined from its subword tokens (for "simple" every token is a word)."""
-    if strategy == "none":
-        return tokens[entity.words[0][0]]
-    if strategy == "simple":
-        return tokenizer.convert_tokens_to_string([tokens[a] for a, _ in entity.words])
-    return tokenizer.convert_tokens_to_string([tokenizer.convert_tokens_to_string(tokens[a:b]) for a, b in entity.words])
-
-
-def _hf_dict(entity: Entity, word: str, strategy: str) -> Dict[str, Any]:
-    """An entity in the pipeline's (and Inference API's) dict format."""
-    if strategy == "none":
-        return {
-            "entity": entity.label,
-            "score": entity.score,
-            "index": entity.index,
-            "word": word,
-            "start": entity.start,
-            "end": entity.end,
-        }
-    return {"entity_group": entity.label, "score": entity.score, "word": word, "start": entity.start, "end": entity.end}
-
-
-def text_classification(
-    textcat: HFTextcat,
-    inputs: Sequence[Union[str, Tuple[str, str]]],
-    *,
-    function_to_apply: Optional[str] = None,
-    top_k: Optional[int] = None,
-) -> List[List[Dict[str, Any]]]:
-    """The scores of each input as transformers' TextClassificationPipeline
-    returns them with `top_k` given (the Hugging Face Inference API's
-    payload): `{"label", "score"}` dicts, highest first, in one batched run.
-
-    inputs: texts, or (text, text_pair) tuples encoded together like the
-        pipeline's `{"text": ..., "text_pair": ...}`.
-    function_to_apply: "sigmoid", "softmax", "none" or "auto"; None: the
-        component's. top_k: the k best labels; None: all.
-    """
-    from ..classify import top_k_scores
-
-    validate_keys(textcat.Settings, textcat.name, function_to_apply=function_to_apply, top_k=top_k)
-    function = None if function_to_apply is None else textcat.resolve_function(function_to_apply)
-    texts = [item if isinstance(item, str) else item[0] for item in inputs]
-    pairs = [None if isinstance(item, str) else item[1] for item in inputs]
-    labels = textcat.labels
-    return [
-        [{"label": label, "score": score} for label, score in top_k_scores(scores, labels, top_k).items()]
-        for scores in textcat.scores(texts, pairs, function)
-    ]
 
 
 def doc_json(doc: Doc) -> Dict[str, Any]:

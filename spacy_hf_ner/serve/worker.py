@@ -1,31 +1,40 @@
 """The pipeline side of the server: which components are served under which
-names, and what the model worker runs for each kind of request."""
+names, and what the model worker runs for each kind of request. What differs
+by component kind (the route, its records, windowing) comes from the kind's
+`Serving` (`spacy_hf_ner.kinds`)."""
 from pathlib import Path
-from typing import Any, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple
 
 from pydantic import BaseModel
 from spacy.language import Language
 
 from ..errors import Errors, SpacyHFNerError
-from ..ner import HFNer
-from ..textcat import HFTextcat
+from ..kinds import ComponentKind, all_kinds, kind_of
 from ..windows import count_windows
-from .formats import doc_json, render_dependencies, text_classification, token_classification
+from .formats import doc_json, render_dependencies
 
-Served = Union[HFNer, HFTextcat]
+# a served component: its kind and the component itself (an HFComponent)
+Served = Any
+
+
+def served_kinds(nlp: Language) -> Dict[str, ComponentKind]:
+    """The kind of each of the pipeline's spacy-hf-ner components, by name, in
+    pipeline order (E128 when it has none)."""
+    found = {}
+    for name in nlp.pipe_names:
+        kind = kind_of(nlp.get_pipe_meta(name).factory)
+        if kind is not None:
+            found[name] = kind
+    if not found:
+        raise SpacyHFNerError(
+            Errors.E128.format(pipes=", ".join(nlp.pipe_names) or "no components", kinds=", ".join(sorted(all_kinds())))
+        )
+    return found
 
 
 def served_components(nlp: Language) -> Dict[str, Served]:
-    """The pipeline's `hf_ner` and `hf_textcat` components by name, in pipeline
-    order."""
-    found = {name: pipe for name, pipe in nlp.pipeline if isinstance(pipe, (HFNer, HFTextcat))}
-    if not found:
-        raise ValueError(
-            f"serve: the pipeline ({', '.join(nlp.pipe_names) or 'no components'}) has no `hf_ner` or "
-            "`hf_textcat` component. Fix: add one, e.g. nlp.add_pipe('hf_ner'), or serve a transformers "
-            "token/sequence classifier directly"
-        )
-    return found
+    """The pipeline's spacy-hf-ner components by name, in pipeline order."""
+    return {name: nlp.get_pipe(name) for name in served_kinds(nlp)}
 
 
 def public_name(model: str) -> str:
@@ -57,8 +66,8 @@ class Cost(NamedTuple):
 
 
 class PipelineWorker:
-    """What the model worker runs, keyed by the batcher: ("token", component,
-    parameters), ("text", component, parameters), ("doc",) or ("render",).
+    """What the model worker runs, keyed by the batcher: ("model", component,
+    parameters) for a component's Inference API route, ("doc",) or ("render",).
 
     max_stride (Optional[int]): the largest `parameters.stride` a request may
         ask for; None: half the model's window.
@@ -66,6 +75,7 @@ class PipelineWorker:
 
     def __init__(self, nlp: Language, *, max_stride: Optional[int] = None) -> None:
         self.nlp = nlp
+        self.kinds = served_kinds(nlp)
         self.components = served_components(nlp)
         self.max_stride = max_stride
         self._counters: Dict[str, Any] = {}
@@ -113,7 +123,7 @@ class PipelineWorker:
         engine = pipe.engine
         stride = engine.resolve_stride(pipe.settings.stride if stride is None else stride)
         room = engine.window - engine.n_special
-        windowed = not isinstance(pipe, HFTextcat) or pipe.settings.long_text == "windows"
+        windowed = self.kinds[component].serving.windowed(pipe)
         texts = [item if isinstance(item, str) else item[0] for item in items]
         counts = [len(e.ids) for e in self._counter(component).encode_batch(texts, add_special_tokens=False)]
         costs = []
@@ -152,13 +162,11 @@ class PipelineWorker:
             return [doc_json(doc) for doc in self.nlp.pipe(items)]
         if kind == "render":
             return [(doc_json(doc), render_dependencies(doc)) for doc in self.nlp.pipe(items)]
-        params = dict(key[2])  # type: ignore[index]
-        component = self.components[key[1]]  # type: ignore[index]
-        if kind == "token":
-            if params.get("ignore_labels") is not None:
-                params["ignore_labels"] = list(params["ignore_labels"])
-            return token_classification(component, items, **params)  # type: ignore[arg-type]
-        return text_classification(component, items, **params)  # type: ignore[arg-type]
+        name = key[1]  # type: ignore[index]
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in key[2]}  # type: ignore[index]
+        records = self.kinds[name].serving.records
+        assert records is not None, f"{name} has no Inference API route"
+        return records(self.nlp, name, items, **params)
 
 
 def freeze(params: BaseModel) -> Tuple[Tuple[str, Any], ...]:
