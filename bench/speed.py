@@ -377,7 +377,7 @@ def add_ratios(rows: Dict[str, Any]) -> None:
 
 def profile(nlp, texts: List[str]) -> Dict[str, float]:
     """Seconds spent in each part of `hf_ner` on `texts`, by wrapping the
-    component's and engine's methods with timers."""
+    component's and runtime's methods with timers."""
     comp = nlp.get_pipe("hf_ner")
     spent: Counter = Counter()
 
@@ -394,8 +394,8 @@ def profile(nlp, texts: List[str]) -> Dict[str, float]:
     for _ in nlp.pipe(texts[:16]):
         pass
     nlp.tokenizer = timed("spacy tokenizer", nlp.tokenizer)
-    comp.engine.encode = timed("model tokenizer", comp.engine.encode)
-    comp.engine.logits = timed("forward", comp.engine.logits)
+    comp.runtime.encode = timed("model tokenizer", comp.runtime.encode)
+    comp.runtime.logits = timed("forward", comp.runtime.logits)
     comp.predict = timed("predict", comp.predict)
     comp.set_annotations = timed("span writing", comp.set_annotations)
     start = time.perf_counter()

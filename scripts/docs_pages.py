@@ -271,6 +271,9 @@ def render_cli() -> str:
 API = {
     "Components": ["spacy_hf_ner.ner.HFNer", "spacy_hf_ner.tagger.HFTagger", "spacy_hf_ner.textcat.HFTextcat", "spacy_hf_ner.base.HFComponent"],
     "Settings and types": ["spacy_hf_ner.settings", "spacy_hf_ner.ty"],
+    "Component kinds": ["spacy_hf_ner.kinds"],
+    "Backends": ["spacy_hf_ner.backends.registry"],
+    "Shared encoder": ["spacy_hf_ner.listeners"],
     "Word units": ["spacy_hf_ner.units"],
     "Bulk annotation": ["spacy_hf_ner.bulk"],
     "displaCy": ["spacy_hf_ner.displacy"],

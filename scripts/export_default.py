@@ -2,7 +2,7 @@
 """Export a trained `hf_ner` as the model that ships inside spacy-hf-ner.
 
 Reads the transformers model saved with a spaCy pipeline (`PIPELINE/hf_ner/model`),
-stores the weights in float16 safetensors (the engine loads them as float32) with
+stores the weights in float16 safetensors (the runtime loads them as float32) with
 the fast tokenizer, evaluates what it wrote on CoNLL-2003 test through
 `nlp(text)` with hf_ner's default config (`scripts/evaluate_raw.py`), and writes
 a model card with those figures and the commands that reproduce them.

@@ -73,7 +73,7 @@ def main() -> None:
         nlp.replace_pipe("ner", "hf_ner", config={"model": args.model} if args.model else {})
     hf_ner = next(nlp.get_pipe(n) for n, f in nlp.pipe_factories.items() if f == "hf_ner")
     print("pipeline:", ", ".join(f"{name} ({factory})" for name, factory in nlp.pipe_factories.items()))
-    print("hf_ner model:", hf_ner.engine.model_name)
+    print("hf_ner model:", hf_ner.runtime.model_name)
 
     stories = read_conll_docs(fetch_conll()["test"])[: args.docs]
     # a story as it is written: one sentence (or headline, dateline) a line

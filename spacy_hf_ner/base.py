@@ -1,4 +1,4 @@
-"""What every component shares: its typed settings, the lazily loaded engine,
+"""What every component shares: its typed settings, the lazily loaded runtime,
 serialization with the pipeline, and the predict plumbing (texts -> windows ->
 batched logits -> per-doc arrays).
 
@@ -29,10 +29,10 @@ from .alignment import merge_windows
 from .backends import TORCH
 from .backends.legacy import LEGACY_KEYS, upgrade_backend
 from .classify import softmax
-from .engine import HFEngine
 from .errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
 from .kinds import ComponentKind, register_kind
 from .listeners import ListenedMixin, run_shared, share
+from .runtime import ModelRuntime
 from .settings import ModelSettings, factory_signature, validate
 from .training import TrainableMixin
 from .ty import BackendLoader, Task
@@ -92,7 +92,7 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
             settings = {**_defaults(self.factory), **settings}
         self.settings = validate(self.Settings, self.name, upgrade_backend(self.name, settings))
         s = self.settings
-        self.engine = HFEngine(
+        self.runtime = ModelRuntime(
             s.model,
             revision=s.revision,
             task=self.task,
@@ -136,7 +136,7 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
             raise SpacyHFNerError(Errors.E030.format(name=self.name, keys=", ".join(f"`{k}`" for k in changed)))
         self.settings = new
         self.scorer = new.scorer
-        if self.engine.is_loaded:
+        if self.runtime.is_loaded:
             self._after_load()  # state derived from the settings (labels, scheme, activation)
 
     # -- initialization ------------------------------------------------------------
@@ -184,25 +184,25 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
 
     def _ensure_loaded(self) -> None:
         """Load the model from the config's `model` on first use."""
-        if not self.engine.is_loaded:
-            self.engine.load()
+        if not self.runtime.is_loaded:
+            self.runtime.load()
             self._loaded()
 
     def _loaded(self) -> None:
         """What follows every load: the stride checked against the window, and
         the component's own derived state."""
-        engine = self.engine
-        self._stride = engine.resolve_stride(self.settings.stride)
-        if self.settings.stride is not None and self._stride > (engine.window - engine.n_special) // 2:
-            default = engine.default_stride()
+        runtime = self.runtime
+        self._stride = runtime.resolve_stride(self.settings.stride)
+        if self.settings.stride is not None and self._stride > (runtime.window - runtime.n_special) // 2:
+            default = runtime.default_stride()
             warnings.warn(
                 Warnings.W005.format(
                     name=self.name,
                     stride=self._stride,
-                    window=engine.window,
-                    factor=engine.reads_per_token(self._stride),
+                    window=runtime.window,
+                    factor=runtime.reads_per_token(self._stride),
                     default=default,
-                    default_factor=engine.reads_per_token(default),
+                    default_factor=runtime.reads_per_token(default),
                 ),
                 HFNerWarning,
             )
@@ -245,13 +245,13 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
             yield from docs
 
     def _logits(self, texts: Sequence[str], stride: Optional[int] = None) -> List[List[Tuple[Any, np.ndarray]]]:
-        """Each text's windows with their logits (`HFEngine.run`), at the
+        """Each text's windows with their logits (`ModelRuntime.run`), at the
         component's stride unless another is given."""
         self._ensure_loaded()
         stride = self._stride if stride is None else stride
         if self.listening_components:  # one pass for the listeners too
             return run_shared(self, texts, stride)
-        return self.engine.run(texts, stride, self.settings.batch_size)
+        return self.runtime.run(texts, stride, self.settings.batch_size)
 
     def _token_probs(self, texts: Sequence[str]) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per text, its model tokens in text order (deduplicated over windows,
@@ -271,7 +271,7 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
         self._ensure_loaded()
         path = Path(path)
         serializers: Dict[str, Callable[[Path], None]] = {
-            MODEL_DIR: lambda p: self.engine.save(p),
+            MODEL_DIR: lambda p: self.runtime.save(p),
             "cfg": lambda p: srsly.write_json(p, self._saved_cfg(path / MODEL_DIR)),
         }
         util.to_disk(path, serializers, exclude)
@@ -280,7 +280,7 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
         files = {}
         if model_dir.is_dir():
             files = {str(f.relative_to(model_dir)): _sha256(f) for f in sorted(model_dir.rglob("*")) if f.is_file()}
-        return {"source": self.engine.model_name, "revision": self.engine.revision, "files": files}
+        return {"source": self.runtime.model_name, "revision": self.runtime.revision, "files": files}
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "HFComponent":
         """Load what `to_disk` wrote; the model files are checked against the
@@ -293,7 +293,7 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
 
         def load_model(p: Path) -> None:
             _verify(self.name, p, saved.get("files") or {})
-            self.engine.load(p)
+            self.runtime.load(p)
             self._loaded()
 
         util.from_disk(Path(path), {"cfg": load_cfg, MODEL_DIR: load_model}, exclude)

@@ -61,7 +61,7 @@ class ListenedMixin:
 
     name: str
     task: ClassVar[str]
-    engine: Any
+    runtime: Any
 
     @property
     def listener_map(self) -> Dict[str, List[Model]]:
@@ -118,8 +118,8 @@ class ListenedMixin:
 
 
 def run_shared(component: Any, texts: Sequence[str], stride: int) -> List[List[Tuple[Any, np.ndarray]]]:
-    """`engine.run` with the hidden states kept for `share` (one pass)."""
-    found, hidden = component.engine.run_hidden(
+    """`runtime.run` with the hidden states kept for `share` (one pass)."""
+    found, hidden = component.runtime.run_hidden(
         texts, stride, component.settings.batch_size, component.all_layers()
     )
     component._shared = (list(texts), [[w for w, _ in f] for f in found], hidden)
@@ -194,7 +194,7 @@ def doc_outputs(
 
 def check_width(component: Any, outputs: Sequence[Sequence[Ragged]]) -> None:
     """Each listener's `width` is the model's hidden size (E172)."""
-    got = int(component.engine.config.hidden_size)
+    got = int(component.runtime.config.hidden_size)
     for name in component.listening_components:
         for listener in component.listener_map[name]:
             want = listener.get_dim("nO") if listener.has_dim("nO") else got
@@ -286,7 +286,7 @@ def shared_update(component: Any, examples: Sequence[Any]) -> float:
     docs = [eg.predicted for eg in examples]
     windows, targets = component._training_windows(examples)
     total = int(sum((t != IGNORE_INDEX).sum() for t in targets))
-    module = component.engine.model
+    module = component.runtime.model
     module.train()
     all_layers = component.all_layers()
     lengths = [len(w.ids) for w in windows]

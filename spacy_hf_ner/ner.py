@@ -180,7 +180,7 @@ class HFNer(HFComponent):
     def _gold_token_targets(self, example: Example) -> np.ndarray:
         """Gold label ids of the predicted doc's tokens in the model's tag scheme
         (-100 where the gold is missing or has a type the head lacks)."""
-        label2id = {l: i for i, l in enumerate(self.engine.id2label)}
+        label2id = {l: i for i, l in enumerate(self.runtime.id2label)}
         inverse = self._inverse_label_map()
         out = np.full(len(example.predicted), IGNORE_INDEX, dtype=np.int64)
         for i, tag in enumerate(example.get_aligned_ner()):
@@ -202,9 +202,9 @@ class HFNer(HFComponent):
         """Entity labels the component can write (after `label_map`); empty until
         the model is loaded (spaCy reads labels for `nlp.meta`, which must not load
         a model)."""
-        if not self.engine.is_loaded:
+        if not self.runtime.is_loaded:
             return []
-        types = {entity_type(l) for l in self.engine.id2label}
+        types = {entity_type(l) for l in self.runtime.id2label}
         ignore = set(self.settings.ignore_labels)
         mapping = self.settings.label_map
         return sorted({mapping.get(t, t) for t in types if t not in ignore})
@@ -224,11 +224,11 @@ class HFNer(HFComponent):
         return "O" if "O" in ignore or not ignore else ignore[0]
 
     def _after_load(self) -> None:
-        engine = self.engine
-        self._scheme = detect_scheme(engine.id2label, self.settings.ignore_labels)
+        runtime = self.runtime
+        self._scheme = detect_scheme(runtime.id2label, self.settings.ignore_labels)
         s = self.settings
-        if s.words == "model" and s.aggregation_strategy in ("first", "average", "max") and not engine.word_aware:
-            warnings.warn(Warnings.W002.format(name=self.name, model=engine.model_name), HFNerWarning)
+        if s.words == "model" and s.aggregation_strategy in ("first", "average", "max") and not runtime.word_aware:
+            warnings.warn(Warnings.W002.format(name=self.name, model=runtime.model_name), HFNerWarning)
 
     def _units(self, doc: Doc) -> Units:
         starts, ends, is_space = token_arrays(doc)
@@ -257,7 +257,7 @@ class HFNer(HFComponent):
             probs,
             align(starts, ends, units.starts, units.ends, units.is_space),
             units.is_space,
-            self.engine.id2label,
+            self.runtime.id2label,
             s.aggregation_strategy,
             self._scheme,
             s.ignore_labels,
@@ -293,8 +293,8 @@ class HFNer(HFComponent):
         """`model_entities` with every value given and already checked (the
         server's request models check them)."""
         self._ensure_loaded()
-        window_stride = None if stride is None else self.engine.resolve_stride(stride)
-        engine = self.engine
+        window_stride = None if stride is None else self.runtime.resolve_stride(stride)
+        runtime = self.runtime
         results = []
         for text, found in zip(texts, self._logits(texts, window_stride)):
             entities: List[Entity] = []
@@ -302,12 +302,12 @@ class HFNer(HFComponent):
                 keep = ~window.special
                 ids = window.ids[keep]
                 starts, ends = window.offsets[keep, 0], window.offsets[keep, 1]
-                unknown = ids == engine.unk_id
-                is_subword = subword_flags(engine.token_lengths[ids], starts, ends, unknown, text, engine.word_aware)
+                unknown = ids == runtime.unk_id
+                is_subword = subword_flags(runtime.token_lengths[ids], starts, ends, unknown, text, runtime.word_aware)
                 entities.extend(
                     aggregate_window(
                         softmax(logits)[keep], starts, ends, is_subword, np.flatnonzero(keep),
-                        engine.id2label, strategy, ignore, window=w,
+                        runtime.id2label, strategy, ignore, window=w,
                     )
                 )
             if len(found) > 1:

@@ -35,27 +35,27 @@ def token_classification(
     strategy = aggregation_strategy or ner.settings.aggregation_strategy
     ignore = ner.settings.ignore_labels if ignore_labels is None else list(ignore_labels)
     found = ner.find_model_entities(texts, strategy, ignore, stride)
-    tokenizer = ner.engine.tokenizer
+    tokenizer = ner.runtime.tokenizer
     out = []
     for text, (entities, windows) in zip(texts, found):
         tokens: Dict[int, List[str]] = {}
         rows = []
         for entity in entities:
             if entity.window not in tokens:
-                tokens[entity.window] = _window_tokens(ner.engine, text, windows[entity.window])
+                tokens[entity.window] = _window_tokens(ner.runtime, text, windows[entity.window])
             rows.append(_hf_dict(entity, _entity_word(tokenizer, tokens[entity.window], entity, strategy), strategy))
         out.append(rows)
     return out
 
 
-def _window_tokens(engine: Any, text: str, window: Window) -> List[str]:
+def _window_tokens(runtime: Any, text: str, window: Window) -> List[str]:
     """The strings of a window's non-special tokens, as transformers shows
     them: the vocabulary entry, or the text itself for the unknown token."""
     keep = ~window.special
     ids = window.ids[keep]
-    tokens = engine.tokenizer.convert_ids_to_tokens(ids.tolist())
+    tokens = runtime.tokenizer.convert_ids_to_tokens(ids.tolist())
     starts, ends = window.offsets[keep, 0], window.offsets[keep, 1]
-    for r in (ids == engine.unk_id).nonzero()[0].tolist():
+    for r in (ids == runtime.unk_id).nonzero()[0].tolist():
         tokens[r] = text[starts[r] : ends[r]]
     return tokens
 

@@ -128,7 +128,7 @@ class HFTagger(HFComponent):
     def _word_targets(self, example: Example) -> Tuple[Tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
         """The predicted doc's tokens and their gold label ids (-100 where the
         gold is missing or not a label of the head)."""
-        label2id = {l: i for i, l in enumerate(self.engine.id2label)}
+        label2id = {l: i for i, l in enumerate(self.runtime.id2label)}
         inverse = self._inverse_label_map()
         values = example.get_aligned(self.attr.upper(), as_string=True)
         targets = np.array(
@@ -141,7 +141,7 @@ class HFTagger(HFComponent):
     def labels(self) -> List[str]:  # type: ignore[override]  # spaCy's stub: Tuple[str, ...]; spaCy itself accepts any sequence
         """Tags the component can write (after `label_map`); empty until the model
         is loaded (spaCy reads labels for `nlp.meta`, which must not load a model)."""
-        if not self.engine.is_loaded:
+        if not self.runtime.is_loaded:
             return []
         return sorted(set(self._labels))
 
@@ -160,9 +160,9 @@ class HFTagger(HFComponent):
     # -- prediction -------------------------------------------------------------
 
     def _after_load(self) -> None:
-        engine = self.engine
+        runtime = self.runtime
         label_map = self.settings.label_map
-        self._labels = [label_map.get(l, l) for l in engine.id2label]
+        self._labels = [label_map.get(l, l) for l in runtime.id2label]
         not_pos = [l for l in dict.fromkeys(self._labels) if l not in POS_VALUES]
         attr = self.settings.attr
         if attr == "auto":
@@ -170,7 +170,7 @@ class HFTagger(HFComponent):
         elif attr == "pos" and not_pos:
             shown = ", ".join(repr(l) for l in not_pos[:5])
             more = f" and {len(not_pos) - 5} more" if len(not_pos) > 5 else ""
-            raise SpacyHFNerError(Errors.E027.format(name=self.name, model=engine.model_name, shown=shown + more))
+            raise SpacyHFNerError(Errors.E027.format(name=self.name, model=runtime.model_name, shown=shown + more))
         self._attr = attr
         # the value stored in the token for each label id
         if attr == "pos":

@@ -236,10 +236,10 @@ class HFTextcat(HFComponent):
     def labels(self) -> List[str]:  # type: ignore[override]  # spaCy's stub: Tuple[str, ...]; spaCy itself accepts any sequence
         """The model's labels (after `label_map`), in the model's order; empty
         until the model is loaded."""
-        if not self.engine.is_loaded:
+        if not self.runtime.is_loaded:
             return []
         mapping = self.settings.label_map
-        return [mapping.get(l, l) for l in self.engine.id2label]
+        return [mapping.get(l, l) for l in self.runtime.id2label]
 
     @property
     def function(self) -> str:
@@ -265,7 +265,7 @@ class HFTextcat(HFComponent):
     # -- prediction -------------------------------------------------------------
 
     def _after_load(self) -> None:
-        config = self.engine.config
+        config = self.runtime.config
         self._function = self.resolve_function(self.settings.function_to_apply)
         self._multi_label = is_multi_label(self._function, getattr(config, "problem_type", None), config.num_labels)
 
@@ -282,7 +282,7 @@ class HFTextcat(HFComponent):
         "sigmoid", "softmax" or "none"; None: the component's)."""
         self._ensure_loaded()
         windows = self._encode(texts, pairs)
-        logits = self.engine.logits(windows, self.settings.batch_size)
+        logits = self.runtime.logits(windows, self.settings.batch_size)
         return [
             activate(pool_logits([logits[i] for i in mine]), function or self._function)
             for mine in by_doc(windows, len(texts))
@@ -291,7 +291,7 @@ class HFTextcat(HFComponent):
     def resolve_function(self, function_to_apply: str) -> str:
         """The activation `function_to_apply` means for this model."""
         self._ensure_loaded()
-        config = self.engine.config
+        config = self.runtime.config
         return resolve_function(function_to_apply, getattr(config, "problem_type", None), int(config.num_labels))
 
     def _windows(self, docs: Sequence[Doc], warn: bool = True) -> List[Window]:
@@ -302,7 +302,7 @@ class HFTextcat(HFComponent):
         """The windows to classify, each with the index of its text: all windows
         of a text (`long_text` "windows") or its first, and one window per pair
         (each text with its pair or None)."""
-        engine = self.engine
+        runtime = self.runtime
         singles = [d for d, pair in enumerate(pairs) if pair is None]
         paired = [d for d, pair in enumerate(pairs) if pair is not None]
         windows: List[Window] = []
@@ -311,7 +311,7 @@ class HFTextcat(HFComponent):
         if singles:
             windowed = self.settings.long_text == "windows"
             seen = set()
-            for w in engine.encode([texts[d] for d in singles], self._stride if windowed else 0):
+            for w in runtime.encode([texts[d] for d in singles], self._stride if windowed else 0):
                 d = singles[w.doc]
                 if d in seen and not windowed:
                     if not cut_single or cut_single[-1] != d:
@@ -320,7 +320,7 @@ class HFTextcat(HFComponent):
                 seen.add(d)
                 windows.append(w._replace(doc=d))
         if paired:
-            pair_windows, cut = engine.encode_pairs(
+            pair_windows, cut = runtime.encode_pairs(
                 [texts[d] for d in paired], [str(pairs[d]) for d in paired]
             )
             for w, was_cut in zip(pair_windows, cut):
@@ -345,7 +345,7 @@ class HFTextcat(HFComponent):
         examples = "; ".join(repr(text[:40] + "...") for text in texts[:3])
         warnings.warn(
             Warnings.W004.format(
-                name=self.name, count=len(texts), window=self.engine.window, why=why, examples=examples, fix=fix
+                name=self.name, count=len(texts), window=self.runtime.window, why=why, examples=examples, fix=fix
             ),
             HFNerWarning,
         )

@@ -55,11 +55,11 @@ WordTargets = Tuple[Tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 class TrainableMixin:
     """`model`, `update`, `get_loss` and `finish_update` for a component with an
-    `engine`. Token components provide `_word_targets(example)`: the words of
+    `runtime`. Token components provide `_word_targets(example)`: the words of
     `example.predicted` as (starts, ends, is_space) and one label id per word
     (`IGNORE_INDEX` where there is no gold); others override `update`."""
 
-    engine: Any
+    runtime: Any
     name: str
     factory: ClassVar[str]
     settings: Any
@@ -76,7 +76,7 @@ class TrainableMixin:
     def model(self) -> Optional[Model]:
         """The thinc wrapper of the loaded torch model (None before loading, and
         with an inference-only backend)."""
-        backend = self.engine.trainable if self.engine.is_loaded else None
+        backend = self.runtime.trainable if self.runtime.is_loaded else None
         if backend is None:
             return None
         if self._thinc is None or self._thinc.shims[0]._model is not backend.module:
@@ -87,20 +87,20 @@ class TrainableMixin:
     def is_trainable(self) -> bool:
         """Whether the backend can be trained: a loaded one is a
         `TrainableBackend`; before loading, its block says (`trainable`)."""
-        if self.engine.is_loaded:
-            return self.engine.trainable is not None
-        return bool(self.engine.loader.trainable)
+        if self.runtime.is_loaded:
+            return self.runtime.trainable is not None
+        return bool(self.runtime.loader.trainable)
 
     def _check_trainable(self, what: str) -> None:
         """Refuse training a component whose backend is inference-only (E016)."""
         if not self.is_trainable:
-            raise SpacyHFNerError(Errors.E016.format(name=self.name, backend=self.engine.loader.name, what=what))
+            raise SpacyHFNerError(Errors.E016.format(name=self.name, backend=self.runtime.loader.name, what=what))
 
     def _trainable(self) -> TrainableBackend:
         """The loaded backend, which training updates (E016 if it cannot)."""
         self._check_trainable("training")
-        backend = self.engine.trainable
-        assert backend is not None, "load the engine first"
+        backend = self.runtime.trainable
+        assert backend is not None, "load the runtime first"
         return backend
 
     def finish_update(self, sgd: Optimizer) -> None:
@@ -158,7 +158,7 @@ class TrainableMixin:
         head when `known(head labels)` covers them (and `keep`), else give it a
         new head with `new_labels`, warning when a head is replaced."""
         self._check_trainable("initialize with gold annotations (training)")
-        head = self.engine.head_labels()
+        head = self.runtime.head_labels()
         have = set() if head is None else (known(head) if known else set(head))
         if keep and head is not None and set(wanted) <= have:
             self._ensure_loaded()
@@ -167,13 +167,13 @@ class TrainableMixin:
             warnings.warn(
                 Warnings.W003.format(
                     name=self.name,
-                    model=self.engine.model_name,
+                    model=self.runtime.model_name,
                     missing=", ".join(sorted(set(wanted) - have)) or "(labels given)",
                     have=", ".join(sorted(have)) or "no labels",
                 ),
                 HFNerWarning,
             )
-        self.engine.load(labels=list(new_labels), problem_type=problem_type)
+        self.runtime.load(labels=list(new_labels), problem_type=problem_type)
         self._loaded()
 
     def _word_targets(self, example: Example) -> WordTargets:  # pragma: no cover
@@ -256,12 +256,12 @@ class TrainableMixin:
 
     def torch_inputs(self, windows: Sequence[Any]) -> Dict[str, Any]:
         """The padded torch inputs of a batch of windows, on the model's device."""
-        return self._trainable().to_torch(self.engine.padded(windows))
+        return self._trainable().to_torch(self.runtime.padded(windows))
 
     def _training_windows(self, examples: Sequence[Example]) -> Tuple[List[Any], List[np.ndarray]]:
         """The windows of the examples' texts and their first-subword targets."""
         texts = [eg.predicted.text for eg in examples]
-        windows = self.engine.encode(texts, self._stride)
+        windows = self.runtime.encode(texts, self._stride)
         gold = [self._word_targets(eg) for eg in examples]
         targets = []
         for window in windows:

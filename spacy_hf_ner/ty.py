@@ -30,7 +30,7 @@ Int8Mode = Literal["per-channel", "per-tensor", "reduce-range", "blockwise", "bl
 
 
 class LoadRequest(NamedTuple):
-    """What the engine asks of a backend loader.
+    """What the runtime asks of a backend loader.
 
     source: a local directory or hub id holding config.json (and the weights).
     config: its transformers config (`id2label` decides the output size).
@@ -67,7 +67,7 @@ class Backend(Protocol):
     `forward` takes int64 arrays (batch, longest) named as in
     `LoadRequest.input_names` and returns float32 logits: (batch, longest,
     labels) for task "token", (batch, labels) for "sequence". `save` writes the
-    weights into a model folder that the engine completes with config.json and
+    weights into a model folder that the runtime completes with config.json and
     the tokenizer, so the same loader reads it back.
     """
 

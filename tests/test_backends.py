@@ -77,16 +77,16 @@ def test_a_registered_backend_runs_the_component_and_saves(numpy_model, tmp_path
     nlp = spacy.blank("en")
     block = {"@hf_backends": "test-numpy.v1", "scale": 2.0}
     ner = nlp.add_pipe("hf_ner", config={"model": str(numpy_model), "backend": block})
-    assert isinstance(ner.engine.loader, BackendLoader) and not ner.is_trainable  # known before loading
+    assert isinstance(ner.runtime.loader, BackendLoader) and not ner.is_trainable  # known before loading
     doc = nlp("Yesterday Angela Merkel went to Paris .")
     assert [(e.text, e.label_) for e in doc.ents] == [("Angela Merkel", "PER"), ("Paris", "LOC")]
-    assert isinstance(ner.engine.backend, Backend) and not isinstance(ner.engine.backend, TrainableBackend)
-    assert not ner.is_trainable and ner.engine.trainable is None
+    assert isinstance(ner.runtime.backend, Backend) and not isinstance(ner.runtime.backend, TrainableBackend)
+    assert not ner.is_trainable and ner.runtime.trainable is None
     nlp.to_disk(tmp_path / "pipe")
     assert (tmp_path / "pipe" / "hf_ner" / "model" / TABLE).is_file()
     assert spacy.util.load_config(tmp_path / "pipe" / "config.cfg")["components"]["hf_ner"]["backend"] == block
     loaded = spacy.load(tmp_path / "pipe")
-    assert loaded.get_pipe("hf_ner").engine.loader.scale == 2.0
+    assert loaded.get_pipe("hf_ner").runtime.loader.scale == 2.0
     assert [(e.text, e.label_) for e in loaded("Angela Merkel in Paris").ents] == [
         ("Angela Merkel", "PER"),
         ("Paris", "LOC"),
@@ -105,7 +105,7 @@ def test_the_default_backend_is_the_torch_block(bert_ner):
     assert nlp.config["components"]["hf_ner"]["backend"] == {"@hf_backends": "spacy-hf-ner.torch.v1", "dtype": "float32"}
     assert ner.is_trainable  # the block says so, before loading
     nlp.initialize()
-    assert isinstance(ner.engine.backend, TrainableBackend) and ner.engine.trainable is ner.engine.backend
+    assert isinstance(ner.runtime.backend, TrainableBackend) and ner.runtime.trainable is ner.runtime.backend
     assert "dtype" not in ner.cfg and "onnx_file" not in ner.cfg and "backend" not in ner.cfg
 
 
@@ -128,8 +128,8 @@ def test_old_backend_keys_load_with_a_warning_naming_the_block(numpy_model, bert
     shown = "\n".join(message.split("\n")[1:])
     want = spacy.util.load_config_from_str("[components]\n[components.hf_ner]\n" + shown)["components"]["hf_ner"]["backend"]
     assert want == block
-    assert ner.engine.loader.name == block["@hf_backends"]
-    assert getattr(ner.engine.loader, "dtype", "float32") == block.get("dtype", "float32")
+    assert ner.runtime.loader.name == block["@hf_backends"]
+    assert getattr(ner.runtime.loader, "dtype", "float32") == block.get("dtype", "float32")
     doc = nlp("Angela Merkel went to Paris")
     nlp.to_disk(tmp_path / "pipe")
     with pytest.warns(HFNerWarning, match=r"\[W007\]"):  # the saved config is the user's, as it was
@@ -226,7 +226,7 @@ ents = lambda nlp: [(e.text, e.label_, round(e._.hf_score, 5)) for e in nlp("Ang
 first = ents(nlp)
 nlp.to_disk(sys.argv[2])
 loaded = spacy.load(sys.argv[2])
-backend = loaded.get_pipe("hf_ner").engine.backend
+backend = loaded.get_pipe("hf_ner").runtime.backend
 print(json.dumps({"first": first, "loaded": ents(loaded), "backend": type(backend).__name__,
                   "temperature": backend.temperature}))
 '''

@@ -79,7 +79,7 @@ def test_exclude_is_honoured(saved, tmp_path):
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("hf_ner", config={"model": str(model_dir), "device": "cpu"})
     ner.from_disk(pipe / "hf_ner", exclude=["cfg"])  # no checksums to check
-    assert ner.engine.is_loaded
+    assert ner.runtime.is_loaded
     out = tmp_path / "only_cfg"
     ner.to_disk(out, exclude=["model"])
     assert sorted(p.name for p in out.iterdir()) == ["cfg"]
@@ -88,14 +88,14 @@ def test_exclude_is_honoured(saved, tmp_path):
 
 def test_imports_point_down():
     """The components and the layers under them import no command-line module,
-    server or bulk engine, and nothing lazily inside a function (`import`
+    server or bulk runtime, and nothing lazily inside a function (`import`
     statements in function bodies are allowed only for optional heavy
     libraries: torch, transformers, onnxruntime, huggingface_hub, safetensors)."""
     import ast
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent / "spacy_hf_ner"
-    core = ["base.py", "engine.py", "ner.py", "tagger.py", "textcat.py", "training.py", "settings.py", "sources.py",
+    core = ["base.py", "runtime.py", "ner.py", "tagger.py", "textcat.py", "training.py", "settings.py", "sources.py",
             "errors.py", "exceptions.py", "ty.py", *(f"backends/{n}" for n in ("__init__.py", "registry.py", "legacy.py", "torch.py", "onnx.py"))]
     upper = {"init_config", "__main__", "displacy", "serve", "bulk", "package"}
     heavy = {"torch", "transformers", "onnxruntime", "huggingface_hub", "safetensors", "copy", "thinc", "spacy"}

@@ -320,7 +320,7 @@ def test_to_disk_and_spacy_load_offline(bert_ner, tmp_path, monkeypatch):
     assert AutoModelForTokenClassification.from_pretrained(model_dir).config.num_labels == 9
     # reload with the original model gone and the hub unreachable
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    nlp.get_pipe("hf_ner").engine.model_name = "/nonexistent/original"
+    nlp.get_pipe("hf_ner").runtime.model_name = "/nonexistent/original"
     loaded = spacy.load(tmp_path / "pipeline")
     got = [(e.start, e.end, e.label_, e._.hf_score) for e in loaded(TEXTS[2]).ents]
     assert [g[:3] for g in got] == [e[:3] for e in expected]

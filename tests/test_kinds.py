@@ -69,7 +69,7 @@ class ToyFirstToken(HFComponent):
     def predict(self, docs):
         self._ensure_loaded()
         found = self._token_probs([doc.text for doc in docs])
-        return [self.engine.id2label[int(np.argmax(probs[0]))] if len(probs) else None for _, _, probs in found]
+        return [self.runtime.id2label[int(np.argmax(probs[0]))] if len(probs) else None for _, _, probs in found]
 
     def set_annotations(self, docs, labels) -> None:
         for doc, label in zip(docs, labels):
@@ -154,7 +154,7 @@ def test_toy_kind_is_served_and_loaded(bert_ner, tmp_path):
     assert loaded.pipe_names == ["toy_first_token"]
     assert resolve_source(str(tmp_path / "pipe")).kind is TOY
     label = loaded(TEXT)._.toy_label
-    assert label in loaded.get_pipe("toy_first_token").engine.id2label
+    assert label in loaded.get_pipe("toy_first_token").runtime.id2label
     with TestClient(create_app(loaded, ServeConfig()), base_url=LOCAL) as client:
         want = [{"entity_group": label, "score": 1.0, "word": "Angela", "start": 0, "end": 6}]
         for path in ("/", "/models/toy_first_token", "/pipeline/token-classification"):

@@ -63,7 +63,7 @@ def ents(docs):
 
 
 def encoder_grads(ner):
-    return [p.grad.clone() if p.grad is not None else None for p in ner.engine.model.bert.parameters()]
+    return [p.grad.clone() if p.grad is not None else None for p in ner.runtime.model.bert.parameters()]
 
 
 # -- pure logic -----------------------------------------------------------------
@@ -148,7 +148,7 @@ def test_listeners_read_the_hidden_states_of_the_components_own_pass(bert_ner):
     calls = []
     ner = nlp.get_pipe("hf_ner")
     ner._ensure_loaded()
-    ner.engine.model.register_forward_hook(lambda *a: calls.append(1))
+    ner.runtime.model.register_forward_hook(lambda *a: calls.append(1))
     text = "Angela Merkel went to Paris ."
     doc = nlp(text)
     assert len(calls) == 1  # one forward for entities and tags
@@ -174,7 +174,7 @@ def test_long_texts_share_the_windows_of_the_entities(bert_ner_short):
     nlp.initialize(lambda: tag_examples(nlp))
     text = " ".join(TEXTS * 3)
     doc = nlp(text)
-    assert len(nlp.get_pipe("hf_ner").engine.encode([text], nlp.get_pipe("hf_ner")._stride)) > 3
+    assert len(nlp.get_pipe("hf_ner").runtime.encode([text], nlp.get_pipe("hf_ner")._stride)) > 3
     lengths = doc._.trf_data.last_hidden_layer_state.lengths
     assert len(lengths) == len(doc) and (lengths >= 1).all()
     assert all(t.tag_ for t in doc)
@@ -210,7 +210,7 @@ def test_frozen_encoder_trains_the_head_and_keeps_the_entities(bert_ner):
     opt = Adam(0.01)
     ner = nlp.get_pipe("hf_ner")
     ner._ensure_loaded()
-    before = [p.detach().clone() for p in ner.engine.model.parameters()]
+    before = [p.detach().clone() for p in ner.runtime.model.parameters()]
     losses = []
     for _ in range(25):
         random.shuffle(egs)
@@ -218,7 +218,7 @@ def test_frozen_encoder_trains_the_head_and_keeps_the_entities(bert_ner):
         assert all(g is None or not g.any() for g in encoder_grads(ner))  # no gradient reaches it
         nlp.get_pipe("tagger").finish_update(opt)
     assert losses[-1] < 0.5 * losses[0]
-    assert all(torch_equal(a, b) for a, b in zip(before, ner.engine.model.parameters()))
+    assert all(torch_equal(a, b) for a, b in zip(before, ner.runtime.model.parameters()))
     docs = list(nlp.pipe(TEXTS))
     assert ents(docs) == ents(spacy_ner(bert_ner).pipe(TEXTS))
     right = sum(t.tag_ == g for (_, tags), d in zip(TAGS, docs) for t, g in zip(d, tags.split()))
@@ -253,9 +253,9 @@ def test_joint_training_sends_the_heads_gradient_into_the_encoder(bert_ner):
         for _ in range(3):  # the tagger's output layer starts at zero: no gradient flows through it yet
             nlp.update(egs, sgd=opt, exclude=["hf_ner"], annotates=["hf_ner"])
         ner = nlp.get_pipe("hf_ner")
-        ner.engine.model.zero_grad(set_to_none=True)
-        ner.engine.model.eval()  # no dropout: the two runs see the same activations
-        ner.engine.model.train = lambda mode=True: ner.engine.model  # keep it in eval mode
+        ner.runtime.model.zero_grad(set_to_none=True)
+        ner.runtime.model.eval()  # no dropout: the two runs see the same activations
+        ner.runtime.model.train = lambda mode=True: ner.runtime.model  # keep it in eval mode
         nlp.update(egs, sgd=False)
         grads[factor] = [g for g in encoder_grads(ner) if g is not None]
     assert grads[1.0] and any(g.abs().sum() > 0 for g in grads[1.0])

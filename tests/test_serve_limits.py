@@ -55,11 +55,11 @@ def words(n):
 )
 def test_counted_windows_are_the_windows_the_model_reads(short_nlp, texts, stride):
     worker = PipelineWorker(short_nlp)
-    engine = short_nlp.get_pipe("hf_ner").engine
+    runtime = short_nlp.get_pipe("hf_ner").runtime
     key = ("token", "hf_ner", freeze(TokenClassificationParameters(stride=stride)))
     costs = worker.cost(key, texts)
     for text, cost in zip(texts, costs):
-        windows = engine.encode([text], stride)
+        windows = runtime.encode([text], stride)
         assert cost.windows == len(windows)
         assert cost.tokens == sum(len(w.ids) for w in windows)
 

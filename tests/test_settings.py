@@ -110,11 +110,11 @@ def test_max_length_rules_agree_with_their_messages(bert_ner):
     nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "max_length": 3, "stride": 0, "device": "cpu"})
     nlp.initialize()
     ner, text = nlp.get_pipe("hf_ner"), "Angela Merkel visited Paris"
-    n_tokens = len(ner.engine.tokenizer(text, add_special_tokens=False)["input_ids"])
-    windows = ner.engine.encode([text], 0)
+    n_tokens = len(ner.runtime.tokenizer(text, add_special_tokens=False)["input_ids"])
+    windows = ner.runtime.encode([text], 0)
     assert len(windows) == n_tokens and all(len(w.ids) == 3 for w in windows)  # one text token each
     starts, ends, probs = ner._token_probs([text])[0]
-    assert len(starts) == n_tokens and probs.shape == (n_tokens, len(ner.engine.id2label))
+    assert len(starts) == n_tokens and probs.shape == (n_tokens, len(ner.runtime.id2label))
     assert all(text[e.start_char : e.end_char] == e.text for e in nlp(text).ents)
 
 

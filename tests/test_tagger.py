@@ -125,7 +125,7 @@ def test_merge_windows_takes_most_central_copy():
 
 def oracle_first(model_dir, doc):
     """Per spaCy token, argmax of the softmax of the first model token starting in
-    it, computed with plain transformers (no engine, no windows)."""
+    it, computed with plain transformers (no runtime, no windows)."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -257,7 +257,7 @@ def test_long_text_tags_every_token(upos_tagger_short):
     text = " ".join(TEXTS[:3] + [TEXTS[11], TEXTS[12]] * 3)
     doc = nlp(text)
     tagger = nlp.get_pipe("hf_tagger")
-    assert len(tagger.engine.encode([text], tagger._stride)) > 3
+    assert len(tagger.runtime.encode([text], tagger._stride)) > 3
     assert all(t.pos_ in UPOS_TAGS or t.pos_ == "SPACE" for t in doc)
     assert all(t._.hf_tag_score is not None for t in doc if not t.is_space)
     # a short text inside one window agrees with the same text in a long doc
@@ -290,7 +290,7 @@ def test_to_disk_and_spacy_load(ptb_tagger, tmp_path):
     assert (tmp_path / "pipeline" / "hf_tagger" / "model" / "config.json").exists()
     loaded = spacy.load(tmp_path / "pipeline")
     tagger = loaded.get_pipe("hf_tagger")
-    assert tagger.engine.is_loaded and tagger.cfg["aggregation_strategy"] == "max"
+    assert tagger.runtime.is_loaded and tagger.cfg["aggregation_strategy"] == "max"
     again = loaded(text)
     assert [t.tag_ for t in again] == [t.tag_ for t in doc]
     copy = spacy.blank("en")

@@ -193,16 +193,16 @@ def test_long_text_mean_pools_window_logits(short_textcat):
     nlp = make_nlp(short_textcat)
     pipe = nlp.get_pipe("hf_textcat")
     pipe.initialize()
-    engine = pipe.engine
-    windows = engine.encode([LONG], pipe._stride)
+    runtime = pipe.runtime
+    windows = runtime.encode([LONG], pipe._stride)
     assert len(windows) > 2
-    logits = engine.logits(windows, 8)
+    logits = runtime.logits(windows, 8)
     by_hand = softmax(np.mean(np.stack(logits), axis=0))
     got = nlp(LONG).cats
-    for label, score in zip(engine.id2label, by_hand):
+    for label, score in zip(runtime.id2label, by_hand):
         assert got[label] == pytest.approx(float(score), abs=1e-5)
     first = softmax(logits[0])
-    assert max(abs(got[l] - float(s)) for l, s in zip(engine.id2label, first)) > 1e-4
+    assert max(abs(got[l] - float(s)) for l, s in zip(runtime.id2label, first)) > 1e-4
 
 
 def test_long_text_truncate_warn_is_first_window(short_textcat):
@@ -352,7 +352,7 @@ def test_bad_config_names_key(bert_textcat, key, value):
 def test_lazy_load_and_no_labels_before(bert_textcat):
     nlp = make_nlp(bert_textcat)
     pipe = nlp.get_pipe("hf_textcat")
-    assert not pipe.engine.is_loaded and pipe.labels == []
+    assert not pipe.runtime.is_loaded and pipe.labels == []
     nlp("the")
     assert pipe.labels == ["NEGATIVE", "POSITIVE"]
 

@@ -102,7 +102,7 @@ def test_hf_ner_learns_from_a_plain_encoder(encoder, tmp_path):
     ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu"})
     examples = ner_examples(nlp)
     history = train(nlp, examples, 60)
-    assert ner.engine.id2label == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    assert ner.runtime.id2label == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
     assert ner.labels == ["LOC", "ORG", "PER"]
     assert history[-1] < history[0] / 2
     scores = nlp.evaluate(ner_examples(nlp))
@@ -125,14 +125,14 @@ def test_hf_ner_update_uses_the_spacy_optimizer(encoder):
     examples = ner_examples(nlp)
     optimizer = nlp.initialize(lambda: examples)
     assert ner.is_trainable and ner.model is not None
-    before = {k: v.detach().clone() for k, v in ner.engine.model.named_parameters()}
+    before = {k: v.detach().clone() for k, v in ner.runtime.model.named_parameters()}
     losses = ner.update(examples)  # no optimizer: gradients only
     assert losses["hf_ner"] > 0
-    assert all(torch_equal(before[k], v) for k, v in ner.engine.model.named_parameters())
+    assert all(torch_equal(before[k], v) for k, v in ner.runtime.model.named_parameters())
     ner.finish_update(optimizer)
-    changed = [k for k, v in ner.engine.model.named_parameters() if not torch_equal(before[k], v)]
+    changed = [k for k, v in ner.runtime.model.named_parameters() if not torch_equal(before[k], v)]
     assert "classifier.weight" in changed and any(k.startswith("bert.encoder") for k in changed)
-    assert all(v.grad is None or not v.grad.any() for v in ner.engine.model.parameters())
+    assert all(v.grad is None or not v.grad.any() for v in ner.runtime.model.parameters())
 
 
 def torch_equal(a, b):
@@ -167,7 +167,7 @@ def test_hf_ner_keeps_a_head_that_knows_the_labels(bert_ner):
     with warnings.catch_warnings():
         warnings.simplefilter("error", HFNerWarning)
         nlp.initialize(lambda: examples)
-    assert len(ner.engine.id2label) == 9 and ner.engine.id2label[1] == "B-PER"
+    assert len(ner.runtime.id2label) == 9 and ner.runtime.id2label[1] == "B-PER"
     # gold PERSON is trained as the model's PER
     gold = ner._gold_token_targets(examples[0]).tolist()
     assert gold == [1, 2, 0, 0, 5, 0]
@@ -179,7 +179,7 @@ def test_hf_ner_replaces_a_head_that_lacks_labels_with_a_warning(bert_ner):
     data = [("Apple shares were 3 percent up .", [(0, 5, "ORG"), (18, 27, "PERCENT")])]
     with pytest.warns(HFNerWarning, match="PERCENT") as record:
         nlp.initialize(lambda: ner_examples(nlp, data))
-    assert ner.engine.id2label == ["O", "B-ORG", "I-ORG", "B-PERCENT", "I-PERCENT"]
+    assert ner.runtime.id2label == ["O", "B-ORG", "I-ORG", "B-PERCENT", "I-PERCENT"]
     # the advice reads in label_map's direction (model label -> data label) and
     # names the head's labels to map from
     (message,) = [str(w.message) for w in record if "[W003]" in str(w.message)]
@@ -209,7 +209,7 @@ def test_hf_ner_gold_on_other_tokenization(encoder):
                                  ents=["B-PER", "I-PER", "O", "O", "B-LOC"])
     example = Example(predicted, reference)
     nlp.initialize(lambda: [example])
-    got = [ner.engine.id2label[i] if i != IGNORE_INDEX else None for i in ner._gold_token_targets(example)]
+    got = [ner.runtime.id2label[i] if i != IGNORE_INDEX else None for i in ner._gold_token_targets(example)]
     # the gold entity "Paris." covers two predicted tokens: projected onto both
     assert got == ["B-PER", "I-PER", "O", "O", "B-LOC", "I-LOC"]
 
@@ -218,7 +218,7 @@ def test_hf_ner_initialize_without_gold_only_loads(bert_ner):
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "device": "cpu"})
     nlp.initialize()
-    assert len(ner.engine.id2label) == 9
+    assert len(ner.runtime.id2label) == 9
 
 
 def test_hf_ner_no_entities_anywhere_is_a_clear_error(encoder):
@@ -234,7 +234,7 @@ def test_hf_ner_labels_from_initialize_config(encoder):
     ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu"})
     nlp.config["initialize"]["components"]["hf_ner"] = {"labels": ["PER", "GPE"]}
     nlp.initialize(lambda: ner_examples(nlp))
-    assert ner.engine.id2label == ["O", "B-GPE", "I-GPE", "B-PER", "I-PER"]
+    assert ner.runtime.id2label == ["O", "B-GPE", "I-GPE", "B-PER", "I-PER"]
 
 
 # -- spacy train -----------------------------------------------------------------
@@ -345,7 +345,7 @@ def test_hf_textcat_keeps_a_head_that_knows_the_labels(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", HFNerWarning)
         nlp.initialize(lambda: examples)
-        weight = textcat.engine.model.classifier.weight.detach().clone()
+        weight = textcat.runtime.model.classifier.weight.detach().clone()
     from transformers import AutoModelForSequenceClassification
 
     original = AutoModelForSequenceClassification.from_pretrained(path)
@@ -372,7 +372,7 @@ def test_numpy_optimizer_path_matches_thinc_shim(encoder):
                 finish_update_numpy(ner.model, optimizer)
             else:
                 ner.model.finish_update(optimizer)
-        params.append({k: v.detach().clone() for k, v in ner.engine.model.named_parameters()})
+        params.append({k: v.detach().clone() for k, v in ner.runtime.model.named_parameters()})
     assert params[0].keys() == params[1].keys()
     for name in params[0]:
         assert bool(torch_allclose(params[0][name], params[1][name])), name
@@ -390,7 +390,7 @@ def test_grad_clip_bounds_the_global_norm_of_the_update(encoder):
     examples = ner_examples(nlp)
     nlp.initialize(lambda: examples)
     ner.update(examples)
-    module = ner.engine.model
+    module = ner.runtime.model
     grads = {k: v.grad.detach().clone() * 1000 for k, v in module.named_parameters() if v.grad is not None}
     for k, v in module.named_parameters():
         if k in grads:
@@ -436,9 +436,9 @@ def test_conll_docs_carry_spaces_so_training_sees_spacys_tokens(bert_ner, tmp_pa
     (w_starts, w_ends, w_space), targets = ner._word_targets(example)
     text = example.predicted.text
     assert [text[a:b] for a, b in zip(w_starts, w_ends)] == ["Jean-Luc", "Brassard", "won", "in", "Pau-Orthez", "."]
-    assert [ner.engine.id2label[t] for t in targets] == ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]
+    assert [ner.runtime.id2label[t] for t in targets] == ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]
     (window,), (window_targets,) = ner._training_windows([example])
-    tokens = ner.engine.tokenizer.convert_ids_to_tokens(window.ids.tolist())
-    labelled = [(tok, ner.engine.id2label[t]) for tok, t in zip(tokens, window_targets.tolist()) if t != IGNORE_INDEX]
+    tokens = ner.runtime.tokenizer.convert_ids_to_tokens(window.ids.tolist())
+    labelled = [(tok, ner.runtime.id2label[t]) for tok, t in zip(tokens, window_targets.tolist()) if t != IGNORE_INDEX]
     assert [label for _, label in labelled] == ["B-PER", "I-PER", "O", "O", "B-LOC", "O"]
     assert labelled[0][0] == tokens[1] and "-" not in [tok for tok, _ in labelled]

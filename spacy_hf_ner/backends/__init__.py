@@ -1,7 +1,7 @@
 """Model runtimes behind one interface, each a config block on spaCy's
 registry `hf_backends`.
 
-The engine tokenizes, windows and batches; a backend only turns a padded batch
+The runtime tokenizes, windows and batches; a backend only turns a padded batch
 into logits, and saves what it loaded. A component's `backend` is a block with
 the backend's own arguments:
 

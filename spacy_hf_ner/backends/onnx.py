@@ -3,7 +3,7 @@ exported graph, inference only.
 
 The graph takes the padded batch's `input_ids`, `attention_mask` and (where
 it declares it) `token_type_ids` and returns float32 logits, like the torch
-model; everything else (windows, batching, aggregation) is the engine's, so
+model; everything else (windows, batching, aggregation) is the runtime's, so
 both backends give the same entities for the same logits. `spacy-hf-ner
 export-onnx` writes such graphs (`backends/export_onnx.py`).
 """

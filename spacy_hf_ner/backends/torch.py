@@ -180,8 +180,8 @@ def _parameter_dtype(module: Any) -> Any:
 
 def _size_mismatch(request: LoadRequest, error: Exception) -> Optional[SpacyHFNerError]:
     """transformers refuses a checkpoint whose classifier has another number of
-    outputs than `config.id2label` has labels, before the engine's own check can
-    run: say so in the engine's words (E010)."""
+    outputs than `config.id2label` has labels, before the runtime's own check can
+    run: say so in the runtime's words (E010)."""
     text = str(error).lower()
     if "mismatched_sizes" not in text and "size mismatch" not in text:
         return None

@@ -250,7 +250,7 @@ def _add_operation_routes(app: FastAPI, service: Service) -> None:
         """Liveness, the served models and the batching statistics."""
         return {
             "status": "ok",
-            "models": {alias: public_name(service.components[c].engine.model_name) for alias, c in service.aliases.items()},
+            "models": {alias: public_name(service.components[c].runtime.model_name) for alias, c in service.aliases.items()},
             "stats": service.stats(),
         }
 

@@ -104,7 +104,7 @@ class Service:
         """413 for an input or a request over the server's window limits."""
         config = self.config
         name = key[1] if key[0] == "model" else self.default  # type: ignore[index]
-        window = self.components[name].engine.window
+        window = self.components[name].runtime.window
         largest = max(range(len(costs)), key=lambda i: costs[i].windows)
         if costs[largest].windows > config.max_windows_per_input:
             raise HTTPException(

@@ -51,7 +51,7 @@ def model_aliases(components: Dict[str, Served]) -> Dict[str, str]:
     and its model id when that is a hub id or a bundled model (not a folder)."""
     aliases = {name: name for name in components}
     for name, pipe in components.items():
-        model = pipe.engine.model_name
+        model = pipe.runtime.model_name
         if not Path(model).expanduser().is_absolute() and not model.startswith((".", "~")):
             aliases.setdefault(model, name)
     return aliases
@@ -82,10 +82,10 @@ class PipelineWorker:
 
     def stride_limit(self, component: str) -> int:
         """The largest stride a request may ask of `component`."""
-        engine = self.components[component].engine
+        runtime = self.components[component].runtime
         if self.max_stride is not None:
             return self.max_stride
-        return (engine.window - engine.n_special) // 2
+        return (runtime.window - runtime.n_special) // 2
 
     def cost(self, key: Hashable, items: Sequence[Any]) -> List[Cost]:
         """The model work of each item of a request, counted with the models'
@@ -104,36 +104,36 @@ class PipelineWorker:
         if stride is not None:
             limit = self.stride_limit(component)
             if stride > limit:
-                engine = self.components[component].engine
-                room = engine.window - engine.n_special
+                runtime = self.components[component].runtime
+                room = runtime.window - runtime.n_special
                 raise SpacyHFNerError(
                     Errors.E121.format(
                         stride=stride,
                         limit=limit,
                         why="--max-stride" if self.max_stride is not None else "half the model's window",
                         room=room,
-                        factor=engine.reads_per_token(min(stride, room - 1)),
-                        default=engine.default_stride(),
+                        factor=runtime.reads_per_token(min(stride, room - 1)),
+                        default=runtime.default_stride(),
                     )
                 )
         return self._windows(component, items, stride)
 
     def _windows(self, component: str, items: Sequence[Any], stride: Optional[int]) -> List[Cost]:
         pipe = self.components[component]
-        engine = pipe.engine
-        stride = engine.resolve_stride(pipe.settings.stride if stride is None else stride)
-        room = engine.window - engine.n_special
+        runtime = pipe.runtime
+        stride = runtime.resolve_stride(pipe.settings.stride if stride is None else stride)
+        room = runtime.window - runtime.n_special
         windowed = self.kinds[component].serving.windowed(pipe)
         texts = [item if isinstance(item, str) else item[0] for item in items]
         counts = [len(e.ids) for e in self._counter(component).encode_batch(texts, add_special_tokens=False)]
         costs = []
         for item, n in zip(items, counts):
             if not isinstance(item, str):  # a text pair: one window
-                costs.append(Cost(1, engine.window))
+                costs.append(Cost(1, runtime.window))
                 continue
             windows = count_windows(n, room, stride) if windowed else 1
             tokens = n + (windows - 1) * stride if windowed else min(n, room)
-            costs.append(Cost(windows, tokens + windows * engine.n_special))
+            costs.append(Cost(windows, tokens + windows * runtime.n_special))
         return costs
 
     def _counter(self, component: str) -> Any:
@@ -143,7 +143,7 @@ class PipelineWorker:
         if component not in self._counters:
             from tokenizers import Tokenizer
 
-            counter = Tokenizer.from_str(self.components[component].engine.tokenizer.backend_tokenizer.to_str())
+            counter = Tokenizer.from_str(self.components[component].runtime.tokenizer.backend_tokenizer.to_str())
             counter.no_truncation()
             counter.no_padding()
             self._counters[component] = counter

@@ -1,6 +1,6 @@
 """A tokenizer, a config and a backend: what runs under every component.
 
-The engine loads the fast tokenizer and the transformers config itself (its
+The runtime loads the fast tokenizer and the transformers config itself (its
 offsets and labels are the same whatever runs the model), asks the registered
 backend (`backends/`) for the model, and runs texts the fast way: windows of
 the model's length that overlap and never truncate (`windows.py`), windows of
@@ -26,7 +26,7 @@ _POSITION_OFFSET_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", 
 Window = W.Window
 
 
-class HFEngine:
+class ModelRuntime:
     """A tokenizer and a model, loaded lazily, run in batched windows.
 
     model: hub id, local directory or "spacy-hf-ner:NAME". revision: hub
@@ -173,7 +173,7 @@ class HFEngine:
         """Write config, tokenizer and the backend's weights to `path`: a model
         folder that plain transformers (or the same backend) loads, readable by
         the group and others as spaCy's own files are."""
-        assert self.backend is not None, "save a loaded engine"
+        assert self.backend is not None, "save a loaded runtime"
         path.mkdir(parents=True, exist_ok=True)
         with quiet_transformers():
             self.config.save_pretrained(path)
@@ -313,7 +313,7 @@ class HFEngine:
         task: (labels,)), computed in length-sorted batches of at most
         `batch_size` windows, closed early where padding would dominate (see
         `batching.plan_batches`)."""
-        assert self.backend is not None, "load the engine first"
+        assert self.backend is not None, "load the runtime first"
         out: List[Any] = [None] * len(windows)
         if not windows:
             return []
@@ -339,7 +339,7 @@ class HFEngine:
         """`run`, and from the same forward passes each text's windows' hidden
         states, (layers, n, width) per window (see `listeners.py`). A backend
         without `forward_hidden` (e.g. "onnx") is refused (E170)."""
-        assert self.backend is not None, "load the engine first"
+        assert self.backend is not None, "load the runtime first"
         forward_hidden = getattr(self.backend, "forward_hidden", None)
         if forward_hidden is None:
             raise SpacyHFNerError(Errors.E170.format(name=self.name, backend=self.loader.name))
