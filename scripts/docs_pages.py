@@ -188,7 +188,7 @@ def raised_in(package: Path) -> Dict[str, List[str]]:
     """code -> the modules (paths in the package) whose source uses it."""
     where: Dict[str, List[str]] = {}
     for path in sorted(package.rglob("*.py")):
-        if path.name == "errors.py":
+        if path.name in ("errors.py", "warning_codes.py"):
             continue
         for code in sorted(set(re.findall(r"\b(?:Errors|Warnings)\.([EW]\d{3})\b", path.read_text()))):
             where.setdefault(code, []).append(str(path.relative_to(package.parent)))
@@ -207,7 +207,7 @@ def render_errors() -> str:
     lines = [
         "# Errors and warnings",
         "",
-        "Generated from `spacy_hf_ner/errors.py` at build time. Every message starts with its",
+        "Generated from `spacy_hf_ner/errors.py` and `warning_codes.py` at build time. Every message starts with its",
         "code, names the component (or command) and the config key or file at fault, and ends",
         "with the fix; `{...}` are the values filled in when it is raised.",
         "",

@@ -2,9 +2,19 @@
 which holds the messages): every coded error is a `SpacyHFNerError`, every
 warning an `HFNerWarning`. No imports beyond the standard library."""
 import re
-from typing import Optional
+from typing import Any, Optional
 
 _CODE = re.compile(r"^\[([EW]\d{3})\]")
+
+
+class WithCodes(type):
+    """Class attributes named like a code read as "[CODE] message"."""
+
+    def __getattribute__(cls, code: str) -> Any:
+        message = super().__getattribute__(code)
+        if code.startswith("__") or not isinstance(message, str):
+            return message
+        return f"[{code}] {message}"
 
 
 class SpacyHFNerError(ValueError):

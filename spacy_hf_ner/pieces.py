@@ -64,7 +64,8 @@ def gather(states: Sequence[np.ndarray], source: np.ndarray) -> np.ndarray:
         width = states[0].shape[-1] if len(states) else 0
         return np.zeros((0, width), dtype=np.float32)
     flat = _flat(source, [len(s) for s in states])
-    return np.concatenate(states).astype(np.float32, copy=False)[flat]
+    rows: np.ndarray = np.concatenate(states).astype(np.float32, copy=False)[flat]
+    return rows
 
 
 def scatter(d_rows: np.ndarray, source: np.ndarray, sizes: Sequence[int]) -> List[np.ndarray]:

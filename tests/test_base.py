@@ -96,7 +96,7 @@ def test_imports_point_down():
 
     root = Path(__file__).resolve().parent.parent / "spacy_hf_ner"
     core = ["base.py", "runtime.py", "ner.py", "tagger.py", "textcat.py", "training.py", "settings.py", "sources.py",
-            "errors.py", "exceptions.py", "ty.py", *(f"backends/{n}" for n in ("__init__.py", "registry.py", "legacy.py", "torch.py", "onnx.py"))]
+            "errors.py", "warning_codes.py", "exceptions.py", "ty.py", *(f"backends/{n}" for n in ("__init__.py", "registry.py", "legacy.py", "torch.py", "onnx.py"))]
     upper = {"init_config", "__main__", "displacy", "serve", "bulk", "package"}
     heavy = {"torch", "transformers", "onnxruntime", "huggingface_hub", "safetensors", "copy", "thinc", "spacy"}
     for name in core:

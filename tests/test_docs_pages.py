@@ -111,12 +111,13 @@ def test_every_nav_page_exists_and_every_doc_page_is_in_the_nav():
 
 
 def test_each_code_is_defined_once():
-    """A second `E030 = ...` in errors.py silently replaces the first (a class
-    attribute), so that one code would name two errors."""
+    """A second `E030 = ...` in errors.py (or `W001 = ...` in warning_codes.py)
+    silently replaces the first (a class attribute), so that one code would
+    name two messages."""
     import re
 
-    from spacy_hf_ner import errors
+    from spacy_hf_ner import errors, warning_codes
 
-    source = Path(errors.__file__).read_text(encoding="utf8")
+    source = "".join(Path(m.__file__).read_text(encoding="utf8") for m in (errors, warning_codes))
     codes = re.findall(r"^    ([EW]\d{3}) = ", source, flags=re.M)
     assert codes and len(codes) == len(set(codes)), sorted(c for c in set(codes) if codes.count(c) > 1)
