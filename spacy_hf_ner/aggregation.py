@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 from .alignment import Alignment, best_labels, pool_rows, pool_words
 from .tags import entity_type, hf_get_tag, split_tag, transition_constraints
 from .ty import Scheme
+from .windows import Window
 
 
 class Entity(NamedTuple):
@@ -322,3 +323,11 @@ def decode_words(
             continue
         entities.append(TokenEntity(group, _mean(item_scores[a:b]), first[a], last[b - 1] + 1))
     return entities
+
+
+class ModelEntities(NamedTuple):
+    """A text's entities as transformers finds them, and the windows they were
+    found in (`Entity.window` indexes them)."""
+
+    entities: List[Entity]
+    windows: List[Window]

@@ -3,7 +3,7 @@ recognizer, writing `doc.ents` and/or `doc.spans[spans_key]` with a score on
 each entity (`span._.hf_score`)."""
 import warnings
 from collections import Counter
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from spacy.scorer import Scorer, get_ner_prf
@@ -11,7 +11,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import registry
 
-from .aggregation import Entity, TokenEntity, aggregate_window, decode_words, merge_overlapping, subword_flags
+from .aggregation import Entity, ModelEntities, TokenEntity, aggregate_window, decode_words, merge_overlapping, subword_flags
 from .alignment import IGNORE_INDEX, Units, align, strip_span, units_of
 from .base import HFComponent, register_factory, token_arrays
 from .classify import softmax
@@ -24,7 +24,6 @@ from .spans import SCORE_ATTR, scored_span, write_ents, write_span_group
 from .tags import bio_labels, detect_scheme, entity_type, from_biluo
 from .ty import Annotate, Decoding, ExistingEnts, Scheme, Strategy, Words
 from .units import make_infix_units, make_token_units  # noqa: F401  (registered: the config names them)
-from .windows import Window
 
 
 class NerSettings(ModelSettings):
@@ -100,14 +99,6 @@ KIND = ComponentKind(
     export=ExportCheck(runs=CHECK_RUNS, predictions=check_predictions),
     bare_model=True,
 )
-
-
-class ModelEntities(NamedTuple):
-    """A text's entities as transformers finds them, and the windows they were
-    found in (`Entity.window` indexes them)."""
-
-    entities: List[Entity]
-    windows: List[Window]
 
 
 class HFNer(HFComponent):
@@ -320,63 +311,64 @@ class HFNer(HFComponent):
     def set_annotations(self, docs: Sequence[Doc], predictions: Sequence[Sequence[Union[Entity, TokenEntity]]]) -> None:
         """Write predicted entities to the docs (doc.ents and/or doc.spans)."""
         s = self.settings
-        strip_prefix = s.aggregation_strategy == "none"
         problems: List[str] = []
         reasons: Counter = Counter()
         replaced: Counter = Counter()  # docs whose spans group was replaced, and its spans
         for doc, entities in zip(docs, predictions):
-            placed: List[Placed] = []
-            tok_arrays = None
-            text = ""  # doc.text joins every token: read it once per doc
-            for i, ent in enumerate(entities):
-                self.stats["predicted"] += 1
-                if ent.score < s.threshold:
-                    self.stats["below_threshold"] += 1
-                    continue
-                label = entity_type(ent.label) if strip_prefix else ent.label
-                label = s.label_map.get(label, label)
-                if isinstance(ent, TokenEntity):
-                    placed.append(Placed(label, ent.score, ent.start, ent.end, i, False))
-                    continue
-                if tok_arrays is None:
-                    tok_arrays, text = token_arrays(doc), doc.text
-                start, end = strip_span(text, ent.start, ent.end)
-                where = snap(start, end, *tok_arrays)
-                if where is None:
-                    self.stats["unplaced"] += 1
-                    reasons["covers no text"] += 1
-                    problems.append(f"{text[ent.start:ent.end]!r} ({label}) at {ent.start}")
-                    continue
-                placed.append(Placed(label, ent.score, where[0], where[1], i, where[2]))
-            kept, merged, lost = resolve_overlaps(placed)
-            self.stats["snapped"] += sum(p.snapped for p in kept)
-            self.stats["merged"] += len(merged)
-            self.stats["conflicts"] += len(lost)
+            kept, merged, lost = resolve_overlaps(self._place(doc, entities, reasons, problems))
+            self.stats.update(snapped=sum(p.snapped for p in kept), merged=len(merged), conflicts=len(lost))
             for p in lost if s.annotate != "spans" else ():  # with "spans" they are in the group
                 reasons["overlap with a higher-scoring entity"] += 1
                 problems.append(f"{doc[p.start:p.end].text!r} ({p.label})")
             if s.annotate in ("spans", "both"):
-                replaced += write_span_group(
-                    doc, s.spans_key, sorted(kept + lost, key=lambda p: (p.start, p.end)), s.existing_ents
-                )
+                replaced += write_span_group(doc, s.spans_key, sorted(kept + lost, key=lambda p: (p.start, p.end)), s.existing_ents)
+            written = len(kept)
             if s.annotate in ("ents", "both"):
                 written, refused = write_ents(doc, [scored_span(doc, p) for p in kept], s.existing_ents)
                 self.stats["kept_existing"] += len(refused)
                 for span in refused:
                     reasons["overlap with an existing entity (existing_ents='keep')"] += 1
                     problems.append(f"{span.text!r} ({span.label_})")
-            else:
-                written = len(kept)
             self.stats["written"] += written
+        self._warn(replaced, reasons, problems)
+
+    def _place(self, doc: Doc, entities: Sequence[Union[Entity, TokenEntity]], reasons: Counter, problems: List[str]) -> List[Placed]:
+        """The entities above the threshold with their labels, on token
+        boundaries; those that cover no text are counted in `reasons`."""
+        s = self.settings
+        placed: List[Placed] = []
+        tok_arrays = None
+        text = ""  # doc.text joins every token: read it once per doc
+        for i, ent in enumerate(entities):
+            self.stats["predicted"] += 1
+            if ent.score < s.threshold:
+                self.stats["below_threshold"] += 1
+                continue
+            label = entity_type(ent.label) if s.aggregation_strategy == "none" else ent.label
+            label = s.label_map.get(label, label)
+            if isinstance(ent, TokenEntity):
+                placed.append(Placed(label, ent.score, ent.start, ent.end, i, False))
+                continue
+            if tok_arrays is None:
+                tok_arrays, text = token_arrays(doc), doc.text
+            where = snap(*strip_span(text, ent.start, ent.end), *tok_arrays)
+            if where is None:
+                self.stats["unplaced"] += 1
+                reasons["covers no text"] += 1
+                problems.append(f"{text[ent.start:ent.end]!r} ({label}) at {ent.start}")
+                continue
+            placed.append(Placed(label, ent.score, where[0], where[1], i, where[2]))
+        return placed
+
+    def _warn(self, replaced: Counter, reasons: Counter, problems: List[str]) -> None:
+        """W006 for replaced span groups, W001 for entities not written."""
+        s = self.settings
         if replaced:
-            count, n_docs = replaced["spans"], replaced["docs"]
-            warning = Warnings.W006.format(name=self.name, key=s.spans_key, count=count, docs=n_docs, policy="replace")
+            warning = Warnings.W006.format(name=self.name, key=s.spans_key, count=replaced["spans"], docs=replaced["docs"], policy="replace")
             warnings.warn(warning, HFNerWarning)
         if problems:
             count = len(problems)
-            hint = (
-                f"; annotate='both' keeps overlapping ones in doc.spans['{s.spans_key}']" if s.annotate == "ents" else ""
-            )
+            hint = f"; annotate='both' keeps overlapping ones in doc.spans['{s.spans_key}']" if s.annotate == "ents" else ""
             reasons_text = ", ".join(f"{n} {r}" for r, n in reasons.items())
             warning = Warnings.W001.format(
                 name=self.name, count=count, ies="y" if count == 1 else "ies", reasons=reasons_text,
