@@ -9,7 +9,7 @@ window. What the logits mean is up to the component.
 """
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -315,15 +315,19 @@ class ModelRuntime:
         `batching.plan_batches`)."""
         assert self.backend is not None, "load the runtime first"
         out: List[Any] = [None] * len(windows)
-        if not windows:
-            return []
-        lengths = np.array([len(w.ids) for w in windows])
-        for batch in plan_batches(lengths, batch_size):
-            rows = batch.tolist()
-            logits = self.backend.forward(self.padded([windows[i] for i in rows]))
+        for rows, logits in self._batches(windows, batch_size, self.backend.forward):
             for r, i in enumerate(rows):
-                out[i] = logits[r, : lengths[i]] if self.task == "token" else logits[r]
+                out[i] = logits[r, : len(windows[i].ids)] if self.task == "token" else logits[r]
         return out
+
+    def _batches(self, windows: Sequence[Window], batch_size: int, forward: Callable[[Dict[str, np.ndarray]], Any]) -> Iterator[Tuple[List[int], Any]]:
+        """`forward` over the padded batches `batching.plan_batches` makes of
+        `windows`: each batch's window indices with its result."""
+        if not windows:
+            return
+        for batch in plan_batches(np.array([len(w.ids) for w in windows]), batch_size):
+            rows = batch.tolist()
+            yield rows, forward(self.padded([windows[i] for i in rows]))
 
     def run(self, texts: Sequence[str], stride: int, batch_size: int) -> List[List[Tuple[Window, np.ndarray]]]:
         """Each text's windows with their logits, in text order: encode, run the
@@ -331,7 +335,6 @@ class ModelRuntime:
         windows = self.encode(texts, stride)
         logits = self.logits(windows, batch_size)
         return [[(windows[i], logits[i]) for i in mine] for mine in W.by_doc(windows, len(texts))]
-
 
     def run_hidden(
         self, texts: Sequence[str], stride: int, batch_size: int, all_layers: bool
@@ -346,13 +349,10 @@ class ModelRuntime:
         windows = self.encode(texts, stride)
         logits: List[Any] = [None] * len(windows)
         hidden: List[Any] = [None] * len(windows)
-        lengths = np.array([len(w.ids) for w in windows])
-        for batch in plan_batches(lengths, batch_size) if windows else []:
-            rows = batch.tolist()
-            out, states = forward_hidden(self.padded([windows[i] for i in rows]), all_layers)
+        for rows, (out, states) in self._batches(windows, batch_size, lambda batch: forward_hidden(batch, all_layers)):
             for r, i in enumerate(rows):
-                logits[i] = out[r, : lengths[i]]
-                hidden[i] = states[:, r, : lengths[i]]
+                n = len(windows[i].ids)
+                logits[i], hidden[i] = out[r, :n], states[:, r, :n]
         grouped = W.by_doc(windows, len(texts))
         return (
             [[(windows[i], logits[i]) for i in mine] for mine in grouped],
