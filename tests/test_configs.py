@@ -340,3 +340,19 @@ def test_overriding_max_steps_alone_warns(encoder, max_steps, warns):
     messages = initialize_from(config, "hf_ner")
     assert any("[W141]" in m for m in messages) == warns
     assert not any("[W140]" in m for m in messages)
+
+
+def test_en_pipeline_config_builds_as_shipped_and_names_a_missing_model():
+    """configs/en_pipeline.cfg builds its pipeline as shipped (en_core_web_sm's
+    components + the bundled hf_ner; it used to source a `training/` folder
+    that only the project makes, failing with spaCy's E050), and a missing
+    trained model is hf_ner's coded error naming `model`."""
+    path = REPO / "configs" / "en_pipeline.cfg"
+    nlp = spacy.util.load_model_from_config(spacy.util.load_config(path), auto_fill=True)
+    assert nlp.pipe_names[-1] == "hf_ner" and "parser" in nlp.pipe_names
+    doc = nlp("Angela Merkel met Barack Obama in Paris.")
+    assert [e.label_ for e in doc.ents] == ["PER", "PER", "LOC"] and doc[0].tag_
+    missing = "training/hf_ner/model-best/hf_ner/model"
+    config = spacy.util.load_config(path, overrides={"paths.hf_ner": missing})
+    with pytest.raises(ValueError, match=r"\[E001\] hf_ner: config key `model` = '" + missing):
+        spacy.util.load_model_from_config(config, auto_fill=True)("The model loads at first use.")
