@@ -391,3 +391,7 @@ class Errors(metaclass=WithCodes):
         "annotate: spark engine: the Spark job failed ({error}). What was written is "
         "kept in finished parts: fix the cause and rerun with --resume."
     )
+    E191 = (
+        "{name}: config key `model` = '{model}' is a saved spaCy pipeline, not a "
+        "transformers model folder. Fix: {fix}."
+    )

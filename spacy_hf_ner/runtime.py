@@ -17,7 +17,7 @@ from . import windows as W
 from .batching import plan_batches
 from .errors import Errors, SpacyHFNerError
 from .kinds import bare_kind
-from .sources import TASK_SUFFIX, looks_like_path, quiet_transformers, resolve_model, task_of
+from .sources import TASK_SUFFIX, looks_like_path, quiet_transformers, refuse_pipeline_folder, resolve_model, task_of
 from .ty import Backend, BackendLoader, LoadRequest, Task, TrainableBackend
 
 # models whose position ids start after the padding index (max_position_embeddings
@@ -89,6 +89,8 @@ class ModelRuntime:
         local = path is not None or os.path.isdir(source)
         if path is None and not local and looks_like_path(source):
             raise SpacyHFNerError(Errors.E001.format(name=self.name, model=source))
+        if path is None and local:
+            refuse_pipeline_folder(source, self.name)
         kwargs: Dict[str, Any] = {"local_files_only": True} if path is not None else {}
         if path is None and self.revision:
             kwargs["revision"] = self.revision

@@ -40,6 +40,22 @@ def resolve_model(model: str, name: str) -> str:
     return expanded if os.path.isdir(expanded) else model
 
 
+def refuse_pipeline_folder(model: str, name: str) -> None:
+    """E191 when `model` is a saved spaCy pipeline folder (config.cfg, no
+    config.json) rather than a model folder, naming the model folders of its
+    hf_* components (`<pipeline>/<component>/model`)."""
+    path = Path(model).expanduser()
+    if (path / "config.json").is_file() or not (path / "config.cfg").is_file():
+        return
+    inside = sorted(str(p.parent) for p in path.glob("*/model/config.json"))
+    fix = (
+        f"point `model` at the model folder of its component: {' or '.join(repr(d) for d in inside)}"
+        if inside
+        else "point `model` at a folder holding config.json and the weights"
+    )
+    raise SpacyHFNerError(Errors.E191.format(name=name, model=model, fix=fix))
+
+
 def looks_like_path(model: str) -> bool:
     """True for values that can only be a local path, never a hub id."""
     return (

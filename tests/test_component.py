@@ -251,6 +251,24 @@ def test_not_a_token_classifier(bert_textcat):
         nlp.initialize()
 
 
+def test_a_saved_pipeline_as_model_names_its_model_folder(bert_ner, tmp_path):
+    """`model` = a folder `spacy train` wrote (config.cfg, no config.json):
+    E191 names the component's model folder inside it, which then loads."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "device": "cpu"})
+    nlp.to_disk(tmp_path / "model-best")
+    again = spacy.blank("en")
+    again.add_pipe("hf_ner", config={"model": str(tmp_path / "model-best"), "device": "cpu"})
+    inner = str(tmp_path / "model-best" / "hf_ner" / "model")
+    with pytest.raises(ValueError, match=r"\[E191\] hf_ner: config key `model` = .* is a saved spaCy pipeline") as info:
+        again("Angela Merkel went to Paris.")
+    assert repr(inner) in str(info.value)
+    fixed = spacy.blank("en")
+    fixed.add_pipe("hf_ner", config={"model": inner, "device": "cpu"})
+    text = "Angela Merkel went to Paris."
+    assert [(e.text, e.label_) for e in fixed(text).ents] == [(e.text, e.label_) for e in nlp(text).ents]
+
+
 def test_viterbi_decoding_end_to_end_and_saved(bert_ner, tmp_path):
     """The random model tags many words I- after O: greedy decoding opens an entity
     there (as transformers does), Viterbi picks the best allowed sequence (the
