@@ -93,7 +93,7 @@ KIND = ComponentKind(
 )
 
 
-class HFTextcat(HFComponent):
+class HFTextcat(HFComponent[TextcatSettings]):
     """Run a Hugging Face sequence-classification model and write its label
     scores to `doc.cats`.
 
@@ -113,8 +113,6 @@ class HFTextcat(HFComponent):
     """
 
     kind = KIND
-    Settings = TextcatSettings
-    settings: TextcatSettings
 
     extension = (Doc, PAIR_ATTR)  # the text pair the doc is classified with
     gold_name = "doc.cats"
