@@ -21,6 +21,7 @@ from spacy_hf_ner.__main__ import main  # noqa: E402
 from spacy_hf_ner.payloads import token_classification  # noqa: E402
 from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.batcher import Batcher, QueueFull  # noqa: E402
+from spacy_hf_ner.serve.config import BatchLimits  # noqa: E402
 from spacy_hf_ner.serve.formats import doc_json  # noqa: E402
 from spacy_hf_ner.sources import load_pipeline  # noqa: E402
 
@@ -230,7 +231,7 @@ def test_busy_and_slow_requests(nlp):
         assert slow.status_code == 504 and "0.2 s" in slow.json()["error"]
         batcher.run = run
         assert client.get("/ready").status_code == 200
-    assert app.state.batcher.stats.timed_out == 1
+    assert app.state.batcher.stats["timed_out"] == 1
 
 
 def test_openapi_matches_routes(client):
@@ -257,7 +258,7 @@ def test_batcher_groups_keys_and_respects_max_batch():
         return [f"{key}:{item}" for item in items]
 
     async def scenario():
-        batcher = Batcher(run, max_batch=4, max_wait_ms=50, max_queue=100)
+        batcher = Batcher(run, BatchLimits(max_batch=4, max_wait_ms=50, max_queue=100, max_batch_tokens=None))
         batcher.start()
         jobs = [batcher.submit(k, [i, i], timeout=5) for i, k in enumerate("aabab")]
         results = await asyncio.gather(*jobs)
@@ -283,7 +284,7 @@ def test_batcher_queue_bound_timeout_and_drain():
         return items
 
     async def scenario():
-        batcher = Batcher(run, max_batch=1, max_wait_ms=0, max_queue=2)
+        batcher = Batcher(run, BatchLimits(max_batch=1, max_wait_ms=0, max_queue=2, max_batch_tokens=None))
         batcher.start()
         first = asyncio.ensure_future(batcher.submit("k", ["first"], timeout=5))
         await asyncio.sleep(0.05)  # the worker holds "first"
@@ -333,6 +334,10 @@ def test_200_parallel_requests_are_batched_and_equal_sequential(live_server, nlp
     assert requests == 200
     assert batches < requests / 2, after  # concurrent requests shared forward passes
     assert after["largest_batch"] > 1
+    assert set(after) == {
+        "requests", "inputs", "batches", "largest_batch", "rejected", "timed_out", "abandoned", "dropped_inputs",
+        "queued", "max_batch",
+    }  # fmt: skip
     for text, strategy, response in zip(texts, strategies, responses):
         same_entities(response.json(), token_classification(nlp, "hf_ner", [text], aggregation_strategy=strategy)[0])
 
@@ -476,3 +481,6 @@ def test_command_line_help_and_bad_values(capsys):
     assert main(["serve", "model", "--max-batch", "0"]) == 1
     err = capsys.readouterr().err
     assert "E123" in err and "--max-batch" in err
+    # the batching keys are checked the same way on their own (as the batcher takes them)
+    with pytest.raises(ValueError, match="E123.*--max-queue"):
+        BatchLimits(max_queue=0)

@@ -20,6 +20,7 @@ from hypothesis import (  # noqa: E402
 
 from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.batcher import Batcher  # noqa: E402
+from spacy_hf_ner.serve.config import BatchLimits  # noqa: E402
 from spacy_hf_ner.serve.connection import uvicorn_config  # noqa: E402
 from spacy_hf_ner.serve.schemas import TokenClassificationParameters  # noqa: E402
 from spacy_hf_ner.serve.worker import PipelineWorker, freeze  # noqa: E402
@@ -119,10 +120,10 @@ def test_windows_per_input_are_capped(short_nlp):
 def test_worker_never_sees_a_refused_request(short_nlp):
     app = create_app(short_nlp, ServeConfig(max_windows_per_request=2))
     with TestClient(app, base_url=LOCAL) as client:
-        before = app.state.batcher.stats.requests
+        before = app.state.batcher.stats["requests"]
         assert client.post("/", json={"inputs": words(400)}).status_code == 413
         assert client.post("/", json={"inputs": "a", "parameters": {"stride": 29}}).status_code == 422
-        assert app.state.batcher.stats.requests == before
+        assert app.state.batcher.stats["requests"] == before
 
 
 # -- fair batching, deadlines, cancellation -----------------------------------------------------
@@ -143,7 +144,7 @@ def test_a_large_request_does_not_starve_a_small_one():
     calls = []
 
     async def scenario():
-        batcher = Batcher(recording_run(calls, 0.02), max_batch=4, max_wait_ms=0, max_queue=10)
+        batcher = Batcher(recording_run(calls, 0.02), BatchLimits(max_batch=4, max_wait_ms=0, max_queue=10, max_batch_tokens=None))
         batcher.start()
         big = asyncio.ensure_future(batcher.submit("k", [f"big{i}" for i in range(40)], timeout=30))
         await asyncio.sleep(0.03)  # the first call of the big request runs
@@ -167,7 +168,7 @@ def test_a_large_request_gets_its_share_of_a_shared_call():
     calls = []
 
     async def scenario():
-        batcher = Batcher(recording_run(calls, 0.05), max_batch=32, max_wait_ms=0, max_queue=10, max_batch_tokens=400)
+        batcher = Batcher(recording_run(calls, 0.05), BatchLimits(max_batch=32, max_wait_ms=0, max_queue=10, max_batch_tokens=400))
         batcher.start()
         big = asyncio.ensure_future(batcher.submit("k", [f"big{i}" for i in range(20)], timeout=30, costs=[100] * 20))
         await asyncio.sleep(0.02)  # the first call (4 big items) runs
@@ -186,7 +187,7 @@ def test_short_items_never_wait_behind_more_than_one_long_call():
     calls = []
 
     async def scenario():
-        batcher = Batcher(recording_run(calls, 0.05), max_batch=32, max_wait_ms=0, max_queue=10, max_batch_tokens=400)
+        batcher = Batcher(recording_run(calls, 0.05), BatchLimits(max_batch=32, max_wait_ms=0, max_queue=10, max_batch_tokens=400))
         batcher.start()
         big = asyncio.ensure_future(batcher.submit("k", [f"big{i}" for i in range(12)], timeout=30, costs=[100] * 12))
         await asyncio.sleep(0.02)
@@ -205,7 +206,7 @@ def test_token_budget_splits_large_requests():
     calls = []
 
     async def scenario():
-        batcher = Batcher(recording_run(calls), max_batch=100, max_wait_ms=0, max_queue=10, max_batch_tokens=100)
+        batcher = Batcher(recording_run(calls), BatchLimits(max_batch=100, max_wait_ms=0, max_queue=10, max_batch_tokens=100))
         batcher.start()
         out = await batcher.submit("k", list(range(10)), timeout=30, costs=[40] * 9 + [500])
         await batcher.stop()
@@ -219,7 +220,7 @@ def test_deadline_drops_the_rest_of_a_request():
     calls = []
 
     async def scenario():
-        batcher = Batcher(recording_run(calls, 0.05), max_batch=1, max_wait_ms=0, max_queue=10)
+        batcher = Batcher(recording_run(calls, 0.05), BatchLimits(max_batch=1, max_wait_ms=0, max_queue=10, max_batch_tokens=None))
         batcher.start()
         with pytest.raises(asyncio.TimeoutError):
             await batcher.submit("k", list(range(50)), timeout=0.2)
@@ -230,14 +231,14 @@ def test_deadline_drops_the_rest_of_a_request():
     batcher, after = asyncio.run(scenario())
     assert after == ["k:next"]
     assert len(calls) <= 7  # ~4 calls fit in 0.2 s; the other ~46 items never ran
-    assert batcher.stats.dropped >= 40 and batcher.stats.timed_out == 1
+    assert batcher.stats["dropped_inputs"] >= 40 and batcher.stats["timed_out"] == 1
 
 
 def test_cancelled_request_is_dropped():
     calls = []
 
     async def scenario():
-        batcher = Batcher(recording_run(calls, 0.05), max_batch=1, max_wait_ms=0, max_queue=10)
+        batcher = Batcher(recording_run(calls, 0.05), BatchLimits(max_batch=1, max_wait_ms=0, max_queue=10, max_batch_tokens=None))
         batcher.start()
         job = asyncio.ensure_future(batcher.submit("k", list(range(50)), timeout=30))
         await asyncio.sleep(0.12)
@@ -247,7 +248,7 @@ def test_cancelled_request_is_dropped():
         return batcher
 
     batcher = asyncio.run(scenario())
-    assert len(calls) <= 5 and batcher.stats.dropped >= 45
+    assert len(calls) <= 5 and batcher.stats["dropped_inputs"] >= 45
 
 
 def test_504_drops_the_requests_remaining_work(short_nlp):
@@ -260,7 +261,7 @@ def test_504_drops_the_requests_remaining_work(short_nlp):
         response = client.post("/", json={"inputs": [f"text {i}" for i in range(40)]})
         assert response.status_code == 504
         time.sleep(0.3)
-        assert len(calls) <= 6 and batcher.stats.dropped >= 34
+        assert len(calls) <= 6 and batcher.stats["dropped_inputs"] >= 34
         batcher.run = run
 
 
@@ -289,7 +290,7 @@ def test_a_client_that_leaves_has_its_work_dropped(live):
         ran = len(calls)
         time.sleep(0.3)
         assert len(calls) == ran < 30  # nothing more runs once the client is gone
-        assert batcher.stats.abandoned == 1 and batcher.stats.dropped >= 30
+        assert batcher.stats["abandoned"] == 1 and batcher.stats["dropped_inputs"] >= 30
     finally:
         batcher.run = run
     assert httpx.post(f"http://127.0.0.1:{port}/", json={"inputs": "Paris"}).status_code == 200
