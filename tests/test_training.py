@@ -135,6 +135,18 @@ def test_hf_ner_update_uses_the_spacy_optimizer(encoder):
     assert all(v.grad is None or not v.grad.any() for v in ner.runtime.model.parameters())
 
 
+def test_an_update_with_nothing_to_learn_takes_no_optimizer_step(encoder):
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu"})
+    examples = ner_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    before = {k: v.detach().clone() for k, v in ner.runtime.model.named_parameters()}
+    unannotated = [Example.from_dict(nlp.make_doc(text), {}) for text, _ in NER_DATA]  # no gold entities
+    assert ner.update(unannotated, sgd=optimizer) == {"hf_ner": 0.0}
+    assert all(torch_equal(before[k], v) for k, v in ner.runtime.model.named_parameters())
+    assert ner.runtime.backend.save_dtype is not None  # not marked trained (saved in the checkpoint's dtype)
+
+
 def torch_equal(a, b):
     return bool((a == b).all())
 
