@@ -4,7 +4,6 @@ parallel requests on a real uvicorn, schemathesis fuzzing of the OpenAPI spec,
 and the displaCy page in headless chromium."""
 import asyncio
 import base64
-import threading
 import time
 import warnings
 
@@ -20,8 +19,6 @@ from transformers import pipeline  # noqa: E402
 from spacy_hf_ner.__main__ import main  # noqa: E402
 from spacy_hf_ner.payloads import token_classification  # noqa: E402
 from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
-from spacy_hf_ner.serve.batcher import Batcher, QueueFull  # noqa: E402
-from spacy_hf_ner.serve.config import BatchLimits  # noqa: E402
 from spacy_hf_ner.serve.formats import doc_json  # noqa: E402
 from spacy_hf_ner.sources import load_pipeline  # noqa: E402
 
@@ -247,66 +244,6 @@ def test_openapi_matches_routes(client):
         assert status in paths["/"]["post"]["responses"]
 
 
-# -- the batcher -----------------------------------------------------------------------
-
-
-def test_batcher_groups_keys_and_respects_max_batch():
-    calls = []
-
-    def run(key, items):
-        calls.append((key, list(items)))
-        return [f"{key}:{item}" for item in items]
-
-    async def scenario():
-        batcher = Batcher(run, BatchLimits(max_batch=4, max_wait_ms=50, max_queue=100, max_batch_tokens=None))
-        batcher.start()
-        jobs = [batcher.submit(k, [i, i], timeout=5) for i, k in enumerate("aabab")]
-        results = await asyncio.gather(*jobs)
-        await batcher.stop()
-        return results
-
-    results = asyncio.run(scenario())
-    assert results == [[f"{k}:{i}", f"{k}:{i}"] for i, k in enumerate("aabab")]
-    assert all(len(items) <= 4 for _, items in calls)
-    assert all(len(set(k for k, _ in [c])) == 1 for c in calls)
-    assert len(calls) < 5  # requests shared calls
-
-
-def test_batcher_queue_bound_timeout_and_drain():
-    """A full queue refuses (QueueFull), a job past its deadline is never run,
-    and stop() answers every queued job before the worker ends."""
-    ran = []
-    gate = threading.Event()
-
-    def run(key, items):
-        gate.wait(5)
-        ran.extend(items)
-        return items
-
-    async def scenario():
-        batcher = Batcher(run, BatchLimits(max_batch=1, max_wait_ms=0, max_queue=2, max_batch_tokens=None))
-        batcher.start()
-        first = asyncio.ensure_future(batcher.submit("k", ["first"], timeout=5))
-        await asyncio.sleep(0.05)  # the worker holds "first"
-        late = asyncio.ensure_future(batcher.submit("k", ["late"], timeout=0.05))
-        queued = asyncio.ensure_future(batcher.submit("k", ["queued"], timeout=5))
-        await asyncio.sleep(0.01)
-        with pytest.raises(QueueFull):
-            await batcher.submit("k", ["refused"], timeout=5)
-        with pytest.raises(asyncio.TimeoutError):
-            await late
-        gate.set()
-        stopping = asyncio.ensure_future(batcher.stop())
-        answers = await asyncio.gather(first, queued)
-        await stopping
-        with pytest.raises(QueueFull):
-            await batcher.submit("k", ["after stop"], timeout=5)
-        return answers
-
-    assert asyncio.run(scenario()) == [["first"], ["queued"]]
-    assert ran == ["first", "queued"]
-
-
 # -- a real server under load -------------------------------------------------------------
 
 
@@ -481,6 +418,3 @@ def test_command_line_help_and_bad_values(capsys):
     assert main(["serve", "model", "--max-batch", "0"]) == 1
     err = capsys.readouterr().err
     assert "E123" in err and "--max-batch" in err
-    # the batching keys are checked the same way on their own (as the batcher takes them)
-    with pytest.raises(ValueError, match="E123.*--max-queue"):
-        BatchLimits(max_queue=0)
