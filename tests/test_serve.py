@@ -16,11 +16,9 @@ import uvicorn  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
-from spacy_hf_ner.__main__ import main  # noqa: E402
 from spacy_hf_ner.payloads import token_classification  # noqa: E402
 from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.formats import doc_json  # noqa: E402
-from spacy_hf_ner.sources import load_pipeline  # noqa: E402
 
 from serve_helpers import chromium_driver, free_port, running  # noqa: E402
 from texts import TEXTS  # noqa: E402
@@ -394,27 +392,3 @@ def test_page_scores_and_threshold_slider(live_server, nlp):
             assert SAMPLE.split()[-1].rstrip(".") in driver.find_element(By.ID, "ents").text  # the text stays
     finally:
         driver.quit()
-
-
-# -- loading what to serve, the command line ------------------------------------------------
-
-
-def test_load_pipeline(bert_ner, bert_textcat, tmp_path, nlp):
-    assert load_pipeline(str(bert_ner)).pipe_names == ["hf_ner"]
-    assert load_pipeline(str(bert_textcat)).pipe_names == ["hf_textcat"]
-    nlp.to_disk(tmp_path / "pipeline")
-    assert load_pipeline(str(tmp_path / "pipeline")).pipe_names == nlp.pipe_names
-    with pytest.raises(ValueError, match="neither a spaCy pipeline"):
-        load_pipeline(str(tmp_path / "missing"))
-    with pytest.raises(ValueError, match=r"E128.*no spacy-hf-ner component.*hf_tagger"):
-        create_app(spacy.blank("en"))
-
-
-def test_command_line_help_and_bad_values(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["serve", "--help"])
-    assert exit_info.value.code == 0
-    assert "--max-batch" in capsys.readouterr().out
-    assert main(["serve", "model", "--max-batch", "0"]) == 1
-    err = capsys.readouterr().err
-    assert "E123" in err and "--max-batch" in err
