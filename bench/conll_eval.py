@@ -35,10 +35,10 @@ from typing import Any, Dict, List, Set, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+import torch  # noqa: E402
+
 from scripts.conll import fetch_conll, gold_char_spans, read_conll  # noqa: E402
 from scripts.evaluate_raw import doc_spans, prf  # noqa: E402
-
-import torch  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -87,10 +87,16 @@ def strip_prefix(label: str) -> str:
 # -- runners -------------------------------------------------------------------
 
 
-def timed(fn):
+def timed(fn, *args):
+    """fn(*args) and the seconds it took."""
     t0 = time.perf_counter()
-    out = fn()
+    out = fn(*args)
     return out, time.perf_counter() - t0
+
+
+def predict_all(ner, docs: List[Doc]) -> list:
+    """`ner.predict` over `docs`, PIPE_BATCH docs a call."""
+    return [e for b in range(0, len(docs), PIPE_BATCH) for e in ner.predict(docs[b:b + PIPE_BATCH])]
 
 
 def rate(n: int, secs: float) -> float:
@@ -241,9 +247,7 @@ def main() -> None:
         pipe_secs, n_warn, warn_ex = run_nlp_pipe(nlp, docs)
         stats = dict(ner.stats)
         pred_docs = make_docs(base, sents)
-        predicted, pred_secs = timed(
-            lambda: [e for b in range(0, n, PIPE_BATCH) for e in ner.predict(pred_docs[b:b + PIPE_BATCH])]
-        )
+        predicted, pred_secs = timed(predict_all, ner, pred_docs)
         ours = [[(e.label, float(e.score), e.start, e.end) for e in doc_ents] for doc_ents in predicted]
         parity = compare(hf_ents, ours, texts)
         on_tokens = sum(

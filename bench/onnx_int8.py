@@ -35,7 +35,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-
 from bench.onnx_speed import onnx_raw, take_turns, torch_raw  # noqa: E402
 
 

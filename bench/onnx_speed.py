@@ -103,6 +103,7 @@ def take_turns(runners: Dict[str, Callable[[List[str]], None]], texts: List[str]
 
 def seqeval_f1(nlp: Any, gold_docs: Sequence[Any]) -> Dict[str, float]:
     from spacy.tokens import Doc
+
     from scripts.trainer_conll import seqeval_metrics, word_tags
 
     inputs = [Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in gold_docs]

@@ -36,8 +36,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import httpx

@@ -38,6 +38,7 @@ classifier, whatever its weights.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -51,12 +52,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import torch  # noqa: E402
 
-from scripts.conll import fetch_conll, read_conll, read_conll_docs  # noqa: E402
 from bench.onnx_speed import raw_batches  # noqa: E402
+
+from scripts.conll import fetch_conll, read_conll, read_conll_docs  # noqa: E402
 
 CONTENDERS = ("raw", "hf", "hftp", "hf_ner", "onnx", "textcat")
 PROBE_BATCHES = (1, 8, 32, 64, 128)
@@ -176,6 +177,14 @@ def measure(
     if rounds > 1:
         out["rounds_docs_per_s"] = [round(len(texts) / t, 2) for t in times]
     return out
+
+
+def measure_into(
+    rows: Dict[str, Any], name: str, fn: Callable[[List[str]], Any], *, texts: List[str], device: torch.device, rounds: int, **info: Any
+) -> None:
+    """`measure` of `fn` as rows[name], with `info` added, and print the row."""
+    rows[name] = {**measure(fn, texts, device, rounds=rounds), **info}
+    print(f"  {name:<18} {rows[name]}", flush=True)
 
 
 # -- the contenders ------------------------------------------------------------
@@ -302,10 +311,7 @@ def main() -> None:
         rows: Dict[str, Any] = {}
         sample = texts[:256] if corpus == "short" else texts[:24]
 
-        def run(name: str, fn, **info: Any) -> None:
-            rows[name] = {**measure(fn, texts, device, rounds=args.rounds), **info}
-            print(f"  {name:<18} {rows[name]}", flush=True)
-
+        run = functools.partial(measure_into, rows, texts=texts, device=device, rounds=args.rounds)
         if "raw" in only:
             run("raw", raw_runner(tokenizer, model, device, window, stride, args.batch_size, "token"))
         if "hf" in only:

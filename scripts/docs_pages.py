@@ -20,7 +20,7 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Type, Union, get_args, get_origin
+from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union, get_args, get_origin
 
 from spacy_hf_ner import errors
 

@@ -14,6 +14,7 @@ another:
 """
 import argparse
 import sys
+from importlib import import_module
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
@@ -118,95 +119,49 @@ def _component_settings(args: argparse.Namespace) -> Dict[str, Any]:
     return settings
 
 
-def _add_export_onnx(parser: argparse.ArgumentParser) -> None:
-    from .backends.export_onnx import add_arguments
-
-    add_arguments(parser)
-
-
-def _run_export_onnx(args: argparse.Namespace) -> int:
-    from .backends.export_onnx import run
-
-    return run(args)
+# a command's two parts: add its arguments to its parser, and run it (the exit status)
+AddArguments = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace], int]
 
 
-def _add_init_config(parser: argparse.ArgumentParser) -> None:
-    from .init_config import add_arguments
+def _lazy(module: str) -> Tuple[AddArguments, Run]:
+    """The parts of the command whose module (relative to this package)
+    defines `add_arguments(parser)` and `run(args)`: the module is imported
+    only when a part is called."""
 
-    add_arguments(parser)
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        import_module(module, __package__).add_arguments(parser)
 
+    def run(args: argparse.Namespace) -> int:
+        return import_module(module, __package__).run(args)
 
-def _run_init_config(args: argparse.Namespace) -> int:
-    from .init_config import run
-
-    return run(args)
-
-
-def _add_displacy(parser: argparse.ArgumentParser) -> None:
-    from .displacy import add_arguments
-
-    add_arguments(parser)
-
-
-def _run_displacy(args: argparse.Namespace) -> int:
-    from .displacy import run
-
-    return run(args)
-
-
-def _add_package(parser: argparse.ArgumentParser) -> None:
-    from .package import add_arguments
-
-    add_arguments(parser)
-
-
-def _run_package(args: argparse.Namespace) -> int:
-    from .package import run
-
-    return run(args)
-
-
-def _add_annotate(parser: argparse.ArgumentParser) -> None:
-    from .bulk.cli import add
-
-    add(parser)
-
-
-def _run_annotate(args: argparse.Namespace) -> int:
-    from .bulk.cli import run
-
-    return run(args)
+    return add_arguments, run
 
 
 # name -> (help, add arguments, run)
-COMMANDS: Dict[str, Tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+COMMANDS: Dict[str, Tuple[str, AddArguments, Run]] = {
     "serve": ("serve a pipeline over HTTP (Inference API compatible, displaCy page)", _add_serve, _run_serve),
     "export-onnx": (
         "export a token/sequence classifier (or a pipeline's hf_* component) to ONNX, optionally int8",
-        _add_export_onnx,
-        _run_export_onnx,
+        *_lazy(".backends.export_onnx"),
     ),
     "init-config": (
         "write a spacy train config that fine-tunes an encoder as hf_ner, hf_tagger or hf_textcat "
         "(warm-up + linear decay)",
-        _add_init_config,
-        _run_init_config,
+        *_lazy(".init_config"),
     ),
     "displacy": (
         "render gold vs predicted entities of an evaluation set as HTML (spacy evaluate "
         "--displacy-path renders none for hf_ner)",
-        _add_displacy,
-        _run_displacy,
+        *_lazy(".displacy"),
     ),
     "package": (
         "spacy package plus this plugin's wheel in the same dist folder: pip install --find-links DIST PIPELINE",
-        _add_package,
-        _run_package,
+        *_lazy(".package"),
     ),
     "annotate": (
         "annotate a corpus (JSONL, Parquet, CSV, .txt folder) into one row per document, locally or on Ray",
-        _add_annotate,
-        _run_annotate,
+        *_lazy(".bulk.cli"),
     ),
 }
 

@@ -13,7 +13,7 @@ import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, ClassVar, Dict, Generic, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, TypeVar, Union, cast, get_args, get_origin
 
 import numpy as np
 import srsly
@@ -50,7 +50,11 @@ MODEL_DEFAULTS: Dict[str, Any] = {
 }
 
 
-class HFComponent(ListenedMixin, TrainableMixin, Pipe):
+# a component's settings model (`ModelSettings` and its own keys)
+S = TypeVar("S", bound=ModelSettings)
+
+
+class HFComponent(ListenedMixin, TrainableMixin, Pipe, Generic[S]):
     """A transformers classifier as a spaCy component (the base of `hf_ner`,
     `hf_tagger` and `hf_textcat`).
 
@@ -58,8 +62,10 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
     `spacy.load` of a saved pipeline reads the weights saved with it and never
     the hub.
 
-    Subclasses set `kind` (their `ComponentKind`, which gives `factory` and
-    `task`) and `Settings`, and implement `predict`, `set_annotations` and
+    Subclasses name their settings model once, as the type argument
+    (`class HFNer(HFComponent[NerSettings])`, which gives `Settings` and the
+    type of `settings`), set `kind` (their `ComponentKind`, which gives
+    `factory` and `task`), and implement `predict`, `set_annotations` and
     `_after_load` (what to derive from the loaded model).
     """
 
@@ -67,6 +73,7 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
     factory: ClassVar[str]
     task: ClassVar[Task]
     Settings: ClassVar[Type[ModelSettings]]
+    settings: S
     # the extension attribute the component writes (or reads), registered on
     # first construction: (Span, "hf_score")
     extension: ClassVar[Tuple[Any, str]]
@@ -77,6 +84,9 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
         super().__init_subclass__(**kwargs)
         if "kind" in cls.__dict__:
             cls.factory, cls.task = cls.kind.factory, cls.kind.task
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            if get_origin(base) is HFComponent:
+                cls.Settings = get_args(base)[0]
 
     def __init__(self, vocab: Vocab, name: Optional[str] = None, **settings: Any) -> None:
         """Initialize the component.
@@ -90,7 +100,7 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
         self.name = name or self.factory
         if set(self.Settings.model_fields) - set(settings):  # direct construction
             settings = {**_defaults(self.factory), **settings}
-        self.settings = validate(self.Settings, self.name, upgrade_backend(self.name, settings))
+        self.settings = self._validate(upgrade_backend(self.name, settings))
         s = self.settings
         self.runtime = ModelRuntime(
             s.model,
@@ -113,6 +123,10 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
         if not owner.has_extension(attr):
             owner.set_extension(attr, default=None)
 
+    def _validate(self, values: Dict[str, Any]) -> S:
+        """`values` checked as this component's settings (`Settings`)."""
+        return cast(S, validate(self.Settings, self.name, values))
+
     @property
     def cfg(self) -> Dict[str, Any]:
         """The component's settings as plain values (callables and the backend
@@ -129,7 +143,7 @@ class HFComponent(ListenedMixin, TrainableMixin, Pipe):
             (`ModelSettings`'s, but `batch_size` and `scorer`) cannot change
             here (E030): load the pipeline with the new config instead.
         """
-        new = validate(self.Settings, self.name, {**dict(self.settings), **values})
+        new = self._validate({**dict(self.settings), **values})
         fixed = [k for k in ModelSettings.model_fields if k not in ("batch_size", "scorer")]
         changed = [k for k in fixed if getattr(new, k) != getattr(self.settings, k)]
         if changed:

@@ -101,7 +101,7 @@ KIND = ComponentKind(
 )
 
 
-class HFNer(HFComponent):
+class HFNer(HFComponent[NerSettings]):
     """Run a Hugging Face token-classification model and write its entities to
     `doc.ents` and/or `doc.spans[spans_key]`, each with a score.
 
@@ -137,8 +137,6 @@ class HFNer(HFComponent):
     """
 
     kind = KIND
-    Settings = NerSettings
-    settings: NerSettings
 
     extension = (Span, SCORE_ATTR)
     gold_name = "entities"

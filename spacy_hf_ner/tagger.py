@@ -67,7 +67,7 @@ KIND = ComponentKind(
 )
 
 
-class HFTagger(HFComponent):
+class HFTagger(HFComponent[TaggerSettings]):
     """Run a Hugging Face token-classification model whose labels are tags (UPOS
     or a fine-grained tag set) and write one label per spaCy token to `token.pos`
     or `token.tag`, with its score in `token._.hf_tag_score`.
@@ -85,8 +85,6 @@ class HFTagger(HFComponent):
     """
 
     kind = KIND
-    Settings = TaggerSettings
-    settings: TaggerSettings
 
     extension = (Token, SCORE_ATTR)
     gold_name = "tags"

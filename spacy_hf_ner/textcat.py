@@ -23,7 +23,7 @@ import numpy as np
 from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.tokens import Doc
-from spacy.training import Example, validate_examples
+from spacy.training import Example
 from spacy.util import registry
 
 from .base import HFComponent, register_factory
@@ -93,7 +93,7 @@ KIND = ComponentKind(
 )
 
 
-class HFTextcat(HFComponent):
+class HFTextcat(HFComponent[TextcatSettings]):
     """Run a Hugging Face sequence-classification model and write its label
     scores to `doc.cats`.
 
@@ -113,8 +113,6 @@ class HFTextcat(HFComponent):
     """
 
     kind = KIND
-    Settings = TextcatSettings
-    settings: TextcatSettings
 
     extension = (Doc, PAIR_ATTR)  # the text pair the doc is classified with
     gold_name = "doc.cats"
@@ -163,40 +161,20 @@ class HFTextcat(HFComponent):
         problem = "multi_label_classification" if multi_label else "single_label_classification"
         self._prepare_head(wanted, wanted, problem_type=problem)
 
-    def update(
-        self,
-        examples: Iterable[Example],
-        *,
-        drop: float = 0.0,
-        sgd: Optional[Any] = None,
-        losses: Optional[Dict[str, float]] = None,
-    ) -> Dict[str, float]:
-        """Learn from a batch of examples: the logits of each doc's windows are
-        mean-pooled (as in prediction), then cross entropy (single-label) or
-        binary cross entropy (multi-label) against `doc.cats`. The model's own
-        dropout applies; `drop` is unused.
-
-        RETURNS (Dict[str, float]): the losses, with this component's added.
-        """
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, "HFTextcat.update")
-        self._check_trainable("update")
-        self._ensure_loaded()
+    def _learn(self, examples: List[Example]) -> Optional[float]:
+        """The loss of `examples` (see `update`), its gradients accumulated: the
+        logits of each doc's windows are mean-pooled (as in prediction), then
+        cross entropy (single-label) or binary cross entropy (multi-label)
+        against `doc.cats`. None: no windows."""
         windows = self._windows([eg.predicted for eg in examples], warn=False)
         model = self.model
         if not windows or model is None:
-            return losses
+            return None
         logits, backprop = model.begin_update(self.torch_inputs(windows))
         index = np.array([w.doc for w in windows], dtype=np.int64)
         loss, d_logits = self.get_loss(examples, (logits, index))
         backprop(d_logits)
-        if sgd not in (None, False):
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+        return loss
 
     def get_loss(self, examples: Iterable[Example], scores: Tuple[Any, np.ndarray], normalizer: int = 0) -> Tuple[float, Any]:
         """Loss and gradient of window logits (windows, labels) pooled per doc by

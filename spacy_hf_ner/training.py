@@ -193,9 +193,10 @@ class TrainableMixin:
         sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
-        """Learn from a batch of examples: one token-level cross-entropy step over
-        their windows (batched as in inference, `batching.plan_batches`, the
-        gradients summed). The model's own dropout applies; `drop` is unused.
+        """Learn from a batch of examples: `_learn` computes the loss and the
+        gradients (for token components, one cross-entropy step over their
+        windows), then `sgd` (if given) applies them. The model's own dropout
+        applies; `drop` is unused.
 
         RETURNS (Dict[str, float]): the losses, with this component's added.
         """
@@ -206,17 +207,27 @@ class TrainableMixin:
         validate_examples(examples, f"{type(self).__name__}.update")
         self._check_trainable("update")
         self._ensure_loaded()
-        if self.listening_components:  # listeners train on the same pass
-            losses[self.name] += shared_update(self, examples)
-            if sgd not in (None, False):
-                self.finish_update(sgd)
+        loss = self._learn(examples)
+        if loss is None:  # nothing to learn from: no step
             return losses
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def _learn(self, examples: List[Example]) -> Optional[float]:
+        """The loss of `examples`, its gradients accumulated in the model (None:
+        no example has a target): token-level cross entropy over their windows,
+        batched as in inference (`batching.plan_batches`), the gradients summed;
+        with listeners, the shared pass (`listeners.shared_update`)."""
+        if self.listening_components:  # listeners train on the same pass
+            return shared_update(self, examples)
         model = self.model
         assert model is not None, "a loaded trainable backend"
         windows, targets = self._training_windows(examples)
         total = int(sum((t != IGNORE_INDEX).sum() for t in targets))
         if total == 0:
-            return losses
+            return None
         lengths = np.array([len(w.ids) for w in windows])
         loss = 0.0
         for batch in plan_batches(lengths, self.settings.batch_size):
@@ -228,10 +239,7 @@ class TrainableMixin:
             part, d_logits = self.get_loss(examples, (logits, gold), normalizer=total)
             backprop(d_logits)
             loss += part
-        if sgd not in (None, False):
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+        return loss
 
     def get_loss(
         self, examples: Iterable[Example], scores: Tuple[Any, np.ndarray], normalizer: int = 0

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from models import CONLL_LABELS, build_sequence_classifier, build_token_classifier
+from models import CONLL_LABELS, build_encoder, build_sequence_classifier, build_token_classifier
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,12 @@ def bpe_ner(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bert_ner_uncased(tmp_path_factory) -> Path:
     return build_token_classifier(tmp_path_factory.mktemp("bert_ner_uncased"), lowercase=True, seed=4)
+
+
+@pytest.fixture(scope="session")
+def encoder(tmp_path_factory) -> Path:
+    """A tiny random BERT encoder with no task head (what fine-tuning starts from)."""
+    return build_encoder(tmp_path_factory.mktemp("encoder"))
 
 
 @pytest.fixture(scope="session")

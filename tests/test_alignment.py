@@ -1,6 +1,6 @@
 import numpy as np
 
-from spacy_hf_ner.alignment import strip_offsets, strip_span
+from spacy_hf_ner.alignment import IGNORE_INDEX, first_subword_targets, strip_offsets, strip_span
 from spacy_hf_ner.placement import Placed, resolve_overlaps, snap
 
 TEXT = "I  met Jessica-Lee in\nNew York ."
@@ -68,7 +68,41 @@ def test_resolve_overlaps_is_order_independent():
     assert [(p.label, p.start) for p in first] == [(p.label, p.start) for p in second]
 
 
+# -- training targets: the first model token of each word -----------------------------
+
+
+def test_first_subword_targets_labels_first_model_token_of_each_word():
+    # text: "Sarah Parkerson went"  words: Sarah | Parkerson | went
+    tok_starts, tok_ends = np.array([0, 6, 16]), np.array([5, 15, 20])
+    space = np.zeros(3, dtype=bool)
+    gold = np.array([1, 2, 0])
+    # [CLS] Sarah Park ##er ##son went [SEP]; specials have start == end
+    starts = np.array([0, 0, 6, 10, 12, 16, 0])
+    ends = np.array([0, 5, 10, 12, 15, 20, 0])
+    got = first_subword_targets(starts, ends, tok_starts, tok_ends, space, gold)
+    assert got.tolist() == [IGNORE_INDEX, 1, 2, IGNORE_INDEX, IGNORE_INDEX, 0, IGNORE_INDEX]
+
+
+def test_first_subword_targets_missing_gold_and_words_inside_a_model_token():
+    # words "New" "-" "York" (spaCy split) but one model token "New-York"
+    tok_starts, tok_ends = np.array([0, 3, 4]), np.array([3, 4, 8])
+    space = np.zeros(3, dtype=bool)
+    starts, ends = np.array([0]), np.array([8])
+    got = first_subword_targets(starts, ends, tok_starts, tok_ends, space, np.array([5, 6, 6]))
+    assert got.tolist() == [5]  # the word the model token starts in
+    got = first_subword_targets(starts, ends, tok_starts, tok_ends, space, np.array([IGNORE_INDEX, 6, 6]))
+    assert got.tolist() == [IGNORE_INDEX]
+
+
+def test_first_subword_targets_skip_whitespace_words():
+    tok_starts, tok_ends = np.array([0, 2]), np.array([1, 3])
+    space = np.array([False, True])
+    got = first_subword_targets(np.array([0, 2]), np.array([1, 3]), tok_starts, tok_ends, space, np.array([4, 7]))
+    assert got.tolist() == [4, IGNORE_INDEX]
+
+
 # -- words made of several spaCy tokens (units) ------------------------------------------
+
 
 import pytest  # noqa: E402
 import spacy  # noqa: E402

@@ -16,8 +16,6 @@ from spacy.cli.debug_config import debug_config
 from spacy.cli.debug_data import debug_data
 from spacy.tokens import Doc, DocBin
 
-from models import build_encoder
-
 REPO = Path(__file__).resolve().parent.parent
 
 # config -> the component it trains
@@ -76,11 +74,6 @@ def write_corpus(component: str, folder: Path) -> Path:
     DocBin(docs=[docs[i % len(docs)] for i in range(N_TRAIN)]).to_disk(folder / "train.spacy")
     DocBin(docs=docs).to_disk(folder / "dev.spacy")
     return folder
-
-
-@pytest.fixture(scope="module")
-def encoder(tmp_path_factory) -> Path:
-    return build_encoder(tmp_path_factory.mktemp("encoder"))
 
 
 def overrides(component: str, corpus: Path, encoder: Path):

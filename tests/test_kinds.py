@@ -52,11 +52,10 @@ class ToySettings(ModelSettings):
     """The toy has only the shared keys."""
 
 
-class ToyFirstToken(HFComponent):
+class ToyFirstToken(HFComponent[ToySettings]):
     """Labels each doc with its first model token's label."""
 
     kind = TOY
-    Settings = ToySettings
     extension = (Doc, "toy_label")
     gold_name = "toy labels"
 

@@ -1,6 +1,7 @@
 """The page's endpoint and view: `/render` takes `inputs` like every other
 endpoint, the dependency view is cropped to its arcs and fits its width, and
-`serve` configures hf_ner around a bare model from the command line."""
+`serve` configures hf_ner around a bare model from the command line; what
+`serve` loads, and its flags' help and checks."""
 import json
 import re
 
@@ -15,6 +16,7 @@ from spacy import displacy  # noqa: E402
 from spacy_hf_ner.__main__ import main  # noqa: E402
 from spacy_hf_ner.serve import ServeConfig, create_app  # noqa: E402
 from spacy_hf_ner.serve.formats import DEP_DISTANCE, render_dependencies  # noqa: E402
+from spacy_hf_ner.sources import load_pipeline  # noqa: E402
 
 LOCAL = "http://localhost"
 SAMPLE = "My name is Sarah Jessica Parker and I work at Google in New York. She left."
@@ -107,3 +109,27 @@ def test_serve_refuses_bad_component_settings(monkeypatch, bert_ner, capsys, fla
     assert main(["serve", str(bert_ner), *flags]) == 1
     err = capsys.readouterr().err
     assert code in err and key in err
+
+
+# -- loading what to serve, the command line ------------------------------------------------
+
+
+def test_load_pipeline(bert_ner, bert_textcat, tmp_path, nlp):
+    assert load_pipeline(str(bert_ner)).pipe_names == ["hf_ner"]
+    assert load_pipeline(str(bert_textcat)).pipe_names == ["hf_textcat"]
+    nlp.to_disk(tmp_path / "pipeline")
+    assert load_pipeline(str(tmp_path / "pipeline")).pipe_names == nlp.pipe_names
+    with pytest.raises(ValueError, match="neither a spaCy pipeline"):
+        load_pipeline(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match=r"E128.*no spacy-hf-ner component.*hf_tagger"):
+        create_app(spacy.blank("en"))
+
+
+def test_command_line_help_and_bad_values(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--help"])
+    assert exit_info.value.code == 0
+    assert "--max-batch" in capsys.readouterr().out
+    assert main(["serve", "model", "--max-batch", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "E123" in err and "--max-batch" in err

@@ -1,6 +1,6 @@
 import pytest
 
-from spacy_hf_ner.tags import detect_scheme, entity_type, hf_get_tag, split_tag, transition_constraints
+from spacy_hf_ner.tags import bio_labels, detect_scheme, entity_type, from_biluo, hf_get_tag, split_tag, transition_constraints
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,16 @@ def test_bare_labels_are_free_and_multi_hyphen_types_match():
     assert ("LABEL_1", "LABEL_1") in pairs and ("I-WORK-OF-ART", "LABEL_1") in pairs
     assert ("B-WORK-OF-ART", "I-WORK-OF-ART") in pairs
     assert ("B-WORK-OF-ART", "I-ART") not in pairs
+
+
+def test_from_biluo_to_each_scheme():
+    tags = ["U-PER", "B-ORG", "I-ORG", "L-ORG", "O"]
+    assert [from_biluo(t, "bio") for t in tags] == ["B-PER", "B-ORG", "I-ORG", "I-ORG", "O"]
+    assert [from_biluo(t, "bioes") for t in tags] == ["S-PER", "B-ORG", "I-ORG", "E-ORG", "O"]
+    assert [from_biluo(t, "biluo") for t in tags] == tags
+    assert from_biluo("U-WORK-OF-ART", "bio") == "B-WORK-OF-ART"
+    assert from_biluo("O", "bio", outside="OUT") == "OUT"
+
+
+def test_bio_labels_outside_first_then_sorted_types():
+    assert bio_labels(["PER", "LOC", "PER"]) == ("O", "B-LOC", "I-LOC", "B-PER", "I-PER")

@@ -4,16 +4,14 @@ import random
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
-from spacy_hf_ner.alignment import IGNORE_INDEX, first_subword_targets
+from spacy_hf_ner.alignment import IGNORE_INDEX
 from spacy_hf_ner.errors import HFNerWarning
-from spacy_hf_ner.tags import bio_labels, from_biluo
 
 from models import build_encoder, build_sequence_classifier, build_token_classifier
 
@@ -28,13 +26,15 @@ NER_DATA = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def encoder(tmp_path_factory) -> Path:
-    return build_encoder(tmp_path_factory.mktemp("encoder"))
-
-
 def ner_examples(nlp, data=NER_DATA):
     return [Example.from_dict(nlp.make_doc(t), {"entities": ents}) for t, ents in data]
+
+
+def ner_on(model):
+    """A blank pipeline with hf_ner over `model` on CPU, and NER_DATA as its examples."""
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("hf_ner", config={"model": str(model), "device": "cpu"})
+    return nlp, ner, ner_examples(nlp)
 
 
 def train(nlp, examples, steps):
@@ -48,59 +48,11 @@ def train(nlp, examples, steps):
     return history
 
 
-# -- pure logic ------------------------------------------------------------------
-
-
-def test_from_biluo_to_each_scheme():
-    tags = ["U-PER", "B-ORG", "I-ORG", "L-ORG", "O"]
-    assert [from_biluo(t, "bio") for t in tags] == ["B-PER", "B-ORG", "I-ORG", "I-ORG", "O"]
-    assert [from_biluo(t, "bioes") for t in tags] == ["S-PER", "B-ORG", "I-ORG", "E-ORG", "O"]
-    assert [from_biluo(t, "biluo") for t in tags] == tags
-    assert from_biluo("U-WORK-OF-ART", "bio") == "B-WORK-OF-ART"
-    assert from_biluo("O", "bio", outside="OUT") == "OUT"
-
-
-def test_bio_labels_outside_first_then_sorted_types():
-    assert bio_labels(["PER", "LOC", "PER"]) == ("O", "B-LOC", "I-LOC", "B-PER", "I-PER")
-
-
-def test_first_subword_targets_labels_first_model_token_of_each_word():
-    # text: "Sarah Parkerson went"  words: Sarah | Parkerson | went
-    tok_starts, tok_ends = np.array([0, 6, 16]), np.array([5, 15, 20])
-    space = np.zeros(3, dtype=bool)
-    gold = np.array([1, 2, 0])
-    # [CLS] Sarah Park ##er ##son went [SEP]; specials have start == end
-    starts = np.array([0, 0, 6, 10, 12, 16, 0])
-    ends = np.array([0, 5, 10, 12, 15, 20, 0])
-    got = first_subword_targets(starts, ends, tok_starts, tok_ends, space, gold)
-    assert got.tolist() == [IGNORE_INDEX, 1, 2, IGNORE_INDEX, IGNORE_INDEX, 0, IGNORE_INDEX]
-
-
-def test_first_subword_targets_missing_gold_and_words_inside_a_model_token():
-    # words "New" "-" "York" (spaCy split) but one model token "New-York"
-    tok_starts, tok_ends = np.array([0, 3, 4]), np.array([3, 4, 8])
-    space = np.zeros(3, dtype=bool)
-    starts, ends = np.array([0]), np.array([8])
-    got = first_subword_targets(starts, ends, tok_starts, tok_ends, space, np.array([5, 6, 6]))
-    assert got.tolist() == [5]  # the word the model token starts in
-    got = first_subword_targets(starts, ends, tok_starts, tok_ends, space, np.array([IGNORE_INDEX, 6, 6]))
-    assert got.tolist() == [IGNORE_INDEX]
-
-
-def test_first_subword_targets_skip_whitespace_words():
-    tok_starts, tok_ends = np.array([0, 2]), np.array([1, 3])
-    space = np.array([False, True])
-    got = first_subword_targets(np.array([0, 2]), np.array([1, 3]), tok_starts, tok_ends, space, np.array([4, 7]))
-    assert got.tolist() == [4, IGNORE_INDEX]
-
-
 # -- hf_ner ---------------------------------------------------------------------
 
 
 def test_hf_ner_learns_from_a_plain_encoder(encoder, tmp_path):
-    nlp = spacy.blank("en")
-    ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu"})
-    examples = ner_examples(nlp)
+    nlp, ner, examples = ner_on(encoder)
     history = train(nlp, examples, 60)
     assert ner.runtime.id2label == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
     assert ner.labels == ["LOC", "ORG", "PER"]
@@ -120,9 +72,7 @@ def test_hf_ner_learns_from_a_plain_encoder(encoder, tmp_path):
 
 
 def test_hf_ner_update_uses_the_spacy_optimizer(encoder):
-    nlp = spacy.blank("en")
-    ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu"})
-    examples = ner_examples(nlp)
+    nlp, ner, examples = ner_on(encoder)
     optimizer = nlp.initialize(lambda: examples)
     assert ner.is_trainable and ner.model is not None
     before = {k: v.detach().clone() for k, v in ner.runtime.model.named_parameters()}
@@ -133,6 +83,16 @@ def test_hf_ner_update_uses_the_spacy_optimizer(encoder):
     changed = [k for k, v in ner.runtime.model.named_parameters() if not torch_equal(before[k], v)]
     assert "classifier.weight" in changed and any(k.startswith("bert.encoder") for k in changed)
     assert all(v.grad is None or not v.grad.any() for v in ner.runtime.model.parameters())
+
+
+def test_an_update_with_nothing_to_learn_takes_no_optimizer_step(encoder):
+    nlp, ner, examples = ner_on(encoder)
+    optimizer = nlp.initialize(lambda: examples)
+    before = {k: v.detach().clone() for k, v in ner.runtime.model.named_parameters()}
+    unannotated = [Example.from_dict(nlp.make_doc(text), {}) for text, _ in NER_DATA]  # no gold entities
+    assert ner.update(unannotated, sgd=optimizer) == {"hf_ner": 0.0}
+    assert all(torch_equal(before[k], v) for k, v in ner.runtime.model.named_parameters())
+    assert ner.runtime.backend.save_dtype is not None  # not marked trained (saved in the checkpoint's dtype)
 
 
 def torch_equal(a, b):
@@ -361,9 +321,7 @@ def test_numpy_optimizer_path_matches_thinc_shim(encoder):
     params = []
     for use_numpy_path in (False, True):
         fix_random_seed(0)
-        nlp = spacy.blank("en")
-        ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu"})
-        examples = ner_examples(nlp)
+        nlp, ner, examples = ner_on(encoder)
         nlp.initialize(lambda: examples)
         optimizer = Adam(0.01, L2=0.01, grad_clip=1.0)
         for _ in range(2):
@@ -385,9 +343,7 @@ def test_grad_clip_bounds_the_global_norm_of_the_update(encoder):
     sqrt(number of tensors) times more), and its direction is the gradient's."""
     from thinc.api import SGD
 
-    nlp = spacy.blank("en")
-    ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu"})
-    examples = ner_examples(nlp)
+    nlp, ner, examples = ner_on(encoder)
     nlp.initialize(lambda: examples)
     ner.update(examples)
     module = ner.runtime.model

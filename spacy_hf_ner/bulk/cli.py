@@ -19,13 +19,11 @@ from typing import List
 from ..errors import Errors
 from .options import add_arguments, from_arguments
 
+# the command's parts: its arguments (those of `AnnotateOptions`) and `run`
+__all__ = ["add_arguments", "run"]
+
 CHILD = "SPACY_HF_NER_ANNOTATE_STATUS"
 EXPLAINED = "explained"
-
-
-def add(parser: argparse.ArgumentParser) -> None:
-    """The command's arguments."""
-    add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

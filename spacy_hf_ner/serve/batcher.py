@@ -13,10 +13,12 @@ remaining items. Calls run in a one-thread executor, so the event loop keeps
 accepting requests and the model is never entered twice at once.
 """
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Hashable, List, Optional, Sequence, Tuple
+
+from .config import BatchLimits
 
 
 class QueueFull(Exception):
@@ -40,16 +42,11 @@ class _Job:
         return self.scheduled < len(self.items)
 
 
-@dataclass
-class BatchStats:
-    requests: int = 0
-    inputs: int = 0
-    batches: int = 0
-    largest_batch: int = 0
-    rejected: int = 0
-    timed_out: int = 0
-    abandoned: int = 0  # requests whose client went away before the answer
-    dropped: int = 0  # items never run: their request timed out or was abandoned
+# what the batcher counts (`Batcher.stats`, the server's /stats): requests,
+# their inputs, batched model calls and the largest; requests refused (queue
+# full), timed out and abandoned (the client went away before the answer); and
+# inputs never run (their request timed out or was abandoned)
+COUNTS = ("requests", "inputs", "batches", "largest_batch", "rejected", "timed_out", "abandoned", "dropped_inputs")
 
 
 class Batcher:
@@ -66,27 +63,16 @@ class Batcher:
     ones, and calls alternate between the two while both wait.
 
     run (Callable[[Hashable, List[Any]], List[Any]]): one result per item.
-    max_batch (int): items per model call.
-    max_wait_ms (float): how long to gather requests after an idle spell.
-    max_queue (int): jobs with items waiting; more are refused (QueueFull).
-    max_batch_tokens (Optional[int]): model tokens per call; None: no limit.
+    limits (BatchLimits): `max_batch`, `max_batch_tokens` (None: no token
+        budget), `max_wait_ms`, and `max_queue` (jobs with items waiting; more
+        are refused with QueueFull); the server passes its `ServeConfig`.
     """
 
-    def __init__(
-        self,
-        run: Callable[[Hashable, List[Any]], List[Any]],
-        *,
-        max_batch: int,
-        max_wait_ms: float,
-        max_queue: int,
-        max_batch_tokens: Optional[int] = None,
-    ) -> None:
+    def __init__(self, run: Callable[[Hashable, List[Any]], List[Any]], limits: BatchLimits) -> None:
         self.run = run
-        self.max_batch = max_batch
-        self.max_batch_tokens = max_batch_tokens
-        self.max_wait = max_wait_ms / 1000.0
-        self.max_queue = max_queue
-        self.stats = BatchStats()
+        self.limits = limits
+        # the COUNTS so far
+        self.stats: Counter[str] = Counter()
         self.accepting = False
         self._jobs: Deque[_Job] = deque()
         self._wake: Optional[asyncio.Event] = None
@@ -135,25 +121,25 @@ class Batcher:
         Cancelling the caller drops the job's items that have not run.
         """
         if not self.accepting or self._wake is None:
-            self.stats.rejected += 1
+            self.stats["rejected"] += 1
             raise QueueFull("the server is shutting down")
-        if self.queued >= self.max_queue:
-            self.stats.rejected += 1
-            raise QueueFull(f"the queue is full ({self.max_queue} requests waiting)")
+        if self.queued >= self.limits.max_queue:
+            self.stats["rejected"] += 1
+            raise QueueFull(f"the queue is full ({self.limits.max_queue} requests waiting)")
         loop = asyncio.get_running_loop()
         future: "asyncio.Future[List[Any]]" = loop.create_future()
         costs = list(costs) if costs is not None else [1] * len(items)
         job = _Job(key, list(items), costs, future, loop.time() + timeout, [None] * len(items))
         self._jobs.append(job)
         self._wake.set()
-        self.stats.requests += 1
-        self.stats.inputs += len(items)
+        self.stats["requests"] += 1
+        self.stats["inputs"] += len(items)
         try:
             # on timeout or cancellation the future is cancelled, and the worker
             # drops what is left of the job before its next call
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
-            self.stats.timed_out += 1
+            self.stats["timed_out"] += 1
             raise
 
     def _drop_finished(self, now: float) -> None:
@@ -163,7 +149,7 @@ class Batcher:
             if not job.future.done() and now >= job.deadline:
                 job.future.set_exception(asyncio.TimeoutError())
             if job.future.done():
-                self.stats.dropped += len(job.items) - job.scheduled
+                self.stats["dropped_inputs"] += len(job.items) - job.scheduled
                 job.scheduled = len(job.items)
             if job.waiting or (job.answered < job.scheduled and not job.future.done()):
                 kept.append(job)
@@ -188,7 +174,8 @@ class Batcher:
         same = [job for job in candidates if job.key == key]
         # each job's share of the call: one item, then up to an equal part of
         # the token budget, so small requests are not held by a large one's items
-        share = None if self.max_batch_tokens is None else self.max_batch_tokens / len(same)
+        budget = self.limits.max_batch_tokens
+        share = None if budget is None else budget / len(same)
         spent = {id(job): 0 for job in same}
         taken: List[Tuple[_Job, int]] = []
         tokens = 0
@@ -201,8 +188,8 @@ class Batcher:
                 if self._next_is_short(job) != short:
                     continue
                 cost = job.costs[job.scheduled]
-                over = self.max_batch_tokens is not None and tokens + cost > self.max_batch_tokens
-                if len(taken) >= self.max_batch or (taken and over):
+                over = budget is not None and tokens + cost > budget
+                if len(taken) >= self.limits.max_batch or (taken and over):
                     full = True
                     break
                 taken.append((job, job.scheduled))
@@ -217,7 +204,8 @@ class Batcher:
 
     def _next_is_short(self, job: _Job) -> bool:
         """Whether the job's next item is short: at most an eighth of the token budget."""
-        return self.max_batch_tokens is not None and job.costs[job.scheduled] * 8 <= self.max_batch_tokens
+        budget = self.limits.max_batch_tokens
+        return budget is not None and job.costs[job.scheduled] * 8 <= budget
 
     def _ready_size(self) -> Tuple[int, int]:
         items = [(job, i) for job in self._jobs if not job.future.done() for i in range(job.scheduled, len(job.items))]
@@ -235,9 +223,10 @@ class Batcher:
                 await self._wake.wait()
                 # after an idle spell, gather the requests arriving together
                 size, tokens = self._ready_size()
-                full = size >= self.max_batch or (self.max_batch_tokens is not None and tokens >= self.max_batch_tokens)
-                if self.max_wait > 0 and not full and not self._stopping:
-                    await asyncio.sleep(self.max_wait)
+                budget = self.limits.max_batch_tokens
+                full = size >= self.limits.max_batch or (budget is not None and tokens >= budget)
+                if self.limits.max_wait_ms > 0 and not full and not self._stopping:
+                    await asyncio.sleep(self.limits.max_wait_ms / 1000.0)
                 continue
             key, taken = self._pick()
             await self._call(key, taken)
@@ -245,8 +234,8 @@ class Batcher:
     async def _call(self, key: Hashable, taken: List[Tuple[_Job, int]]) -> None:
         loop = asyncio.get_running_loop()
         items = [job.items[i] for job, i in taken]
-        self.stats.batches += 1
-        self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+        self.stats["batches"] += 1
+        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(items))
         try:
             results = await loop.run_in_executor(self._executor, self.run, key, items)
         except Exception as error:  # each job of the call gets the error, and is over

@@ -13,14 +13,42 @@ from ..errors import Errors, HFNerWarning, SpacyHFNerError, Warnings
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
-class ServeConfig(BaseModel):
-    """Limits and batching of the server.
+class _Checked(BaseModel):
+    """A settings model whose values are checked once, with coded errors: E123
+    names the flag (the key with dashes) of a value out of range."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            error = e.errors()[0]
+            key, why = str(error["loc"][0]), error["msg"].replace("Input should be", "should be").rstrip(".")
+            raise SpacyHFNerError(Errors.E123.format(flag=key.replace("_", "-"), value=values.get(key), why=why)) from None
+
+
+class BatchLimits(_Checked):
+    """How requests are batched into model calls (what `Batcher` reads).
 
     max_batch: texts per batched model call (1 runs every text on its own).
     max_batch_tokens: model tokens per batched call; a large request is split
-        over calls at this size, and other requests share each of them.
+        over calls at this size, and other requests share each of them. None:
+        no token budget (calls are cut by `max_batch` alone).
     max_wait_ms: how long the worker waits for more requests after the first.
     max_queue: requests waiting for the model; more are refused with 503.
+    """
+
+    max_batch: int = Field(32, ge=1)
+    max_batch_tokens: Optional[int] = Field(1024, ge=1)
+    max_wait_ms: float = Field(5.0, ge=0)
+    max_queue: int = Field(1024, ge=1)
+
+
+class ServeConfig(BatchLimits):
+    """Limits and batching of the server: the batching keys of `BatchLimits`,
+    and these.
+
     max_inputs: texts in one request; more are refused with 422.
     max_windows_per_request: model windows one request may need (every
         model's windows of every input, overlaps included); more: 413.
@@ -44,12 +72,6 @@ class ServeConfig(BaseModel):
         for the defaults `serve` derives from the bind address).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_batch: int = Field(32, ge=1)
-    max_batch_tokens: int = Field(1024, ge=1)
-    max_wait_ms: float = Field(5.0, ge=0)
-    max_queue: int = Field(1024, ge=1)
     max_inputs: int = Field(64, ge=1)
     max_windows_per_request: int = Field(64, ge=1)
     max_windows_per_input: int = Field(8, ge=1)
@@ -70,12 +92,7 @@ class ServeConfig(BaseModel):
             values["allowed_hosts"] = tuple(h.strip().lower() for h in hosts if h.strip())
             if not values["allowed_hosts"]:
                 raise SpacyHFNerError(Errors.E120.format(value=",".join(hosts)))
-        try:
-            super().__init__(**values)
-        except ValidationError as e:
-            error = e.errors()[0]
-            key, why = str(error["loc"][0]), error["msg"].replace("Input should be", "should be").rstrip(".")
-            raise SpacyHFNerError(Errors.E123.format(flag=key.replace("_", "-"), value=values.get(key), why=why)) from None
+        super().__init__(**values)
 
     @property
     def hosts(self) -> Tuple[str, ...]:

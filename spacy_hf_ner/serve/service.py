@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from ..errors import Errors
 from ..kinds import ComponentKind
-from .batcher import Batcher, QueueFull
+from .batcher import COUNTS, Batcher, QueueFull
 from .config import ServeConfig
 from .worker import Cost, PipelineWorker, model_aliases
 
@@ -30,13 +30,7 @@ class Service:
         self.kinds: Dict[str, ComponentKind] = self.runner.kinds
         # URL names -> component names
         self.aliases = model_aliases(self.components)
-        self.batcher = Batcher(
-            self.runner,
-            max_batch=config.max_batch,
-            max_wait_ms=config.max_wait_ms,
-            max_queue=config.max_queue,
-            max_batch_tokens=config.max_batch_tokens,
-        )
+        self.batcher = Batcher(self.runner, config)
         self.ready = False
 
     @property
@@ -89,7 +83,7 @@ class Service:
         gone.cancel()
         if not answer.done():  # the client went away: drop its work
             answer.cancel()
-            self.batcher.stats.abandoned += 1
+            self.batcher.stats["abandoned"] += 1
             raise HTTPException(499, "the client closed the connection")
         try:
             return answer.result()
@@ -128,19 +122,8 @@ class Service:
 
     def stats(self) -> Dict[str, Any]:
         """Batching statistics: requests, inputs, batched model calls."""
-        s, batcher = self.batcher.stats, self.batcher
-        return {
-            "requests": s.requests,
-            "inputs": s.inputs,
-            "batches": s.batches,
-            "largest_batch": s.largest_batch,
-            "rejected": s.rejected,
-            "timed_out": s.timed_out,
-            "abandoned": s.abandoned,
-            "dropped_inputs": s.dropped,
-            "queued": batcher.queued,
-            "max_batch": batcher.max_batch,
-        }
+        counts = {name: self.batcher.stats[name] for name in COUNTS}
+        return {**counts, "queued": self.batcher.queued, "max_batch": self.config.max_batch}
 
 
 async def _disconnected(request: Request) -> None:
