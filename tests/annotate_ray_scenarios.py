@@ -190,6 +190,7 @@ def engines(args, out):
 
 
 def node_loss(args, out):
+    import psutil
     import ray
     from ray.cluster_utils import Cluster
 
@@ -217,6 +218,9 @@ def node_loss(args, out):
             if any(parts.glob("part-*.parquet")):
                 break
             time.sleep(0.2)
+        # the processes of the doomed node (its raylet's workers): did it annotate?
+        raylet = doomed.all_processes["raylet"][0].process.pid
+        removed["pids"] = [p.pid for p in psutil.Process(raylet).children(recursive=True)]
         cluster.remove_node(doomed, allow_graceful=False)
         removed["at"] = time.time()
 
@@ -230,8 +234,12 @@ def node_loss(args, out):
         result = summary(report)
     except Exception as e:
         result = {"error": f"{type(e).__name__}: {e}"}
+    finished = time.time()
     killer.join(timeout=5)
     result["node_removed"] = "at" in removed
+    result["removed_mid_run"] = removed.get("at", finished) < finished
+    # documents annotated by a worker of the doomed node before it went
+    result["doomed_node_docs"] = sum(n for w, n in result.get("workers", {}).items() if int(w.rsplit(":", 1)[1]) in removed.get("pids", []))
     ray.shutdown()
     cluster.shutdown()
     return result

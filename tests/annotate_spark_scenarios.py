@@ -11,8 +11,9 @@ Scenarios (each writes its outputs and a JSON summary, result.json, into --out):
   used by the library calls as a Databricks notebook would:
   the same corpus through the local engine and through Spark (rows compared by
   the test), record numbers as ids, `annotate_dataframe`; a corpus whose
-  pipeline kills its Python worker once mid-task and has a poisoned doc; a doc
-  that hangs (E108, the finished parts kept), then `--resume`.
+  pipeline kills its Python worker once mid-task and has a poisoned doc, then
+  `--resume` over that output with 20 more documents (library call and command
+  line); a doc that hangs (E108, the finished parts kept), then `--resume`.
 * `no-executor`: a standalone master with no worker: E113, not a hang.
 
 The assertions are in the tests; this script only runs the jobs.
@@ -67,6 +68,9 @@ def summary(report):
         "entities": report.entities,
         "seconds": report.seconds,
         "workers": report.workers,
+        "entities_now": report.entities_now,
+        "failed_now": report.failed_now,
+        "failed_examples": report.failed_examples,
     }
 
 
@@ -124,12 +128,46 @@ def faults(args, out, texts, options):
     """A worker process killed mid-task (os._exit) and a poisoned doc."""
     import spacy_hf_ner
 
-    texts = list(texts[:300])
+    all_texts, texts = texts, list(texts[:300])
     texts[7] = "POISON " + texts[7]
     texts[150] = "CRASH " + texts[150]
     corpus = write_jsonl(out / "faulty.jsonl", texts)
     report = spacy_hf_ner.annotate(corpus, out / "faulty.parquet", args.faulty, code=FAULTS, **options)
-    return {**summary(report), "crashed": (out / "crashed").exists()}
+    more = write_jsonl(out / "faulty_more.jsonl", texts + all_texts[300:320])
+    resumed = resume_faulty(args, out, more, options)
+    return {**summary(report), "crashed": (out / "crashed").exists(), "resumed": resumed}
+
+
+def resume_faulty(args, out, corpus, options):
+    """`--resume` over a copy of faulty.parquet (its d7 failed) with 20 more
+    documents, then the command line over that output once more (nothing left
+    to do): what each reports, W100 warnings, the exit code."""
+    import contextlib
+    import io
+    import shutil
+    import warnings
+
+    import spacy_hf_ner
+    from spacy_hf_ner.__main__ import main
+    from spacy_hf_ner.bulk.cli import CHILD
+
+    target = out / "faulty_resumed.parquet"
+    shutil.copytree(out / "faulty.parquet", target)
+    shutil.copy(out / "faulty.parquet.meta.json", out / "faulty_resumed.parquet.meta.json")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = spacy_hf_ner.annotate(corpus, target, args.faulty, code=FAULTS, resume=True, **options)
+    argv = ["annotate", str(corpus), str(target), "--pipeline", args.faulty, "--code", FAULTS, "--engine", "spark",
+            "--resume", "--no-progress", "--batch-size", "16"]
+    printed = io.StringIO()
+    os.environ[CHILD] = str(out / "cli_status")  # the job in this process, in the active session
+    try:
+        with contextlib.redirect_stdout(printed):
+            code = main(argv)
+    finally:
+        del os.environ[CHILD]
+    w100 = [str(w.message) for w in caught if "W100" in str(w.message)]
+    return {"report": summary(report), "w100": w100, "exit_code": code, "table": printed.getvalue()}
 
 
 def stall(args, out, texts, options):

@@ -111,10 +111,31 @@ def test_a_killed_python_worker_loses_nothing_and_repeats_nothing(engines):
     assert sorted(ids) == sorted(f"d{i}" for i in range(300))
     rows = rows_by_id(out / "faulty.parquet")
     assert [k for k, r in rows.items() if r["error"]] == ["d7"] and "poisoned" in rows["d7"]["error"]
-    assert faults["failed"] == 1 and faults["documents"] == 300
+    assert faults["failed"] == faults["failed_now"] == 1 and faults["documents"] == 300
+    assert len(faults["failed_examples"]) == 1 and faults["failed_examples"][0].startswith("'d7': ")
     local = rows_by_id(out / "local.parquet")
     clean = {k: v for k, v in rows.items() if k not in ("d7", "d150")}
     assert_same_entities(clean, {k: local[k] for k in clean})
+
+
+def test_a_resumed_run_reports_and_exits_on_the_published_output(engines):
+    """Issue 29 item 6 on Spark: the first run's failed document is in the
+    output, so a resumed run reports it (and this run's 0, no W100) and the
+    command line exits 2, as the local and Ray engines do."""
+    out, result = engines
+    resumed = result["faults"]["resumed"]
+    rows = rows_by_id(out / "faulty_resumed.parquet")
+    assert sorted(rows) == sorted(f"d{i}" for i in range(320))
+    assert [k for k, r in rows.items() if r["error"]] == ["d7"]
+    report = resumed["report"]
+    assert (report["documents"], report["annotated"], report["resumed"]) == (320, 20, 300)
+    assert (report["failed"], report["failed_now"], report["failed_examples"]) == (1, 0, [])
+    new = [f"d{i}" for i in range(300, 320)]
+    assert report["entities"] == sum(len(r["entities"] or []) for r in rows.values())
+    assert report["entities_now"] == sum(len(rows[k]["entities"] or []) for k in new) < report["entities"]
+    assert resumed["w100"] == []  # nothing failed in this run
+    assert resumed["exit_code"] == 2
+    assert "1 (0 in this run)" in resumed["table"]
 
 
 def test_a_hanging_task_stops_with_e108_and_resume_finishes_exactly_once(engines):

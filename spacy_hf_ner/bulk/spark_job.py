@@ -165,10 +165,15 @@ def read_output(spark: Any, path: str, fields: Any) -> Any:
     return spark.read.parquet(path)
 
 
-def verify(watch: Watchdog, docs: Any, written: Any, output: str) -> int:
-    """E110 unless every input id is written exactly once; RETURNS the rows."""
+def verify(watch: Watchdog, docs: Any, written: Any, output: str) -> Dict[str, int]:
+    """E110 unless every input id is written exactly once; RETURNS the rows,
+    failed rows and entities of `written` (`io.publish`'s counts), in the
+    same pass."""
     F = import_pyspark().functions
-    counted = written.groupBy("id").agg(F.count("*").alias("n"))
+    entities = F.when(F.col("entities").isNull(), 0).otherwise(F.size("entities"))
+    counted = written.groupBy("id").agg(
+        F.count("*").alias("n"), F.sum(F.col("error").isNotNull().cast("int")).alias("failed"), F.sum(entities).alias("entities"),
+    )
     joined = docs.select("id", F.lit(1).alias("inp")).join(counted, "id", "full_outer")
     stats = watch(
         "verifying every document is written exactly once",
@@ -176,7 +181,7 @@ def verify(watch: Watchdog, docs: Any, written: Any, output: str) -> int:
             F.sum(F.col("n").isNull().cast("int")).alias("missing"),
             F.sum(F.col("inp").isNull().cast("int")).alias("extra"),
             F.sum((F.col("n") > 1).cast("int")).alias("twice"),
-            F.sum("n").alias("rows"),
+            F.sum("n").alias("rows"), F.sum("failed").alias("failed"), F.sum("entities").alias("entities"),
         ).first(),
     )
     missing, extra = int(stats["missing"] or 0), int((stats["extra"] or 0) + (stats["twice"] or 0))
@@ -184,7 +189,7 @@ def verify(watch: Watchdog, docs: Any, written: Any, output: str) -> int:
         wrong = joined.where("n is null or inp is null or n > 1").select("id").limit(3).collect()
         examples = ", ".join(repr(r["id"]) for r in wrong)
         raise RuntimeError(Errors.E110.format(missing=missing, extra=extra, examples=examples, path=output))
-    return int(stats["rows"] or 0)
+    return {key: int(stats[key] or 0) for key in ("rows", "failed", "entities")}
 
 
 def publish(watch: Watchdog, written: Any, parts: str, output: str, earlier: bool, meta: Dict[str, Any]) -> None:
@@ -271,9 +276,9 @@ def run(options: Any) -> Any:
         seconds = time.perf_counter() - start
         check_parts(summaries, parts)
         written = _written(spark, parts, output if earlier else None, spec.fields)
-        documents = verify(watch, docs, written, output)
-        failed = [r for r in summaries if r["failed"]]
-        examples = _failed_examples(written) if failed else []
+        counts = verify(watch, docs, written, output)  # of OUTPUT, as published
+        failed_now = sum(r["failed"] for r in summaries)
+        examples = _failed_examples(watch, parts, summaries) if failed_now else []
         publish(watch, written, parts, output, earlier, meta)
         if flat is not None:
             _write_flat(watch, read_output(spark, output, spec.fields), str(flat))
@@ -283,10 +288,10 @@ def run(options: Any) -> Any:
         if owned:
             spark.stop()
     report = Report(
-        output=output, engine="spark", documents=documents, annotated=sum(r["rows"] for r in summaries),
-        resumed=resumed, entities=sum(r["entities"] for r in summaries), failed=sum(r["failed"] for r in failed),
-        seconds=seconds, workers=worker_counts(summaries), failed_examples=examples,
-        entities_now=sum(r["entities"] for r in summaries), failed_now=sum(r["failed"] for r in failed),
+        output=output, engine="spark", documents=counts["rows"], annotated=sum(r["rows"] for r in summaries),
+        resumed=resumed, entities=counts["entities"], failed=counts["failed"], seconds=seconds,
+        workers=worker_counts(summaries), failed_examples=examples, entities_now=sum(r["entities"] for r in summaries),
+        failed_now=failed_now,
     )
     _warn_failed(report)
     return report
@@ -320,8 +325,11 @@ def _written(spark: Any, parts: str, earlier: Optional[str], fields: Any) -> Any
     return new.unionByName(old.join(new.select("id"), "id", "left_anti"))
 
 
-def _failed_examples(written: Any) -> List[str]:
-    rows = written.where("error is not null").select("id", "error").limit(3).collect()
+def _failed_examples(watch: Watchdog, parts: str, summaries: List[Dict[str, Any]]) -> List[str]:
+    """Up to 3 failed documents of this run (read from its parts that hold one)."""
+    files = [f"{parts.rstrip('/')}/{r['part']}" for r in summaries if r["failed"]]
+    failed = watch.spark.read.parquet(*files).where("error is not null").select("id", "error")
+    rows = watch("reading the failed documents", failed.limit(3).collect)
     return [f"{r['id']!r}: {r['error']}" for r in rows]
 
 
@@ -330,8 +338,8 @@ def _warn_failed(report: Any) -> None:
 
     from ..errors import HFNerWarning, Warnings
 
-    if report.failed:
-        message = Warnings.W100.format(failed=report.failed, total=report.annotated, examples="; ".join(report.failed_examples))
+    if report.failed_now:  # this run's failures, as the other engines (the report shows both)
+        message = Warnings.W100.format(failed=report.failed_now, total=report.annotated, examples="; ".join(report.failed_examples))
         warnings.warn(message, HFNerWarning)
 
 
