@@ -10,8 +10,9 @@ Scenarios (each writes its outputs and a JSON summary into --out):
 * `engines`: the same corpus through the local engine and through Ray with 2
   actors; then a corpus with a poisoned doc and a doc that crashes its actor
   once; then a pool that cannot fit (refused).
-* `node-loss`: a simulated 3-node cluster (`ray.cluster_utils.Cluster`); a
-  worker node is removed mid-run.
+* `node-loss`: a simulated cluster (`ray.cluster_utils.Cluster`: a head for
+  the driver, 3 one-CPU worker nodes, 2 actors); a node whose actor is
+  annotating is removed mid-run.
 
 The assertions are in the tests; this script only runs the jobs.
 """
@@ -199,36 +200,43 @@ def node_loss(args, out):
     texts = [line.rstrip("\n") for line in open(args.texts, encoding="utf8")]
     corpus = write_jsonl(out / "corpus.jsonl", texts)
     os.environ["ANNOTATE_SLEEP"] = "0.02"  # slow enough that the node goes mid-run
+    # the head runs the driver only; each worker node holds one one-CPU actor at
+    # most, so the node removed mid-run is one whose actor is annotating
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": False, "object_store_memory": STORE},
+        head_node_args={"num_cpus": 0, "include_dashboard": False, "object_store_memory": STORE},
     )
-    doomed = cluster.add_node(num_cpus=1, object_store_memory=STORE)
-    cluster.add_node(num_cpus=1, object_store_memory=STORE)
+    nodes = [cluster.add_node(num_cpus=1, object_store_memory=STORE) for _ in range(3)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)
     quiet_ray_data()
     removed = {}
 
+    def actor_pids(node):
+        """The processes of `node` (its raylet's children) and whether one is an annotating actor."""
+        raylet = node.all_processes["raylet"][0].process.pid
+        children = psutil.Process(raylet).children(recursive=True)
+        return [p.pid for p in children], any("MapWorker" in " ".join(p.cmdline()) for p in children)
+
     def remove_when_parts_appear():
-        # remove a worker node once the job has delivered some blocks
+        # remove a node with an actor once the job has written a few parts
         parts = Path(str(out / "lost.parquet") + ".parts")
         deadline = time.time() + 300
-        while time.time() < deadline:
-            if any(parts.glob("part-*.parquet")):
-                break
+        while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 6:
             time.sleep(0.2)
-        # the processes of the doomed node (its raylet's workers): did it annotate?
-        raylet = doomed.all_processes["raylet"][0].process.pid
-        removed["pids"] = [p.pid for p in psutil.Process(raylet).children(recursive=True)]
-        cluster.remove_node(doomed, allow_graceful=False)
-        removed["at"] = time.time()
+        for node in nodes:
+            pids, working = actor_pids(node)
+            if working:
+                removed["pids"] = pids
+                cluster.remove_node(node, allow_graceful=False)
+                removed["at"] = time.time()
+                return
 
     killer = threading.Thread(target=remove_when_parts_appear, daemon=True)
     killer.start()
     try:
         report = spacy_hf_ner.annotate(
-            corpus, out / "lost.parquet", args.faulty, code=FAULTS, engine="ray", workers=2, cpus_per_worker=0.5,
+            corpus, out / "lost.parquet", args.faulty, code=FAULTS, engine="ray", workers=2, cpus_per_worker=1,
             batch_size=16, checkpoint_every=16, stall_timeout=240, max_retries=5,
         )
         result = summary(report)

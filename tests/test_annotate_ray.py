@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -142,7 +143,8 @@ def test_ray_refuses_a_pool_that_would_hang(engines):
 
 @pytest.mark.slow
 def test_a_lost_node_still_delivers_every_doc_exactly_once(bert_ner, tmp_path):
-    """A simulated 3-node cluster loses a worker node mid-run."""
+    """A simulated cluster (head + 3 one-CPU worker nodes, 2 actors) loses a
+    node whose actor is annotating, mid-run."""
     from annotate_faults import faulty_pipeline
     from test_annotate import corpus_texts
 
@@ -155,6 +157,9 @@ def test_a_lost_node_still_delivers_every_doc_exactly_once(bert_ner, tmp_path):
     rows = pq.read_table(tmp_path / "run" / "lost.parquet").to_pylist()
     assert sorted(r["id"] for r in rows) == sorted(f"d{i}" for i in range(len(texts)))
     assert all(r["error"] is None for r in rows)
+    # the report counts the units the lost node wrote whose summaries it took along
+    assert result["annotated"] == result["documents"] == len(texts), result
+    assert result["entities"] == sum(len(r["entities"]) for r in rows)
 
 
 def write_issue_28_corpus(path, docs, words_per_doc):
@@ -186,3 +191,26 @@ def test_the_command_on_ray_ends_with_its_report_and_output_and_leaves_no_proces
     assert "rc=0" in done.stdout, done.stdout[-2000:] + done.stderr[-4000:]
     assert "documents" in done.stdout and pq.read_table(out).num_rows == docs
     assert "LEFT []" in done.stdout, done.stdout[-2000:]
+
+
+def test_parts_whose_summaries_were_lost_are_counted_from_the_parts(tmp_path):
+    """A unit's part written by a worker whose node went before its summary
+    reached the driver: read again, it counts its rows, failures, entities and
+    examples as the worker's own summary would have (no worker named)."""
+    from spacy_hf_ner.bulk.job import Tally
+    from spacy_hf_ner.bulk.ray import SUMMARY, _part_summaries, _summary, _tally
+
+    entity = {"start": 0, "end": 6, "label": "PER", "text": "Angela", "score": 0.9}
+    table = pa.table({
+        "id": ["a", "b", "c"],
+        "error": [None, "ValueError: poisoned document", None],
+        "entities": [[entity, entity], None, [entity]],
+    })
+    pq.write_table(table, tmp_path / "part-7.parquet")
+    read = _part_summaries(pa.table({"unit": [7], "path": [str(tmp_path / "part-7.parquet")]}))
+    assert read.schema == SUMMARY
+    assert read.to_pylist() == [_summary(7, table, "")]
+    tally = Tally()
+    assert _tally(tally, read) == {7}
+    assert (tally.annotated, tally.failed, tally.entities) == (3, 1, 3)
+    assert tally.failed_examples == ["'b': ValueError: poisoned document"] and not tally.workers

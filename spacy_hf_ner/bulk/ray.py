@@ -36,7 +36,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Set, Tuple
 
 import pyarrow as pa
 
@@ -72,11 +72,26 @@ class _Annotator:
         tables = [annotate_batch(nlp, ids[i: i + size], texts[i: i + size], self.spec.fields) for i in range(0, len(ids), size)]
         table = pa.concat_tables(tables) if tables else self.parts.schema.empty_table()
         self.parts.write(table, number=unit.number)
-        errors = table.column("error")
-        examples = [f"{i!r}: {e}" for i, e in zip(table.column("id").to_pylist(), errors.to_pylist()) if e is not None]
-        entities = sum(len(e) for e in table.column("entities").to_pylist())
-        return {"unit": unit.number, "rows": table.num_rows, "failed": table.num_rows - errors.null_count,
-                "entities": entities, "worker": worker_name(), "examples": json.dumps(examples[:3])}
+        return _summary(unit.number, table, worker_name())
+
+
+def _summary(unit: int, table: pa.Table, worker: str) -> Dict[str, Any]:
+    """A unit's SUMMARY row from its annotated table (its part's rows)."""
+    errors = table.column("error")
+    examples = [f"{i!r}: {e}" for i, e in zip(table.column("id").to_pylist(), errors.to_pylist()) if e is not None]
+    entities = sum(len(e or ()) for e in table.column("entities").to_pylist())
+    return {"unit": unit, "rows": table.num_rows, "failed": table.num_rows - errors.null_count,
+            "entities": entities, "worker": worker, "examples": json.dumps(examples[:3])}
+
+
+def _part_summaries(batch: pa.Table) -> pa.Table:
+    """The SUMMARY rows of parts read again (`unit`, `path`): parts a worker
+    wrote whose summary never reached the driver (its node went). No worker
+    is named: the one that wrote them is gone."""
+    import pyarrow.parquet as pq
+
+    rows = [_summary(r["unit"], pq.read_table(r["path"], columns=["id", "error", "entities"]), "") for r in batch.to_pylist()]
+    return pa.Table.from_pylist(rows, schema=SUMMARY)
 
 
 def _ids(batch: pa.Table, source: Source, side: int) -> pa.Table:
@@ -166,10 +181,10 @@ class RayEngine:
         check_layout(job, layout, f"--checkpoint-every {o.checkpoint_every}, --engine ray, the same input")
         job.meta["layout"] = layout
         job.parts = Parts(job.parts.folder, job.schema, job.meta)
-        done = {int(f.stem.split("-")[1]) for f in job.parts.files()}
+        done = {_unit_of(f) for f in job.parts.files()}
         if job.earlier and not done:  # a finished output: every unit is in it
             done = {u.number for u in units}
-        tally = Tally(resumed=_rows([f for f in job.parts.files() if int(f.stem.split("-")[1]) in done]))
+        tally = Tally(resumed=_rows([f for f in job.parts.files() if _unit_of(f) in done]))
         if job.earlier and not job.parts.files():
             tally.resumed = _rows(job.earlier)
         self._run(job, source, [u for u in units if u.number not in done], tally)
@@ -181,13 +196,14 @@ class RayEngine:
         from .stream import _watched
 
         failures = 0
+        counted: Set[int] = set()  # units whose summaries reached the driver
         while todo:
             dataset = self._dataset(job, source, todo)
             try:
                 rows = _watched(dataset.iter_batches(batch_format="pyarrow", batch_size=None), self.options.stall_timeout,
                                 self.name, lambda: tally.annotated, None)
                 for summary in rows:
-                    _tally(tally, summary)
+                    counted |= _tally(tally, summary)
                     self._progress(tally, len(todo))
                 return
             except Exception as e:
@@ -199,11 +215,31 @@ class RayEngine:
                     raise SpacyHFNerRuntimeError(
                         Errors.E109.format(engine=self.name, failures=failures, retries=self.options.max_retries, error=_first_line(e))
                     ) from e
-                written = {int(f.stem.split("-")[1]) for f in job.parts.files()}
+                written = {_unit_of(f): f for f in job.parts.files()}
+                unseen = {n: written[n] for n in {u.number for u in todo} & set(written) - counted}
+                if unseen:  # written, but their summaries were lost with the failure
+                    counted |= self._count_parts(unseen, tally)
                 todo = [u for u in todo if u.number not in written]
                 self.start()  # what is left of the cluster must still hold the pool
                 print(f"annotate: ray: the dataset failed ({_first_line(e)}); running the {len(todo)} unit(s) "
                       f"without a part again (retry {failures} of {self.options.max_retries})", file=sys.stderr)
+
+    def _count_parts(self, parts: Dict[int, Path], tally: Any) -> Set[int]:
+        """Tally parts whose summaries were lost, reading them again in tasks
+        of no CPU (the failed dataset's actors may still hold every CPU),
+        under the watchdog; RETURNS their unit numbers."""
+        from ray.data import from_items
+
+        from .stream import _watched
+
+        items = [{"unit": n, "path": str(p)} for n, p in sorted(parts.items())]
+        summaries = from_items(items, override_num_blocks=len(items)).map_batches(
+            _part_summaries, batch_format="pyarrow", num_cpus=0
+        )
+        batches = summaries.iter_batches(batch_format="pyarrow", batch_size=None)
+        for summary in _watched(batches, self.options.stall_timeout, self.name, lambda: tally.annotated, None):
+            _tally(tally, summary)
+        return set(parts)
 
     def _dataset(self, job: Any, source: Source, todo: Sequence[Unit]) -> Any:
         """`map_batches` over an actor pool: one unit per task, retries capped."""
@@ -241,7 +277,7 @@ class RayEngine:
         from ray.data.aggregate import Count, Sum
 
         files = job.parts.files()
-        missing_parts = {u.number for u in units} - {int(f.stem.split("-")[1]) for f in files}
+        missing_parts = {u.number for u in units} - {_unit_of(f) for f in files}
         inputs = from_items([u.__dict__ for u in units], override_num_blocks=len(units)).map_batches(
             _ids, fn_kwargs={"source": source, "side": 1}, batch_format="pyarrow"  # type: ignore[arg-type]  # Ray's stub: a batch-only callable (fn_kwargs pass the rest)
         )
@@ -317,13 +353,23 @@ def _rows(files: Sequence[Path]) -> int:
     return sum(rows(Path(f)) for f in files)
 
 
-def _tally(tally: Any, summary: pa.Table) -> None:
+def _tally(tally: Any, summary: pa.Table) -> Set[int]:
+    """Add SUMMARY rows to `tally`; RETURNS their unit numbers."""
+    units = set()
     for row in summary.to_pylist():
+        units.add(row["unit"])
         tally.annotated += row["rows"]
         tally.failed += row["failed"]
         tally.entities += row["entities"]
-        tally.workers[row["worker"]] += row["rows"]
+        if row["worker"]:
+            tally.workers[row["worker"]] += row["rows"]
         tally.failed_examples += json.loads(row["examples"])[: 3 - len(tally.failed_examples)]
+    return units
+
+
+def _unit_of(part: Path) -> int:
+    """The unit number of a part file (`part-<unit>.parquet`)."""
+    return int(part.stem.split("-")[1])
 
 
 def _raise_ours(error: BaseException) -> None:
