@@ -26,7 +26,7 @@ pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra: p
 from test_annotate_ray import NAMESPACE, _namespace_problem, assert_same_entities
 
 from spacy_hf_ner.bulk.spark import check_parts, rebatch, write_part
-from spacy_hf_ner.bulk.spark_job import _id_column, next_prefix, plan_parts
+from spacy_hf_ner.bulk.spark_job import _id_column, next_prefix, part_files, plan_parts
 from spacy_hf_ner.errors import SpacyHFNerError
 
 HERE = Path(__file__).parent
@@ -225,3 +225,16 @@ def test_sparks_own_failures_become_e116_and_ours_keep_their_code():
     ours = SpacyHFNerError("[E113] annotate: ...")
     assert _coded(ours) is ours
     assert _coded(KeyError("x")).__class__ is KeyError
+
+
+@pytest.mark.parametrize("scheme", ["memory", "file"])
+def test_parts_on_a_uri_are_listed_with_their_scheme(scheme, tmp_path):
+    """Spark reads the finished parts back (resume, verify) by the paths
+    `part_files` gives: on s3://, gs://, dbfs:/ ... a path without its scheme
+    is another place. A temporary (hidden) part is not listed."""
+    folder = f"memory://parts-{tmp_path.name}" if scheme == "memory" else (tmp_path / "parts").as_uri()
+    table = pa.table({"id": ["a"]})
+    write_part(table, folder, "part-001000000.parquet")
+    write_part(table, folder, "part-001000001.parquet")
+    assert part_files(folder) == [f"{folder}/part-001000000.parquet", f"{folder}/part-001000001.parquet"]
+    assert part_files(folder + "-none") == []

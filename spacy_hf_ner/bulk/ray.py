@@ -236,7 +236,7 @@ class RayEngine:
         summaries = from_items(items, override_num_blocks=len(items)).map_batches(
             _part_summaries, batch_format="pyarrow", num_cpus=0
         )
-        batches = summaries.iter_batches(batch_format="pyarrow", batch_size=None)
+        batches = iter(summaries.iter_batches(batch_format="pyarrow", batch_size=None))
         for summary in _watched(batches, self.options.stall_timeout, self.name, lambda: tally.annotated, None):
             _tally(tally, summary)
         return set(parts)

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from ..errors import Errors, SpacyHFNerError
 from .core import Spec, describe, schema
 from .local import WORKER_COLUMN, run_batch
+from .units import filesystem
 
 # the summary row each task returns for the part it wrote
 SUMMARY = pa.schema(
@@ -143,16 +144,6 @@ class WritePart:
         yield pa.RecordBatch.from_pylist(
             [{"part": name, "rows": table.num_rows, "failed": failed, "entities": entities, "worker": worker}], schema=SUMMARY
         )
-
-
-def filesystem(path: str) -> Tuple[Any, str]:
-    """(pyarrow filesystem, path in it) for a local path or a URI
-    (s3://, gs://, hdfs://, file://)."""
-    from pyarrow import fs
-
-    if "://" in path:
-        return fs.FileSystem.from_uri(path)
-    return fs.LocalFileSystem(), os.path.abspath(path)
 
 
 def write_part(table: pa.Table, folder: str, name: str) -> None:

@@ -34,13 +34,13 @@ from .spark import (
     Watchdog,
     WritePart,
     check_parts,
-    filesystem,
     import_pyspark,
     not_spark_input,
     session,
     spark_schema,
     worker_counts,
 )
+from .units import filesystem
 
 # -- reading and checking the corpus -------------------------------------------------
 
@@ -148,7 +148,10 @@ def part_files(folder: str) -> List[str]:
     if fs.get_file_info(base).type != pafs.FileType.Directory:
         return []
     infos = fs.get_file_info(pafs.FileSelector(base))
-    return sorted(i.path for i in infos if i.base_name.startswith("part-") and i.base_name.endswith(".parquet"))
+    names = sorted(i.base_name for i in infos if i.base_name.startswith("part-") and i.base_name.endswith(".parquet"))
+    # Spark reads them: a URI keeps its scheme (the filesystem's paths drop it)
+    root = folder.rstrip("/") if "://" in folder else base
+    return [f"{root}/{name}" for name in names]
 
 
 def next_prefix(files: List[str]) -> str:
