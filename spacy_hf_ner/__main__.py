@@ -14,8 +14,9 @@ another:
 """
 import argparse
 import sys
+import warnings
 from importlib import import_module
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 
 def _add_serve(parser: argparse.ArgumentParser) -> None:
@@ -166,6 +167,21 @@ COMMANDS: Dict[str, Tuple[str, AddArguments, Run]] = {
 }
 
 
+def plain_warning(message: Any, category: Type[Warning], filename: str, lineno: int, line: Optional[str] = None) -> str:
+    """How the command line prints a warning: the plugin's own as
+    `HFNerWarning: [Wnnn] ...`, the code and the fix, as the docs show them
+    (not the file, line number and source line of the `warnings.warn` call);
+    any other warning as Python prints it."""
+    from .exceptions import HFNerWarning
+
+    if issubclass(category, HFNerWarning):
+        return f"{category.__name__}: {message}\n"
+    return PYTHON_FORMATWARNING(message, category, filename, lineno, line)
+
+
+PYTHON_FORMATWARNING = warnings.formatwarning
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run a subcommand; returns the exit status."""
     from . import __version__
@@ -179,7 +195,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         sub.set_defaults(run=run)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    return args.run(args)
+    formatwarning, warnings.formatwarning = warnings.formatwarning, plain_warning
+    try:
+        return args.run(args)
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":

@@ -401,6 +401,21 @@ def test_a_resumed_run_reports_and_exits_on_the_published_output(bert_ner, tmp_p
     assert "1 (0 in this run)" in capfd.readouterr().out
 
 
+def test_the_command_prints_a_warning_as_the_docs_show_it(bert_ner, tmp_path):
+    """`spacy-hf-ner annotate` prints W100 as `HFNerWarning: [W100] ...`
+    (docs/guides/bulk.md), not with the file, line and source line of the
+    `warnings.warn` call that Python's default format adds."""
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(["Paris", None])))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = ["annotate", str(src), str(tmp_path / "o.parquet"), "--pipeline", str(bert_ner), "--no-progress"]
+    done = subprocess.run([sys.executable, "-m", "spacy_hf_ner", *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("HFNerWarning: [W100] annotate: 1 of 2 document(s) failed") for line in lines), done.stderr
+    assert "warnings.warn(" not in done.stderr and "job.py" not in done.stderr
+
+
 @pytest.mark.parametrize(
     "options,flag",
     [({"batch_size": 0}, "--batch-size"), ({"workers": 0}, "--workers"), ({"stall_timeout": 0}, "--stall-timeout"),
