@@ -31,6 +31,7 @@ def configs(tmp_path: Path, model: Path):
 
 
 def train(config: Path, out: Path):
+    import scripts.curated_numpy  # noqa: F401  (curated trains under NumPy 2.4)
     from spacy.cli.train import train as spacy_train
 
     overrides = {"training.logger.progress_bar": False}
@@ -51,8 +52,20 @@ def weights(nlp, name):
     return [p.detach().clone() for p in nlp.get_pipe(name).model.get_ref("transformer").shims[0]._model.parameters()]
 
 
+def bert_tokenizer_copy(model: Path, dest: Path) -> Path:
+    """The tiny model with its tokenizer saved as transformers' BertTokenizer
+    (as en_conll03's is): curated's piece loader accepts only named classes."""
+    import json
+    import shutil
+
+    shutil.copytree(model, dest)
+    path = dest / "tokenizer_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "tokenizer_class": "BertTokenizer"}))
+    return dest
+
+
 def test_the_twin_config_trains_the_same_heads_on_curated_transformer(bert_ner, tmp_path):
-    ours, curated = configs(tmp_path, bert_ner)
+    ours, curated = configs(tmp_path, bert_tokenizer_copy(bert_ner, tmp_path / "model"))
     a, b = load_config(ours, interpolate=False), load_config(curated, interpolate=False)
     assert b["nlp"]["pipeline"] == ["transformer", "tagger", "parser"]
     assert b["components"]["transformer"]["frozen"] is True
@@ -76,3 +89,19 @@ def test_the_twin_config_trains_the_same_heads_on_curated_transformer(bert_ner, 
     fresh.initialize(lambda: examples(fresh, tmp_path / "corpus" / "dev.spacy"))  # loads the encoder again
     before, after = weights(fresh, "transformer"), weights(other, "transformer")
     assert len(before) > 10 and all(bool((p == q).all()) for p, q in zip(before, after))  # frozen: never updated
+
+
+def test_the_shipped_twin_is_the_twin_of_the_shipped_heads_config(tmp_path):
+    """configs/heads_ewt_curated.cfg is what scripts/curated_twin.py writes
+    from configs/heads_ewt.cfg: the heads, steps and optimizer are the same."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    shipped = repo / "configs" / "heads_ewt_curated.cfg"
+    first_line = shipped.read_text().splitlines()[0]
+    assert first_line.startswith("# Written by: python -m scripts.curated_twin configs/heads_ewt.cfg")
+    out = tmp_path / "twin.cfg"
+    argv = [sys.executable, "-m", "scripts.curated_twin", "configs/heads_ewt.cfg", str(out)]
+    subprocess.run(argv, cwd=repo, check=True, capture_output=True)
+    assert out.read_text().splitlines()[1:] == shipped.read_text().splitlines()[1:]
