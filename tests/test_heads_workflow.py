@@ -105,3 +105,39 @@ def test_the_shipped_twin_is_the_twin_of_the_shipped_heads_config(tmp_path):
     argv = [sys.executable, "-m", "scripts.curated_twin", "configs/heads_ewt.cfg", str(out)]
     subprocess.run(argv, cwd=repo, check=True, capture_output=True)
     assert out.read_text().splitlines()[1:] == shipped.read_text().splitlines()[1:]
+
+
+def test_conll_pos_column_becomes_token_tags(tmp_path):
+    """`conll_to_spacy --tags`: the second column (PoS) of each word is its
+    `tag_`, beside the entities of the last column, across a document's docs."""
+    from spacy.tokens import DocBin
+
+    from scripts.conll import read_conll_docs
+    from scripts.conll_to_spacy import to_docs
+
+    path = tmp_path / "c.txt"
+    path.write_text(
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
+        "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n-DOCSTART- -X- -X- O\n\nIt PRP B-NP O\n"
+    )
+    nlp = spacy.blank("en")
+    docs = list(to_docs(nlp.vocab, read_conll_docs(path), 1, read_conll_docs(path, column=1)))
+    assert [[(t.text, t.tag_) for t in d] for d in docs] == [
+        [("EU", "NNP"), ("rejects", "VBZ")], [("Peter", "NNP"), ("Blackburn", "NNP")], [("It", "PRP")]
+    ]  # fmt: skip
+    assert [[(e.text, e.label_) for e in d.ents] for d in docs] == [[("EU", "ORG")], [("Peter Blackburn", "PER")], []]
+    untagged = list(to_docs(nlp.vocab, read_conll_docs(path), 8))
+    assert not any(d.has_annotation("TAG") for d in untagged)
+    DocBin(docs=docs).to_disk(tmp_path / "c.spacy")  # tags survive a DocBin
+    back = list(DocBin().from_disk(tmp_path / "c.spacy").get_docs(nlp.vocab))
+    assert [t.tag_ for d in back for t in d] == ["NNP", "VBZ", "NNP", "NNP", "PRP"]
+
+
+def test_frozen_entities_counts_every_difference():
+    from scripts.frozen_entities import compare
+
+    same = [[(0, 2, "ORG")], []]
+    assert compare(same, same)["differences"] == 0
+    report = compare([[(0, 2, "ORG")], [(3, 5, "PER")]], [[(0, 2, "LOC")], [(3, 5, "PER")]])
+    assert report["differences"] == 2 and report["entities_trained"] == report["entities_standalone"] == 2
+    assert {d["only_in"] for d in report["examples"]} == {"trained", "standalone"}
