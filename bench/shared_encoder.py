@@ -69,22 +69,13 @@ def add_heads(nlp, upstream: str) -> None:
 
 
 def curated_transformer(nlp) -> None:
-    """spacy-curated-transformers' transformer over en_conll03's weights."""
-    from spacy_hf_ner.sources import resolve_model
+    """spacy-curated-transformers' transformer over en_conll03's weights
+    (its default strided spans: window 128, stride 96)."""
+    from scripts.curated_twin import encoder_dir, loaders, transformer_model
 
-    path = resolve_model(MODEL, "bench")
-    model = {
-        "@architectures": "spacy-curated-transformers.BertTransformer.v1",
-        "vocab_size": 30522, "hidden_width": WIDTH, "intermediate_width": 1536,
-        "num_attention_heads": 12, "num_hidden_layers": 6,
-        "piece_encoder": {"@architectures": "spacy-curated-transformers.BertWordpieceEncoder.v1"},
-        "with_spans": {"@architectures": "spacy-curated-transformers.WithStridedSpans.v1", "stride": 96, "window": 128},
-    }  # fmt: skip
-    nlp.add_pipe("curated_transformer", name="transformer", config={"model": model})
-    nlp.config["initialize"]["components"]["transformer"] = {
-        "encoder_loader": {"@model_loaders": "spacy-curated-transformers.HFTransformerEncoderLoader.v1", "name": path},
-        "piecer_loader": {"@model_loaders": "spacy-curated-transformers.HFPieceEncoderLoader.v1", "name": path},
-    }
+    path = encoder_dir()
+    nlp.add_pipe("curated_transformer", name="transformer", config={"model": transformer_model(path, 128, 96)})
+    nlp.config["initialize"]["components"]["transformer"] = loaders(str(path))
 
 
 def examples(texts: List[str]):

@@ -28,22 +28,26 @@ def package_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+def link_dir(source: Path, dest: Path) -> None:
+    """Link (or copy) the folder `source` to `dest`, replacing what is there."""
+    if dest.is_symlink() or dest.exists():
+        if dest.resolve() == source.resolve():
+            print(f"{dest} -> {source}")
+            return
+        shutil.rmtree(dest) if dest.is_dir() and not dest.is_symlink() else dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.symlink_to(source, target_is_directory=True)
+    except OSError:
+        shutil.copytree(source, dest)
+    print(f"{dest} -> {source}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dest", type=Path)
     args = ap.parse_args()
-    source = package_dir()
-    if args.dest.is_symlink() or args.dest.exists():
-        if args.dest.resolve() == source.resolve():
-            print(f"{args.dest} -> {source}")
-            return
-        shutil.rmtree(args.dest) if args.dest.is_dir() and not args.dest.is_symlink() else args.dest.unlink()
-    args.dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        args.dest.symlink_to(source, target_is_directory=True)
-    except OSError:
-        shutil.copytree(source, args.dest)
-    print(f"{args.dest} -> {source}")
+    link_dir(package_dir(), args.dest)
 
 
 if __name__ == "__main__":

