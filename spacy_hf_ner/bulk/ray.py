@@ -26,7 +26,8 @@ The traps this module avoids:
   work: the input is cut into at least `BLOCKS_PER_WORKER` units per actor.
 * Ray retries a crashed actor's tasks forever by default: restarts and task
   retries are capped at `max_retries`; a dataset Ray gives up on (a lost node)
-  is run again on the units without a part.
+  is run again on the units without a part, and the parts written whose
+  summaries went with it are counted from the parts (`_count_parts`).
 * Ray waits silently for resources that never come: `check_resources`
   refuses a pool that does not fit next to the CPU Ray Data's own tasks need
   (E107, with the flag to change).
@@ -195,8 +196,7 @@ class RayEngine:
         """Run the units through the actor pool until each has its part."""
         from .stream import _watched
 
-        failures = 0
-        counted: Set[int] = set()  # units whose summaries reached the driver
+        failures, counted = 0, set()  # counted: units whose summaries reached the driver
         while todo:
             dataset = self._dataset(job, source, todo)
             try:
@@ -367,8 +367,7 @@ def _tally(tally: Any, summary: pa.Table) -> Set[int]:
     return units
 
 
-def _unit_of(part: Path) -> int:
-    """The unit number of a part file (`part-<unit>.parquet`)."""
+def _unit_of(part: Path) -> int:  # part-<unit>.parquet
     return int(part.stem.split("-")[1])
 
 
