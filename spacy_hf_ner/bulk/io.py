@@ -243,6 +243,11 @@ class Parts:
     def files(self) -> List[Path]:
         return sorted(self.folder.glob(PART_GLOB)) if self.folder.is_dir() else []
 
+    @staticmethod
+    def number_of(part: Path) -> int:
+        """The number of a part file (`part-<number>.parquet`)."""
+        return int(part.stem.split("-")[1])
+
     def ids(self) -> List[str]:
         """The ids already written (left-over temporary files are removed)."""
         if self.folder.is_dir():
@@ -258,7 +263,7 @@ class Parts:
         self.folder.mkdir(parents=True, exist_ok=True)
         if number is None:
             files = self.files()
-            number = int(files[-1].stem.split("-")[1]) + 1 if files else 0
+            number = self.number_of(files[-1]) + 1 if files else 0
         target = self.folder / f"part-{number:06d}.parquet"
         tmp = target.with_suffix(f".{os.getpid()}.tmp")  # a retried task may write beside a stuck one
         pq.write_table(table.cast(self.schema), tmp)

@@ -182,10 +182,10 @@ class RayEngine:
         check_layout(job, layout, f"--checkpoint-every {o.checkpoint_every}, --engine ray, the same input")
         job.meta["layout"] = layout
         job.parts = Parts(job.parts.folder, job.schema, job.meta)
-        done = {_unit_of(f) for f in job.parts.files()}
+        done = {Parts.number_of(f) for f in job.parts.files()}
         if job.earlier and not done:  # a finished output: every unit is in it
             done = {u.number for u in units}
-        tally = Tally(resumed=_rows([f for f in job.parts.files() if _unit_of(f) in done]))
+        tally = Tally(resumed=_rows([f for f in job.parts.files() if Parts.number_of(f) in done]))
         if job.earlier and not job.parts.files():
             tally.resumed = _rows(job.earlier)
         self._run(job, source, [u for u in units if u.number not in done], tally)
@@ -215,7 +215,7 @@ class RayEngine:
                     raise SpacyHFNerRuntimeError(
                         Errors.E109.format(engine=self.name, failures=failures, retries=self.options.max_retries, error=_first_line(e))
                     ) from e
-                written = {_unit_of(f): f for f in job.parts.files()}
+                written = {Parts.number_of(f): f for f in job.parts.files()}
                 unseen = {n: written[n] for n in {u.number for u in todo} & set(written) - counted}
                 if unseen:  # written, but their summaries were lost with the failure
                     counted |= self._count_parts(unseen, tally)
@@ -277,7 +277,7 @@ class RayEngine:
         from ray.data.aggregate import Count, Sum
 
         files = job.parts.files()
-        missing_parts = {u.number for u in units} - {_unit_of(f) for f in files}
+        missing_parts = {u.number for u in units} - {Parts.number_of(f) for f in files}
         inputs = from_items([u.__dict__ for u in units], override_num_blocks=len(units)).map_batches(
             _ids, fn_kwargs={"source": source, "side": 1}, batch_format="pyarrow"  # type: ignore[arg-type]  # Ray's stub: a batch-only callable (fn_kwargs pass the rest)
         )
@@ -365,10 +365,6 @@ def _tally(tally: Any, summary: pa.Table) -> Set[int]:
             tally.workers[row["worker"]] += row["rows"]
         tally.failed_examples += json.loads(row["examples"])[: 3 - len(tally.failed_examples)]
     return units
-
-
-def _unit_of(part: Path) -> int:  # part-<unit>.parquet
-    return int(part.stem.split("-")[1])
 
 
 def _raise_ours(error: BaseException) -> None:

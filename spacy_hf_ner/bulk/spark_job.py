@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import Errors, SpacyHFNerError
-from .io import INPUT_KINDS, meta_path, output_kind, with_metadata
+from .io import INPUT_KINDS, Parts, meta_path, output_kind, with_metadata
 from .spark import (
     PART_COLUMN,
     SUMMARY_DDL,
@@ -157,7 +157,7 @@ def part_files(folder: str) -> List[str]:
 def next_prefix(files: List[str]) -> str:
     """This run's part prefix: `part-RRR` after the runs before (a part is
     `part-RRRPPPPPP.parquet`, which the local engine's numbering continues)."""
-    runs = [int(Path(f).stem.split("-")[1]) // 10**6 for f in files]
+    runs = [Parts.number_of(Path(f)) // 10**6 for f in files]
     return f"part-{max(runs, default=0) + 1:03d}"
 
 
