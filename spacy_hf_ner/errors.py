@@ -200,6 +200,10 @@ class Errors(metaclass=WithCodes):
         "(known: {known}). Fix: use one of them, or install the package that registers "
         "'{component}'."
     )
+    E146 = (
+        "init-config: `--encoder-learn-rate` = {value} sets the rate of the component's "
+        "encoder when it trains with its heads, {problem}. Fix: {fix}."
+    )
     E143 = (
         "displacy: the evaluation set `DATA` = '{path}' does not exist. Fix: give a "
         ".spacy file (or a folder of them) with gold entities, e.g. one written by "
@@ -346,6 +350,12 @@ class Errors(metaclass=WithCodes):
         "{name}: component '{listener}' has a transformer listener with `upstream` = "
         "'{name}', but a sequence classifier (hf_textcat) keeps no per-token hidden "
         "states. Fix: point `upstream` at an hf_ner or hf_tagger component."
+    )
+    E174 = (
+        "spacy-hf-ner.torch.v1: `learn_rate_scale` = {value!r} must be a share of the "
+        "optimizer's learning rate above 0. Fix: give e.g. 0.02 (the model learns at 2% of "
+        "`[training.optimizer.learn_rate]`), 1.0 (the same rate), or put the component in "
+        "`[training] frozen_components` to keep its weights."
     )
     E162 = "export-onnx: `{key}` (flag --{flag}) = {value!r} {problem}. Fix: {fix}."
     E163 = (

@@ -45,7 +45,7 @@ class ModelSettings(BaseModel):
         the CPU), "cpu", "cuda", "cuda:N" or "mps".
     backend: what runs the model, a block on the `hf_backends` registry with its
         own arguments (`backends/registry.py`: "spacy-hf-ner.torch.v1" with
-        `dtype`, "spacy-hf-ner.onnx.v1" with `file`).
+        `dtype` and `learn_rate_scale`, "spacy-hf-ner.onnx.v1" with `file`).
     scorer: the scoring function.
     """
 

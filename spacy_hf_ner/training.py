@@ -112,20 +112,25 @@ class TrainableMixin:
         own as thinc does for its layers: per-tensor clipping of a transformer's
         ~100 tensors lets the update grow far past the limit.
 
-        On a GPU without cupy (a model on CUDA under `device = "auto"` while
-        thinc runs on numpy), parameters go through the optimizer as numpy
-        arrays and back, instead of failing in thinc's cupy conversion."""
+        The backend's `learn_rate_scale` scales the optimizer's rate (thinc's
+        `lr_scale`), which thinc's own `PyTorchShim.finish_update` cannot
+        pass: parameters go through the optimizer as numpy arrays and back (on
+        the CPU, views; the same numbers as thinc's shim), also on a GPU
+        without cupy (a model on CUDA under `device = "auto"` while thinc runs
+        on numpy), where thinc's cupy conversion would fail. On a GPU with
+        cupy at scale 1, thinc's shim keeps the parameters on the device."""
         model = self.model
         if model is None:
             return
         self._check_schedule(sgd)
         backend = self._trainable()
         backend.mark_trained()
+        scale = float(getattr(backend, "learn_rate_scale", 1.0))
         with clip_global_norm(backend.module, sgd):
-            if backend.device.type == "cpu" or _has_cupy():
+            if backend.device.type != "cpu" and _has_cupy() and scale == 1.0:
                 model.finish_update(sgd)
             else:
-                finish_update_numpy(model, sgd)
+                finish_update_numpy(model, sgd, scale)
 
     def _check_schedule(self, sgd: Optimizer) -> None:
         """On the first update of a training run (`initialize` kept the
@@ -308,16 +313,17 @@ def clip_global_norm(module: Any, sgd: Optimizer) -> Iterator[None]:
         sgd.grad_clip = clip
 
 
-def finish_update_numpy(model: Model, sgd: Optimizer) -> None:
-    """thinc's `PyTorchShim.finish_update` with the optimizer on numpy copies of
-    the parameters, whatever device they are on."""
+def finish_update_numpy(model: Model, sgd: Optimizer, lr_scale: float = 1.0) -> None:
+    """thinc's `PyTorchShim.finish_update` with the optimizer on numpy arrays of
+    the parameters, whatever device they are on, at `lr_scale` times its rate."""
     import torch
 
     shim = model.shims[0]
     for name, param in shim._model.named_parameters():
         if param.grad is None:
             continue
-        data, _ = sgd((shim.id, name), param.data.detach().float().cpu().numpy(), param.grad.detach().float().cpu().numpy())
+        weights, grad = param.data.detach().float().cpu().numpy(), param.grad.detach().float().cpu().numpy()
+        data, _ = sgd((shim.id, name), weights, grad, lr_scale=lr_scale)
         with torch.no_grad():
             param.data.copy_(torch.from_numpy(data).to(param.device, param.dtype))
         param.grad.zero_()

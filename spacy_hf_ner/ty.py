@@ -84,6 +84,7 @@ class TrainableBackend(Backend, Protocol):
 
     module: Any  # a torch.nn.Module returning an object with `.logits`
     device: Any  # its torch.device
+    learn_rate_scale: float  # its learning rate as a share of the optimizer's
 
     def to_torch(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]: ...
 

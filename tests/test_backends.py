@@ -102,7 +102,7 @@ def test_an_unknown_old_backend_name_names_the_registered_ones(bert_ner):
 def test_the_default_backend_is_the_torch_block(bert_ner):
     nlp = spacy.blank("en")
     ner = nlp.add_pipe("hf_ner", config={"model": str(bert_ner), "device": "cpu"})
-    assert nlp.config["components"]["hf_ner"]["backend"] == {"@hf_backends": "spacy-hf-ner.torch.v1", "dtype": "float32"}
+    assert nlp.config["components"]["hf_ner"]["backend"] == {"@hf_backends": "spacy-hf-ner.torch.v1", "dtype": "float32", "learn_rate_scale": 1.0}
     assert ner.is_trainable  # the block says so, before loading
     nlp.initialize()
     assert isinstance(ner.runtime.backend, TrainableBackend) and ner.runtime.trainable is ner.runtime.backend

@@ -363,6 +363,37 @@ def test_grad_clip_bounds_the_global_norm_of_the_update(encoder):
     assert optimizer.grad_clip == 0.5
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.25])
+def test_learn_rate_scale_scales_the_models_step(encoder, scale):
+    """The torch block's `learn_rate_scale` multiplies the optimizer's rate for
+    this model only: with plain SGD each parameter moves by scale * rate * grad."""
+    from thinc.api import SGD
+
+    nlp = spacy.blank("en")
+    backend = {"@hf_backends": "spacy-hf-ner.torch.v1", "learn_rate_scale": scale}
+    ner = nlp.add_pipe("hf_ner", config={"model": str(encoder), "device": "cpu", "backend": backend})
+    examples = ner_examples(nlp)
+    nlp.initialize(lambda: examples)
+    ner.update(examples)
+    module = ner.runtime.model
+    grads = {k: v.grad.detach().clone() for k, v in module.named_parameters() if v.grad is not None}
+    before = {k: v.detach().clone() for k, v in module.named_parameters()}
+    ner.finish_update(SGD(0.1, L2=0.0, grad_clip=0.0))
+    for k, v in module.named_parameters():
+        if k in grads:
+            assert torch_allclose(before[k] - v.detach(), grads[k] * 0.1 * scale), k
+
+
+@pytest.mark.parametrize("value", [0.0, -0.5])
+def test_a_learn_rate_scale_that_is_not_positive_is_refused(encoder, value):
+    from spacy_hf_ner.errors import SpacyHFNerError
+
+    nlp = spacy.blank("en")
+    backend = {"@hf_backends": "spacy-hf-ner.torch.v1", "learn_rate_scale": value}
+    with pytest.raises(SpacyHFNerError, match="E174.*learn_rate_scale.*frozen_components"):
+        nlp.add_pipe("hf_ner", config={"model": str(encoder), "backend": backend})
+
+
 def torch_allclose(a, b):
     import torch
 

@@ -5,6 +5,7 @@ from typing import Optional
 import catalogue
 from spacy import registry as spacy_registry
 
+from ..errors import Errors, SpacyHFNerError
 from ..ty import DType
 from . import ONNX, TORCH
 from .onnx import OnnxLoader
@@ -18,13 +19,20 @@ registry: catalogue.Registry = spacy_registry.hf_backends  # type: ignore[attr-d
 
 
 @registry.register(TORCH)
-def torch_backend(dtype: DType = "float32") -> TorchLoader:
+def torch_backend(dtype: DType = "float32", learn_rate_scale: float = 1.0) -> TorchLoader:
     """The transformers torch model (`backends/torch.py`), trainable.
 
     dtype (str): the weights' precision when running: "float32", "float16" or
         "bfloat16" (saved in the checkpoint's own dtype).
+    learn_rate_scale (float): in training, the model's learning rate as a share
+        of `[training.optimizer]`'s (thinc's `lr_scale`): e.g. 0.02 fine-tunes
+        an already fine-tuned model at 2e-5 while spaCy heads listening to it
+        learn at 1e-3. Must be > 0 (freeze the component instead with
+        `[training] frozen_components`).
     """
-    return TorchLoader(dtype)
+    if not learn_rate_scale > 0:
+        raise SpacyHFNerError(Errors.E174.format(value=learn_rate_scale))
+    return TorchLoader(dtype, float(learn_rate_scale))
 
 
 @registry.register(ONNX)

@@ -70,14 +70,18 @@ def _register_fork_hook() -> None:
 @dataclass(frozen=True)
 class TorchLoader:
     """The block `@hf_backends = "spacy-hf-ner.torch.v1"`: loads a
-    `TorchBackend` in `dtype` ("float32", "float16" or "bfloat16" weights)."""
+    `TorchBackend` in `dtype` ("float32", "float16" or "bfloat16" weights),
+    trained at `learn_rate_scale` times the optimizer's learning rate."""
 
     dtype: DType
+    learn_rate_scale: float = 1.0
     name: ClassVar[str] = TORCH
     trainable: ClassVar[bool] = True
 
     def load(self, request: LoadRequest) -> "TorchBackend":
-        return TorchBackend.load(request, self.dtype)
+        backend = TorchBackend.load(request, self.dtype)
+        backend.learn_rate_scale = self.learn_rate_scale
+        return backend
 
 
 class TorchBackend:
@@ -89,6 +93,7 @@ class TorchBackend:
         self.input_names = list(input_names)
         # the dtype `save` writes (the checkpoint's); None after training
         self.save_dtype = save_dtype
+        self.learn_rate_scale = 1.0
 
     @classmethod
     def load(cls, request: LoadRequest, dtype: str, attn_implementation: Optional[str] = None) -> "TorchBackend":
