@@ -20,6 +20,11 @@ listeners read at inference, and handed to the listeners during training:
   own token-classification loss, and the listeners' gradients (times their
   `grad_factor`) reach the encoder through the same graph; they are applied by
   the next `finish_update`, as spacy-transformers and curated apply theirs.
+  spaCy's heads sum their losses over the tokens, where the component's own
+  loss is a mean over its words: their gradients are divided by the batch's
+  token count, so that `grad_factor` 1.0 weighs a head's loss per token as much
+  as the component's (undivided, a 200-word batch gave the tagger 200 times the
+  weight of the entities, and they were lost within 150 steps).
 
 spacy-transformers 1.4 cannot be imported next to transformers 5 (it imports
 `transformers.tokenization_utils.BatchEncoding`, gone in 5.0); its listener
@@ -307,7 +312,8 @@ def shared_update(component: Any, examples: Sequence[Any]) -> float:
     hidden = [[tensors[i].detach().float().cpu().numpy() for i in mine] for mine in by_doc]
     outputs, sources = doc_outputs(docs, [[windows[i] for i in mine] for mine in by_doc], hidden)
     check_width(component, outputs)
-    backprops = _listener_backprops(outputs, sources, by_doc, tensors, lengths)
+    per_token = 1.0 / max(sum(len(doc) for doc in docs), 1)  # the heads' summed losses as means
+    backprops = _listener_backprops(outputs, sources, by_doc, tensors, lengths, per_token)
     output_cls, _, utils = curated_classes()
     result = output_cls(outputs=outputs, last_layer_only=not all_layers)
     batch_id = utils.calculate_batch_id(docs)
@@ -323,10 +329,11 @@ def _listener_backprops(
     by_doc: List[List[int]],
     tensors: List[Any],
     lengths: List[int],
+    scale: float,
 ) -> Tuple[Callable[..., Any], Callable[..., Any]]:
     """(accumulate, backprop) in curated's protocol: every listener but the
     last adds its gradient to a buffer; the last one adds its own and runs the
-    backward pass from the hidden states into the encoder."""
+    backward pass, times `scale`, from the hidden states into the encoder."""
     import torch
 
     d_outputs = [[np.zeros_like(layer.dataXd) for layer in doc] for doc in outputs]
@@ -341,7 +348,7 @@ def _listener_backprops(
         grads: List[Any] = [None] * len(tensors)
         for d, mine in enumerate(by_doc):
             n_layers = len(d_outputs[d])
-            per_layer = [scatter(d_outputs[d][k], sources[d], [lengths[i] for i in mine]) for k in range(n_layers)]
+            per_layer = [scatter(scale * d_outputs[d][k], sources[d], [lengths[i] for i in mine]) for k in range(n_layers)]
             for w, i in enumerate(mine):
                 grads[i] = np.stack([per_layer[k][w] for k in range(n_layers)])
         pairs = [(t, torch.from_numpy(g).to(t.device, t.dtype)) for t, g in zip(tensors, grads) if t is not None]

@@ -263,6 +263,30 @@ def test_joint_training_sends_the_heads_gradient_into_the_encoder(bert_ner):
         np.testing.assert_allclose(two.numpy(), 2 * one.numpy(), rtol=1e-4, atol=1e-7)
 
 
+def test_the_heads_gradient_is_a_mean_over_the_batchs_tokens(bert_ner):
+    """spaCy's tagger sums its loss over the tokens; the encoder gets it as a
+    mean, as hf_ner's own loss is: the same examples twice in one batch give
+    the encoder the gradient that they give once."""
+    grads = {}
+    for copies in (1, 2):
+        fix_random_seed(0)
+        nlp = shared_nlp(bert_ner)
+        egs = tag_examples(nlp)
+        init_heads(nlp, egs)
+        opt = Adam(0.01)
+        for _ in range(3):  # the tagger's output layer starts at zero
+            nlp.update(egs, sgd=opt, exclude=["hf_ner"], annotates=["hf_ner"])
+        ner = nlp.get_pipe("hf_ner")
+        ner.runtime.model.zero_grad(set_to_none=True)
+        ner.runtime.model.eval()
+        ner.runtime.model.train = lambda mode=True: ner.runtime.model  # no dropout
+        nlp.update(egs * copies, sgd=False)
+        grads[copies] = [g for g in encoder_grads(ner) if g is not None]
+    assert grads[1] and any(g.abs().sum() > 0 for g in grads[1])
+    for once, twice in zip(grads[1], grads[2]):
+        np.testing.assert_allclose(twice.numpy(), once.numpy(), rtol=1e-4, atol=1e-7)
+
+
 def test_joint_training_adds_the_entity_loss(bert_ner):
     """With entity gold too, the encoder's gradient is the sum of both."""
     fix_random_seed(0)
