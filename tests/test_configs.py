@@ -31,7 +31,7 @@ SHARED_ENCODER_CONFIGS = {
     "tagger_conll_frozen.cfg": "hf_ner",
     "tagger_conll_joint.cfg": "hf_ner",
 }
-TWIN_CONFIGS = {"heads_ewt_curated.cfg"}
+TWIN_CONFIGS = {"heads_ewt_curated.cfg", "heads_ewt_curated_raw.cfg"}
 
 NER = [
     ("Angela Merkel went to Paris .", [(0, 13, "PER"), (22, 27, "LOC")]),
@@ -245,6 +245,9 @@ def test_init_config_epochs_counts_the_corpus_words(tmp_path):
         (["x.cfg", "-c", "hf_ner", "--epochs", "2"], "E140"),
         (["x.cfg", "-c", "hf_ner", "--max-steps", "50", "--warmup-steps", "50"], "E141"),
         (["x.cfg", "-c", "hf_ner", "--train", "/no/such/corpus", "--epochs", "2"], "E142"),
+        (["x.cfg", "-c", "hf_ner", "--encoder-learn-rate", "1e-5"], "E146"),
+        (["x.cfg", "-c", "hf_ner", "--with", "tagger", "--encoder", "frozen", "--encoder-learn-rate", "1e-5"], "E146"),
+        (["x.cfg", "-c", "hf_ner", "--with", "tagger", "--encoder", "joint", "--encoder-learn-rate", "1e-3"], "E146"),
     ],
 )
 def test_init_config_rejects_flags_that_do_not_fit(argv, code, capsys):

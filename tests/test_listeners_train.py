@@ -56,6 +56,10 @@ def test_spacy_train_heads_on_hf_ner(mode, bert_ner, tmp_path):
     assert config["nlp"]["pipeline"] == ["hf_ner", "tagger", "parser"]
     assert config["components"]["tagger"]["model"]["tok2vec"]["width"] == 32  # read from the model
     assert config["training"]["frozen_components"] == (["hf_ner"] if mode == "frozen" else [])
+    # joint: the encoder learns at --encoder-learn-rate (2e-5) of the heads' 1e-4
+    assert config["components"]["hf_ner"]["backend"]["learn_rate_scale"] == (0.2 if mode == "joint" else 1.0)
+    written = out.read_text().splitlines()[1]
+    assert written.startswith("# Written by: spacy-hf-ner init-config") and "--layers" not in written
     spacy_train(out, tmp_path / "out", overrides={"components.hf_ner.device": "cpu", "training.logger.progress_bar": False})
     trained = spacy.load(tmp_path / "out" / "model-last")
     assert trained.get_pipe("hf_ner").listening_components == ["tagger", "parser"]
