@@ -21,6 +21,7 @@ outputs. Texts within one window (on UD English EWT test, 10-sentence docs,
 all but a few) get the same hidden states from both.
 
     python -m scripts.curated_twin configs/heads_ewt.cfg configs/heads_ewt_curated.cfg
+    python -m scripts.curated_twin configs/heads_ewt.cfg configs/heads_ewt_curated_raw.cfg --pieces raw-text
     python -m scripts.curated_twin --link assets/en_conll03   # the encoder for ${paths.encoder}
 """
 import argparse
@@ -31,6 +32,10 @@ from typing import Any, Dict
 MODEL = "spacy-hf-ner:en_conll03"
 WINDOW = 256
 STRIDE = 224
+# `--pieces`: curated's own (each spaCy token tokenized on its own), or the
+# pieces hf_ner reads (the whole text tokenized: scripts/twin_pieces.py)
+PIECE_ENCODERS = {"curated": "spacy-curated-transformers.BertWordpieceEncoder.v1", "raw-text": "spacy-hf-ner-twin.RawTextPieces.v1"}
+PIECE_LOADERS = {"curated": "spacy-curated-transformers.HFPieceEncoderLoader.v1", "raw-text": "spacy-hf-ner-twin.RawTextPiecesLoader.v1"}
 
 
 def encoder_dir() -> Path:
@@ -39,8 +44,9 @@ def encoder_dir() -> Path:
     return Path(resolve_model(MODEL, "curated_twin"))
 
 
-def transformer_model(model_dir: Path, window: int = WINDOW, stride: int = STRIDE) -> Dict[str, Any]:
-    """curated's BertTransformer.v1 block, sized from the model's config.json."""
+def transformer_model(model_dir: Path, window: int = WINDOW, stride: int = STRIDE, pieces: str = "curated") -> Dict[str, Any]:
+    """curated's BertTransformer.v1 block, sized from the model's config.json;
+    `pieces` "raw-text": the piece encoder of `scripts/twin_pieces.py`."""
     hf = json.loads((model_dir / "config.json").read_text())
     return {
         "@architectures": "spacy-curated-transformers.BertTransformer.v1",
@@ -51,20 +57,20 @@ def transformer_model(model_dir: Path, window: int = WINDOW, stride: int = STRID
         "hidden_act": hf["hidden_act"],
         "attention_probs_dropout_prob": hf["attention_probs_dropout_prob"],
         "hidden_dropout_prob": hf["hidden_dropout_prob"],
-        "piece_encoder": {"@architectures": "spacy-curated-transformers.BertWordpieceEncoder.v1"},
+        "piece_encoder": {"@architectures": PIECE_ENCODERS[pieces]},
         "with_spans": {"@architectures": "spacy-curated-transformers.WithStridedSpans.v1", "stride": stride, "window": window},
     }  # fmt: skip
 
 
-def loaders(name: str) -> Dict[str, Any]:
+def loaders(name: str, pieces: str = "curated") -> Dict[str, Any]:
     """The `[initialize.components.transformer]` loaders of the weights at `name`."""
     return {
         "encoder_loader": {"@model_loaders": "spacy-curated-transformers.HFTransformerEncoderLoader.v1", "name": name},
-        "piecer_loader": {"@model_loaders": "spacy-curated-transformers.HFPieceEncoderLoader.v1", "name": name},
+        "piecer_loader": {"@model_loaders": PIECE_LOADERS[pieces], "name": name},
     }
 
 
-def twin(config, model_dir: Path, encoder: str = "assets/en_conll03", upstream: str = "hf_ner"):
+def twin(config, model_dir: Path, encoder: str = "assets/en_conll03", upstream: str = "hf_ner", pieces: str = "curated"):
     """The config with `upstream`'s place taken by a frozen curated transformer
     sized as the model in `model_dir`, whose weights it loads from `encoder`
     (`${paths.encoder}`)."""
@@ -82,13 +88,13 @@ def twin(config, model_dir: Path, encoder: str = "assets/en_conll03", upstream: 
             all_layers = all_layers or "weighting" in tok2vec  # ScalarWeightingListener: every layer
     config["components"]["transformer"] = {
         "factory": "curated_transformer", "all_layer_outputs": all_layers, "frozen": True,
-        "model": transformer_model(model_dir),
+        "model": transformer_model(model_dir, pieces=pieces),
     }  # fmt: skip
     training = config["training"]
     for key in ("frozen_components", "annotating_components"):
         training[key] = [name for name in training[key] if name != upstream]
     training["score_weights"] = {k: v for k, v in training["score_weights"].items() if not k.startswith("ents_")}
-    config["initialize"]["components"]["transformer"] = loaders("${paths.encoder}")
+    config["initialize"]["components"]["transformer"] = loaders("${paths.encoder}", pieces)
     return config
 
 
@@ -105,12 +111,16 @@ def main() -> None:
     ap.add_argument("source", type=Path, nargs="?", help="a config whose heads listen to hf_ner")
     ap.add_argument("output", type=Path, nargs="?", help="the twin config to write")
     ap.add_argument("--link", type=Path, default=None, help="link the en_conll03 encoder here and stop")
+    ap.add_argument("--pieces", choices=sorted(PIECE_ENCODERS), default="curated",
+                    help="curated's own piece encoder (each spaCy token on its own), or hf_ner's pieces of the whole text")
     args = ap.parse_args()
     if args.link:
         link(args.link)
         return
-    config = twin(load_config(args.source, interpolate=False), encoder_dir())
+    config = twin(load_config(args.source, interpolate=False), encoder_dir(), pieces=args.pieces)
     command = f"python -m scripts.curated_twin {args.source} {args.output}"
+    if args.pieces != "curated":
+        command += f" --pieces {args.pieces} (train and evaluate with --code scripts/twin_pieces.py)"
     text = f"# Written by: {command} (the heads of {args.source} on curated's transformer)\n{config.to_str()}"
     args.output.write_text(text + "\n")
     print(f"wrote {args.output}")

@@ -9,6 +9,10 @@ pieces (curated splits each spaCy token into pieces, hf_ner the text) or by
 values (a piece that differs, another window for texts over 256 pieces).
 
     python -m scripts.twin_states training/heads_ewt/model-last training/heads_ewt_curated/model-last corpus/upos/test.spacy metrics/heads_states.json
+    python -m scripts.twin_states training/heads_ewt/model-last training/heads_ewt_curated_raw/model-last corpus/upos/test.spacy metrics/heads_states_raw.json
+
+The second twin reads hf_ner's own pieces (`scripts/twin_pieces.py`, imported
+here so that its pipeline loads).
 """
 import argparse
 import json
@@ -46,6 +50,8 @@ def main() -> None:
     ap.add_argument("output", type=Path)
     ap.add_argument("--atol", type=float, default=1e-4)
     args = ap.parse_args()
+    import scripts.twin_pieces  # noqa: F401  (registers the raw-text twin's piece encoder)
+
     ours, twin = spacy.load(args.ours), spacy.load(args.twin)
     texts = [d.text for d in DocBin().from_disk(args.corpus).get_docs(ours.vocab)]
     states = {}

