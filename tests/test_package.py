@@ -15,30 +15,75 @@ REPO = Path(__file__).resolve().parent.parent
 TEXT = "Angela Merkel met Emmanuel Macron in Paris."
 
 
-@pytest.fixture(scope="module")
-def dist(bert_ner, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("package")
-    nlp = spacy.blank("en")
-    nlp.add_pipe("hf_ner", config={"model": str(bert_ner)})
-    nlp.initialize()
+def package(nlp, root: Path, name: str) -> Path:
+    """`spacy-hf-ner package` of `nlp`: its dist folder."""
     nlp.to_disk(root / "pipe")
     (root / "out").mkdir()
     done = subprocess.run([sys.executable, "-m", "spacy_hf_ner", "package", str(root / "pipe"), str(root / "out"),
-                           "--name", "test_hf", "--version", "0.0.1"],
+                           "--name", name, "--version", "0.0.1"],
                           cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    dist = root / "out" / "en_test_hf-0.0.1" / "dist"
-    assert f"pip install --find-links {dist} en_test_hf" in done.stdout
+    dist = root / "out" / f"en_{name}-0.0.1" / "dist"
+    assert f"pip install --find-links {dist} en_{name}" in done.stdout
     return dist
+
+
+def requirements(wheel: Path):
+    with zipfile.ZipFile(wheel) as z:
+        (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        return [line for line in z.read(meta).decode().splitlines() if line.startswith("Requires-Dist: ")]
+
+
+@pytest.fixture(scope="module")
+def dist(bert_ner, tmp_path_factory) -> Path:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("hf_ner", config={"model": str(bert_ner)})
+    nlp.initialize()
+    return package(nlp, tmp_path_factory.mktemp("package"), "test_hf")
+
+
+@pytest.fixture(scope="module")
+def heads_dist(bert_ner, tmp_path_factory) -> Path:
+    """hf_ner with a tagger listening to it (spacy-curated-transformers)."""
+    pytest.importorskip("spacy_curated_transformers")
+    from test_listeners import trained
+
+    return package(trained(bert_ner, steps=3), tmp_path_factory.mktemp("heads_package"), "test_heads")
 
 
 def test_dist_holds_the_pipeline_and_the_plugin(dist):
     assert sorted(p.name for p in dist.iterdir()) == [
         "en_test_hf-0.0.1-py3-none-any.whl", "spacy_hf_ner-0.1.0-py3-none-any.whl",
     ]  # fmt: skip
-    with zipfile.ZipFile(dist / "en_test_hf-0.0.1-py3-none-any.whl") as z:
-        (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
-        assert "Requires-Dist: spacy-hf-ner<0.2.0,>=0.1.0" in z.read(meta).decode()
+    assert requirements(dist / "en_test_hf-0.0.1-py3-none-any.whl") == ["Requires-Dist: spacy-hf-ner<0.2.0,>=0.1.0"]
+
+
+def test_a_heads_pipeline_requires_its_listener_library(heads_dist):
+    """spaCy names the library of the listeners' architectures: pip brings
+    spacy-curated-transformers with the pipeline."""
+    found = requirements(heads_dist / "en_test_heads-0.0.1-py3-none-any.whl")
+    assert "Requires-Dist: spacy-hf-ner<0.2.0,>=0.1.0" in found
+    assert any(r.startswith("Requires-Dist: spacy-curated-transformers") for r in found), found
+
+
+@pytest.mark.slow  # about 100 s on 2 cores
+def test_a_heads_package_installs_and_runs_one_pass_in_a_fresh_venv(heads_dist, tmp_path):
+    """The heads pipeline from its dist folder: entities and tags, from one
+    forward pass, as in the project's environment."""
+    nlp = spacy.load(heads_dist.parent / "en_test_heads" / "en_test_heads-0.0.1")
+    expected = [[(t.text, t.tag_, t.ent_type_) for t in nlp(TEXT)]]
+    python = fresh_venv.make(tmp_path)
+    fresh_venv.pip_install(python, "--find-links", str(heads_dist), "en_test_heads")
+    script = (
+        "import spacy\n"
+        "nlp = spacy.load('en_test_heads')\n"
+        "print(nlp.get_pipe('hf_ner').listening_components)\n"
+        f"print([[(t.text, t.tag_, t.ent_type_) for t in nlp({TEXT!r})]])\n"
+    )
+    done = subprocess.run([str(python), "-c", script], cwd=tmp_path, env=fresh_venv.env(),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["['tagger']", str(expected)]
 
 
 @pytest.mark.slow  # about 100 s on 2 cores: a fresh venv, pip, a model load
