@@ -84,7 +84,7 @@ class TrainableBackend(Backend, Protocol):
 
     module: Any  # a torch.nn.Module returning an object with `.logits`
     device: Any  # its torch.device
-    learn_rate_scale: float  # its learning rate as a share of the optimizer's
+    learn_rate_scale: float  # its learning rate as a share of the optimizer's (read as 1.0 where absent)
 
     def to_torch(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]: ...
 

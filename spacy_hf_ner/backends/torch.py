@@ -79,24 +79,27 @@ class TorchLoader:
     trainable: ClassVar[bool] = True
 
     def load(self, request: LoadRequest) -> "TorchBackend":
-        backend = TorchBackend.load(request, self.dtype)
-        backend.learn_rate_scale = self.learn_rate_scale
-        return backend
+        return TorchBackend.load(request, self.dtype, learn_rate_scale=self.learn_rate_scale)
 
 
 class TorchBackend:
     """A transformers torch model in eval mode on `device` (a `TrainableBackend`)."""
 
-    def __init__(self, module: Any, device: Any, input_names: Sequence[str], save_dtype: Any) -> None:
+    def __init__(
+        self, module: Any, device: Any, input_names: Sequence[str], save_dtype: Any, learn_rate_scale: float = 1.0
+    ) -> None:
         self.module = module
         self.device = device
         self.input_names = list(input_names)
         # the dtype `save` writes (the checkpoint's); None after training
         self.save_dtype = save_dtype
-        self.learn_rate_scale = 1.0
+        # in training, its learning rate as a share of the optimizer's
+        self.learn_rate_scale = learn_rate_scale
 
     @classmethod
-    def load(cls, request: LoadRequest, dtype: str, attn_implementation: Optional[str] = None) -> "TorchBackend":
+    def load(
+        cls, request: LoadRequest, dtype: str, attn_implementation: Optional[str] = None, learn_rate_scale: float = 1.0
+    ) -> "TorchBackend":
         """The model of `request` in `dtype`; `attn_implementation` as transformers
         takes it (None: its default; the ONNX export traces "eager")."""
         import torch
@@ -138,7 +141,7 @@ class TorchBackend:
         if device.type == "cpu":
             _register_fork_hook()
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in request.input_names]
-        return cls(module, device, names, save_dtype)
+        return cls(module, device, names, save_dtype, learn_rate_scale)
 
     def to_torch(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:
         """The model's inputs as torch tensors on its device."""
