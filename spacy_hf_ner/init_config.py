@@ -193,14 +193,15 @@ def _shared_heads(args: argparse.Namespace, kind: ComponentKind) -> Dict[str, An
 
 def encoder_scale(args: argparse.Namespace, heads: List[str], mode: str) -> Any:
     """With `--encoder joint`: the backend's `learn_rate_scale`, the encoder's
-    rate over the heads' (`--encoder-learn-rate` / `--learn-rate`); else None
-    (E146 for `--encoder-learn-rate` without joint heads, or above the heads')."""
+    rate over the heads' (`--encoder-learn-rate`, default 2e-5 or the heads'
+    rate where that is lower, over `--learn-rate`); else None (E146 for
+    `--encoder-learn-rate` without joint heads, or above the heads')."""
     given = getattr(args, "encoder_learn_rate", None)
     if not heads or mode != "joint":
         if given is not None:
             raise SpacyHFNerError(Errors.E146.format(value=given, problem="but no heads train with it", fix="add `--with HEADS --encoder joint`, or drop the flag"))
         return None
-    rate = ENCODER_LEARN_RATE if given is None else given
+    rate = min(ENCODER_LEARN_RATE, args.learn_rate) if given is None else given
     if not 0 < rate <= args.learn_rate:
         fix = f"give a rate in (0, {args.learn_rate:g}] (`--learn-rate`, the heads' rate), e.g. {ENCODER_LEARN_RATE:g}"
         raise SpacyHFNerError(Errors.E146.format(value=rate, problem=f"and must be above 0 and at most the heads' {args.learn_rate:g}", fix=fix))

@@ -258,6 +258,20 @@ def test_init_config_rejects_flags_that_do_not_fit(argv, code, capsys):
     assert f"[{code}]" in err and "Fix:" in err
 
 
+@pytest.mark.parametrize(
+    "flags, scale",
+    [([], 0.2), (["--learn-rate", "0.001"], 0.02), (["--learn-rate", "1e-5"], 1.0), (["--encoder-learn-rate", "5e-5"], 0.5)],
+)
+def test_init_config_joint_writes_the_encoders_share_of_the_rate(flags, scale, capsys):
+    """`--encoder joint`: the backend's learn_rate_scale is the encoder's rate
+    (default 2e-5, never above the heads') over the heads' `--learn-rate`."""
+    from spacy_hf_ner.__main__ import main
+
+    assert main(["init-config", "-", "-c", "hf_ner", "--with", "tagger", "--encoder", "joint", *flags]) == 0
+    config = spacy.util.load_config_from_str(capsys.readouterr().out, interpolate=False)
+    assert config["components"]["hf_ner"]["backend"]["learn_rate_scale"] == scale
+
+
 # -- the schedule checks on the first update of a training run (W140, W141) -------------
 
 
