@@ -363,6 +363,7 @@ def test_grad_clip_bounds_the_global_norm_of_the_update(encoder):
     assert optimizer.grad_clip == 0.5
 
 
+@pytest.mark.filterwarnings("ignore:.*W140")  # a constant rate, on purpose: the step is checked exactly
 @pytest.mark.parametrize("scale", [1.0, 0.25])
 def test_learn_rate_scale_scales_the_models_step(encoder, scale):
     """The torch block's `learn_rate_scale` multiplies the optimizer's rate for
