@@ -201,3 +201,29 @@ def test_compare_heads_gates_on_the_means_over_the_seeds(tmp_path):
     assert ok.returncode == 0 and "largest difference of the means 0.20" in ok.stdout, ok.stdout + ok.stderr
     assert "91.80 (91.70-91.90)" in ok.stdout and "own pieces" in ok.stdout
     assert too_far.returncode == 1 and "0.40" in too_far.stdout and "TOO LARGE" in too_far.stdout
+
+
+def test_compare_f1_gates_a_metric_that_must_exceed(tmp_path):
+    """`scripts/compare_f1.py --metric tag_acc --must-exceed` (the joint tagger
+    against the frozen one): exit 0 only when the first is higher; the F1 gate
+    keeps its tolerance."""
+    import json
+    import subprocess
+    import sys
+
+    def metrics(name, **values):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(values))
+        return str(path)
+
+    def run(*argv):
+        cmd = [sys.executable, "-m", "scripts.compare_f1", *argv]
+        return subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
+
+    joint, frozen = metrics("j", tag_acc=0.8837, f1=0.8829), metrics("f", tag_acc=0.8385, f1=0.8848)
+    higher = run(joint, frozen, "--metric", "tag_acc", "--must-exceed")
+    assert higher.returncode == 0 and "test tag_acc" in higher.stdout and "+4.52" in higher.stdout
+    assert run(frozen, joint, "--metric", "tag_acc", "--must-exceed").returncode == 1
+    assert run(frozen, frozen, "--metric", "tag_acc", "--must-exceed").returncode == 1  # equal is not higher
+    assert run(joint, frozen, "--tolerance", "0.003").returncode == 0  # F1 -0.19 within 0.3
+    assert run(joint, frozen, "--tolerance", "0.001").returncode == 1
