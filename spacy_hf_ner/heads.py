@@ -13,7 +13,7 @@ quickstart, its `tok2vec` a spacy-curated-transformers listener whose
 
 No spaCy import: plain text.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from .errors import Errors
 
@@ -97,9 +97,9 @@ def score_weights(
     return weights
 
 
-def model_width(model: Optional[str], key: str = "hidden_size") -> Optional[int]:
-    """The hidden size (or another `key`, e.g. "num_hidden_layers") of the
-    base model's config (None when it cannot be read)."""
+def base_config(model: Optional[str]) -> Optional[Any]:
+    """The base model's transformers config, for the listeners' `width`
+    (`hidden_size`) and layer count (None when it cannot be read)."""
     if not model:
         return None
     try:
@@ -107,6 +107,6 @@ def model_width(model: Optional[str], key: str = "hidden_size") -> Optional[int]
 
         from .sources import resolve_model
 
-        return int(getattr(AutoConfig.from_pretrained(resolve_model(model, "init-config")), key))
+        return AutoConfig.from_pretrained(resolve_model(model, "init-config"))
     except Exception:  # offline, unknown id: the config says to set it
         return None

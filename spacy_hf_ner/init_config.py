@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from .errors import Errors, SpacyHFNerError
-from .heads import DEFAULT_WIDTH, LAYER_MODES, head_sections, model_width, parse_heads, score_weights
+from .heads import DEFAULT_WIDTH, LAYER_MODES, base_config, head_sections, parse_heads, score_weights
 from .kinds import ComponentKind, Recipe, all_kinds, kind_of
 
 TEMPLATE = Path(__file__).parent / "templates" / "finetune.cfg.jinja"
@@ -175,9 +175,10 @@ def _shared_heads(args: argparse.Namespace, kind: ComponentKind) -> Dict[str, An
     to the component (`heads.py`), frozen or trained with it."""
     heads = parse_heads(getattr(args, "heads", None), args.component)
     mode = getattr(args, "encoder", None) or "frozen"
-    width = model_width(args.model) if heads else None
+    config = base_config(args.model) if heads else None
+    width = getattr(config, "hidden_size", None)
     layers = getattr(args, "layers", None) or "last"
-    n_layers = (model_width(args.model, "num_hidden_layers") if layers == "weighted" else None) or 12
+    n_layers = getattr(config, "num_hidden_layers", None) or 12
     frozen = [args.component] if heads and mode == "frozen" else []
     return {
         "learn_rate_scale": encoder_scale(args, heads, mode),
