@@ -48,9 +48,9 @@ def difference(ours: Group, twin: Group) -> Dict[str, float]:
 
 
 def row(name: str, group: Group) -> str:
-    cells = []
+    cells, stats = [], summary(group)
     for k in KEYS:
-        avg, lo, hi = summary(group)[k]
+        avg, lo, hi = stats[k]
         cells.append(f"{avg:>6.2f} ({lo:.2f}-{hi:.2f})" if len(group) > 1 else f"{avg:>6.2f}{'':>14}")
     return f"{name:<34} " + " ".join(cells) + f"  seeds: {len(group)}"
 

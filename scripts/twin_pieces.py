@@ -23,9 +23,9 @@ from spacy.util import registry
 from thinc.api import Model, Ragged
 
 from scripts import curated_numpy  # noqa: F401  (the patch, applied on import)
+from scripts.curated_twin import PIECE_ENCODERS, PIECE_LOADERS
 
-ENCODER = "spacy-hf-ner-twin.RawTextPieces.v1"
-LOADER = "spacy-hf-ner-twin.RawTextPiecesLoader.v1"
+ENCODER, LOADER = PIECE_ENCODERS["raw-text"], PIECE_LOADERS["raw-text"]
 
 
 @lru_cache(maxsize=4)
